@@ -1,0 +1,115 @@
+"""Shared fixtures: a Wagtail site, real page publishes, destinations and loopback servers."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from wagtail.models import Locale, Page, Site
+
+from tests.testapp.models import BlogIndexPage, BlogPage
+from wagtail_publish_hooks.delivery import run_due_deliveries
+
+try:
+    import django.tasks  # noqa: F401
+
+    IMMEDIATE_BACKEND = "django.tasks.backends.immediate.ImmediateBackend"
+except ImportError:
+    IMMEDIATE_BACKEND = "django_tasks.backends.immediate.ImmediateBackend"
+
+WEBHOOK = "wagtail_publish_hooks.backends.webhook.WebhookBackend"
+
+
+def make_secret() -> str:
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+@pytest.fixture(autouse=True)
+def immediate_tasks(settings):
+    """Run the real delivery task synchronously on commit, unless a test asks for a worker."""
+    settings.TASKS = {"default": {"BACKEND": IMMEDIATE_BACKEND}}
+
+
+@pytest.fixture
+def configure(settings) -> Callable[..., dict[str, Any]]:
+    """Set ``WAGTAIL_PUBLISH_HOOKS``: ``configure(DESTINATIONS={...}, MAX_ATTEMPTS=3)``."""
+
+    def apply(**values: Any) -> dict[str, Any]:
+        config = {"ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8", "::1/128"], **values}
+        settings.WAGTAIL_PUBLISH_HOOKS = config
+        return config
+
+    return apply
+
+
+@pytest.fixture
+def secret() -> str:
+    return make_secret()
+
+
+@pytest.fixture
+def webhook_destination(configure, httpserver, secret) -> Callable[..., dict[str, Any]]:
+    """Configure one webhook destination ``consumer`` posting to the loopback server."""
+
+    def apply(path: str = "/hooks", options: dict | None = None, **destination: Any):
+        config = {
+            "BACKEND": WEBHOOK,
+            "OPTIONS": {"URL": httpserver.url_for(path), "SECRET": secret, **(options or {})},
+            **destination,
+        }
+        return configure(DESTINATIONS={"consumer": config}, RETRY_SCHEDULE=[0])
+
+    return apply
+
+
+@pytest.fixture
+def site_root(db) -> Page:
+    """The default site's home page. Transactional tests flush the tree, so build it again."""
+    site = Site.objects.filter(is_default_site=True).select_related("root_page").first()
+    if site is not None:
+        return site.root_page.specific
+    locale, _ = Locale.objects.get_or_create(language_code="en")
+    root = Page.get_first_root_node() or Page.add_root(
+        instance=Page(title="Root", slug="root", locale=locale)
+    )
+    home = Page(title="Home", slug="home", locale=locale)
+    root.add_child(instance=home)
+    Site.objects.create(hostname="localhost", port=80, root_page=home, is_default_site=True)
+    return home
+
+
+@pytest.fixture
+def blog_index(site_root) -> BlogIndexPage:
+    index = BlogIndexPage(title="News", slug="news")
+    site_root.add_child(instance=index)
+    return index
+
+
+@pytest.fixture
+def draft_blog_page(blog_index) -> BlogPage:
+    page = BlogPage(title="Hello world", slug="hello-world", intro="Hi", live=False)
+    blog_index.add_child(instance=page)
+    page.save_revision()
+    return page
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def deliver() -> Callable[[], Any]:
+    """Run the worker's delivery loop in this process (what a task run does)."""
+
+    def run() -> Any:
+        return run_due_deliveries(max_seconds=30, enqueue_successor=False)
+
+    return run

@@ -1,0 +1,243 @@
+"""A real publish becomes one signed webhook, after commit, with the payload of PRODUCT.md §5."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from standardwebhooks.webhooks import Webhook
+from werkzeug import Response
+
+from tests.testapp.models import BasePage, BlogPage, EventPage, OtherPage
+from wagtail_publish_hooks import __version__
+from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, Event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+
+
+def test_publish_delivers_one_signed_request(webhook_destination, httpserver, secret,
+                                             draft_blog_page, django_user_model):
+    webhook_destination()
+    httpserver.expect_request("/hooks", method="POST").respond_with_data("ok")
+    user = django_user_model.objects.create_superuser("editor", "editor@example.com", "pw")
+
+    from wagtail.log_actions import LogContext
+
+    with LogContext(user=user):
+        revision = draft_blog_page.save_revision(user=user)
+        revision.publish(user=user)
+
+    assert len(httpserver.log) == 1
+    request, _ = httpserver.log[0]
+    body = request.get_data()
+    headers = dict(request.headers)
+    payload = Webhook(secret).verify(body, headers)
+
+    event = Event.objects.get()
+    assert headers["Content-Type"] == "application/json"
+    assert headers["User-Agent"] == f"wagtail-publish-hooks/{__version__}"
+    assert headers["Webhook-Id"] == event.event_id
+    assert re.fullmatch(r"evt_[0-9a-z]{26}", event.event_id)
+    assert re.fullmatch(r"v1,[A-Za-z0-9+/=]+", headers["Webhook-Signature"])
+
+    draft_blog_page.refresh_from_db()
+    assert payload["id"] == event.event_id
+    assert payload["type"] == "page.published"
+    assert ISO_UTC.match(payload["timestamp"])
+    page = payload["data"]["page"]
+    assert page == {
+        "id": draft_blog_page.pk,
+        "type": "testapp.BlogPage",
+        "title": "Hello world",
+        "slug": "hello-world",
+        "url_path": draft_blog_page.url_path,
+        "url": "http://localhost/news/hello-world/",
+        "urls": ["http://localhost/news/hello-world/"],
+        "locale": "en",
+        "live": True,
+        "revision_id": revision.pk,
+        "first_published_at": page["first_published_at"],
+        "last_published_at": page["last_published_at"],
+    }
+    assert ISO_UTC.match(page["first_published_at"])
+    assert ISO_UTC.match(page["last_published_at"])
+    assert payload["data"]["actor"] == {"id": user.pk, "username": "editor"}
+    assert payload["data"]["scheduled"] is False
+    assert payload["data"]["alias"] is False
+    # The body is compact UTF-8 JSON, exactly the bytes that were signed.
+    assert json.loads(body) == payload
+
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.DELIVERED
+    assert delivery.attempts == 1
+    assert delivery.last_status_code == 200
+    attempt = Attempt.objects.get()
+    assert attempt.response_body == "ok"
+    assert attempt.request_headers["webhook-signature"] == "[redacted]"
+    assert secret not in json.dumps(attempt.request_headers)
+
+
+def test_unpublish_is_delivered(webhook_destination, httpserver, draft_blog_page):
+    webhook_destination()
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+    draft_blog_page.save_revision().publish()
+    draft_blog_page.refresh_from_db()
+    draft_blog_page.unpublish()
+
+    types = [json.loads(req.get_data())["type"] for req, _ in httpserver.log]
+    assert types == ["page.published", "page.unpublished"]
+    unpublished = json.loads(httpserver.log[1][0].get_data())
+    assert unpublished["data"]["page"]["live"] is False
+
+
+def test_rolled_back_publish_leaves_nothing(webhook_destination, httpserver, draft_blog_page):
+    webhook_destination()
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        draft_blog_page.save_revision().publish()
+        assert Event.objects.count() == 1  # recorded inside the transaction...
+        raise Abort
+
+    assert Event.objects.count() == 0  # ...and gone with it
+    assert Delivery.objects.count() == 0
+    assert httpserver.log == []
+
+
+def test_request_is_made_only_after_commit(webhook_destination, httpserver, draft_blog_page):
+    webhook_destination()
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+
+    with transaction.atomic():
+        draft_blog_page.save_revision().publish()
+        assert httpserver.log == []
+        assert Delivery.objects.get().status == DeliveryStatus.PENDING
+
+    assert len(httpserver.log) == 1
+    assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
+
+
+def test_model_filter_includes_subclasses(webhook_destination, httpserver, blog_index):
+    webhook_destination(MODELS=["testapp.BasePage"])
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+
+    for cls, slug in ((BlogPage, "blog"), (EventPage, "event"), (OtherPage, "other"),
+                      (BasePage, "base")):
+        page = cls(title=slug, slug=slug)
+        blog_index.add_child(instance=page)
+        page.save_revision().publish()
+
+    received = [json.loads(req.get_data())["data"]["page"]["type"] for req, _ in httpserver.log]
+    assert received == ["testapp.BlogPage", "testapp.EventPage", "testapp.BasePage"]
+
+
+def test_event_filter(webhook_destination, httpserver, draft_blog_page):
+    webhook_destination(EVENTS=["page.unpublished"])
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+    draft_blog_page.save_revision().publish()
+    assert httpserver.log == []
+    draft_blog_page.refresh_from_db()
+    draft_blog_page.unpublish()
+    assert [json.loads(r.get_data())["type"] for r, _ in httpserver.log] == ["page.unpublished"]
+
+
+def test_future_go_live_at_sends_nothing(webhook_destination, httpserver, draft_blog_page):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    webhook_destination()
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+    draft_blog_page.go_live_at = timezone.now() + timedelta(days=1)
+    draft_blog_page.save_revision().publish()
+
+    assert Event.objects.count() == 0
+    assert httpserver.log == []
+
+
+def test_alias_republish_is_flagged(webhook_destination, httpserver, draft_blog_page, blog_index):
+    webhook_destination()
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+    draft_blog_page.save_revision().publish()
+    draft_blog_page.refresh_from_db()
+    alias = draft_blog_page.create_alias(update_slug="hello-alias")
+    httpserver.clear_log()
+
+    draft_blog_page.title = "Hello again"
+    draft_blog_page.save_revision().publish()
+
+    bodies = [json.loads(req.get_data()) for req, _ in httpserver.log]
+    assert [(b["data"]["page"]["id"], b["data"]["alias"]) for b in bodies] == [
+        (draft_blog_page.pk, False),
+        (alias.pk, True),
+    ]
+
+
+def test_no_destination_records_nothing(configure, draft_blog_page):
+    configure(DESTINATIONS={})
+    draft_blog_page.save_revision().publish()
+    assert Event.objects.count() == 0
+
+
+def test_disabled_capture_records_nothing(webhook_destination, settings, draft_blog_page):
+    config = webhook_destination()
+    settings.WAGTAIL_PUBLISH_HOOKS = {**config, "ENABLED": False}
+    draft_blog_page.save_revision().publish()
+    assert Event.objects.count() == 0
+
+
+def test_publish_queries_do_not_grow_with_destinations(configure, httpserver, blog_index,
+                                                       settings):
+    """The outbox writes one event row and one bulk insert, whatever the destination count."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+    def queries_for(n: int, slug: str) -> int:
+        configure(DESTINATIONS={
+            f"d{i}": {"BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+                      "OPTIONS": {"URL": httpserver.url_for(f"/{i}")}}
+            for i in range(n)
+        })
+        page = BlogPage(title=slug, slug=slug)
+        blog_index.add_child(instance=page)
+        revision = page.save_revision()
+        with CaptureQueriesContext(connection) as captured:
+            revision.publish()
+        return len(captured.captured_queries)
+
+    queries_for(1, "warm-up")
+    one = queries_for(1, "one")
+    ten = queries_for(10, "ten")
+    assert one == ten
+    assert Delivery.objects.filter(event__object_repr="ten").count() == 10
+
+
+def test_one_enqueue_per_transaction(configure, httpserver, blog_index, settings):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    from django_tasks_db.models import DBTaskResult
+
+    configure(DESTINATIONS={"a": {"BACKEND": "wagtail_publish_hooks.backends.webhook."
+                                              "WebhookBackend",
+                                  "OPTIONS": {"URL": httpserver.url_for("/a")}}})
+    with transaction.atomic():
+        for i in range(5):
+            page = BlogPage(title=f"p{i}", slug=f"p{i}")
+            blog_index.add_child(instance=page)
+            page.save_revision().publish()
+    assert Delivery.objects.count() == 5
+    assert DBTaskResult.objects.filter(task_path__endswith="deliver_due_deliveries").count() == 1
+
+
+def test_response_is_recorded_truncated(webhook_destination, httpserver, draft_blog_page):
+    webhook_destination()
+    httpserver.expect_request("/hooks").respond_with_response(Response("x" * 10_000, 200))
+    draft_blog_page.save_revision().publish()
+    attempt = Attempt.objects.get()
+    assert attempt.response_body == "x" * 4096 + "…"

@@ -1,0 +1,36 @@
+"""Page and snippet models the tests publish."""
+
+from django.db import models
+from wagtail.fields import RichTextField
+from wagtail.models import DraftStateMixin, Page, RevisionMixin
+from wagtail.snippets.models import register_snippet
+
+
+class BasePage(Page):
+    """A base class: destinations filtered to it must receive its subclasses too."""
+
+    body = RichTextField(blank=True)
+
+
+class BlogIndexPage(Page):
+    pass
+
+
+class BlogPage(BasePage):
+    intro = models.CharField(max_length=255, blank=True)
+
+
+class EventPage(BasePage):
+    starts_at = models.DateTimeField(null=True, blank=True)
+
+
+class OtherPage(Page):
+    """Not a BasePage: destinations filtered to BasePage must not receive it."""
+
+
+@register_snippet
+class Advert(DraftStateMixin, RevisionMixin, models.Model):
+    text = models.CharField(max_length=255)
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,0 +1,16 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class WagtailPublishHooksConfig(AppConfig):
+    name = "wagtail_publish_hooks"
+    label = "wagtail_publish_hooks"
+    verbose_name = _("Publish hooks")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks, conf, signal_handlers
+
+        checks.register()
+        conf.connect_setting_changed()
+        signal_handlers.connect()

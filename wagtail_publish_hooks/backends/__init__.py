@@ -1,0 +1,1 @@
+"""Destination backends, one per module. A custom backend subclasses ``base.BaseBackend``."""

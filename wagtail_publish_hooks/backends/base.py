@@ -1,0 +1,54 @@
+"""The contract every destination backend keeps."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from django.core import checks
+
+if TYPE_CHECKING:
+    from ..http import HttpResult
+    from ..models import Delivery
+
+
+class BaseBackend:
+    """A destination kind. One instance serves one destination alias.
+
+    Subclasses implement :meth:`deliver`, and usually :meth:`check_options` so that every
+    mistake in their ``OPTIONS`` is a system check rather than a failure at publish time.
+    Instances are built lazily, the first time a delivery needs them, and dropped when the
+    settings change.
+    """
+
+    #: Whether events arriving within a window may be merged into one delivery.
+    supports_coalescing: ClassVar[bool] = False
+    #: The ``OPTIONS`` keys the backend understands; any other key is reported as a typo.
+    #: ``None`` accepts anything.
+    option_keys: ClassVar[frozenset[str] | None] = None
+
+    def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
+        self.alias = alias
+        self.options = dict(options)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.alias!r}>"
+
+    @classmethod
+    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+        """System check messages for this backend's ``OPTIONS`` (unknown keys are checked for you)."""
+        return []
+
+    def deliver(self, delivery: Delivery) -> HttpResult | None:
+        """Send one delivery.
+
+        Return normally on success (optionally an :class:`~wagtail_publish_hooks.http.HttpResult`
+        to record). Raise :class:`~wagtail_publish_hooks.exceptions.DeliveryError` to record a
+        failure: ``retryable`` decides between another attempt and failing now. Any other
+        exception counts as a retryable failure.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement deliver()")
+
+    def describe(self) -> str:
+        """A short, secret-free description of where this destination sends to."""
+        return type(self).__name__

@@ -1,0 +1,170 @@
+"""The one accessor for ``settings.WAGTAIL_PUBLISH_HOOKS``.
+
+Settings are read when used, not at import, so ``override_settings`` works; the parsed form is
+cached and dropped on ``setting_changed``. Nothing here raises on a bad value: the system checks
+in ``checks.py`` report those, and at run time a destination that cannot be built is skipped and
+logged so that a publish never breaks because of it.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings as django_settings
+from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from .backends.base import BaseBackend
+
+logger = logging.getLogger("wagtail_publish_hooks")
+
+SETTING_NAME = "WAGTAIL_PUBLISH_HOOKS"
+
+#: Every global key with its default. A key not listed here is reported by check E002.
+DEFAULTS: dict[str, Any] = {
+    "DESTINATIONS": {},
+    "ENABLED": True,
+    "MAX_ATTEMPTS": 8,
+    "RETRY_SCHEDULE": [5, 300, 1800, 7200, 18000, 36000, 36000],
+    "ALLOW_PRIVATE_NETWORKS": False,
+    "TASK_BACKEND": "default",
+    "QUEUE_NAME": "default",
+    "RETENTION_DAYS": 30,
+    # How many deliveries one task run claims at a time, and how long a claim is held before
+    # another worker may take the delivery over (a crashed worker's claims expire).
+    "BATCH_SIZE": 50,
+    "LEASE_SECONDS": 300,
+    # A task run stops draining after this long and enqueues its successor, so one busy
+    # destination cannot hold a worker for ever.
+    "MAX_RUN_SECONDS": 60,
+}
+
+#: Keys a destination may have.
+DESTINATION_KEYS = frozenset({"BACKEND", "EVENTS", "MODELS", "OPTIONS"})
+
+#: Retry-After values beyond this are capped, so a hostile or broken endpoint cannot park a
+#: delivery for years.
+MAX_RETRY_AFTER_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Destination:
+    """One configured destination, as routing and delivery see it."""
+
+    alias: str
+    backend_path: str
+    events: tuple[str, ...] | None = None
+    models: tuple[str, ...] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def get_backend(self) -> BaseBackend:
+        return get_backend(self.alias)
+
+
+class PublishHooksSettings:
+    """Typed access to the global settings, with the defaults filled in."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+
+    def __getattr__(self, name: str) -> Any:
+        if name in DEFAULTS:
+            return self.raw.get(name, DEFAULTS[name])
+        raise AttributeError(name)
+
+    def retry_delay(self, attempts_made: int) -> float:
+        """Seconds to wait after the ``attempts_made``-th failed attempt."""
+        schedule = list(self.RETRY_SCHEDULE) or [0]
+        index = min(max(attempts_made, 1), len(schedule)) - 1
+        return float(schedule[index])
+
+    def private_networks_allowed(
+        self,
+    ) -> bool | tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """``True`` (everything allowed), ``False``, or the allowed networks."""
+        value = self.ALLOW_PRIVATE_NETWORKS
+        if isinstance(value, bool):
+            return value
+        networks = []
+        for cidr in _as_list(value):
+            try:
+                networks.append(ipaddress.ip_network(str(cidr), strict=False))
+            except ValueError:
+                logger.error("ALLOW_PRIVATE_NETWORKS: %r is not a network; ignored", cidr)
+        return tuple(networks)
+
+
+def raw_settings() -> Mapping[str, Any]:
+    value = getattr(django_settings, SETTING_NAME, {})
+    return value if isinstance(value, Mapping) else {}
+
+
+@functools.cache
+def get_settings() -> PublishHooksSettings:
+    return PublishHooksSettings(raw_settings())
+
+
+@functools.cache
+def get_destinations() -> dict[str, Destination]:
+    """The destinations from settings that are well-formed enough to route to."""
+    destinations: dict[str, Destination] = {}
+    raw = get_settings().DESTINATIONS
+    if not isinstance(raw, Mapping):
+        return destinations
+    for alias, config in raw.items():
+        if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
+            logger.error("Publish hooks destination %r is malformed and is skipped", alias)
+            continue
+        options = config.get("OPTIONS") or {}
+        destinations[str(alias)] = Destination(
+            alias=str(alias),
+            backend_path=config["BACKEND"],
+            events=_optional_tuple(config.get("EVENTS")),
+            models=_optional_tuple(config.get("MODELS")),
+            options=options if isinstance(options, Mapping) else {},
+        )
+    return destinations
+
+
+@functools.cache
+def get_backend(alias: str) -> BaseBackend:
+    """The backend instance for a destination alias; raises ``KeyError`` for an unknown one."""
+    destination = get_destinations()[alias]
+    backend_class = import_string(destination.backend_path)
+    return backend_class(alias=alias, options=dict(destination.options))
+
+
+def clear_caches() -> None:
+    get_settings.cache_clear()
+    get_destinations.cache_clear()
+    get_backend.cache_clear()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in (SETTING_NAME, "TASKS"):
+        clear_caches()
+
+
+def connect_setting_changed() -> None:
+    from django.core.signals import setting_changed
+
+    setting_changed.connect(_on_setting_changed, dispatch_uid="wagtail_publish_hooks.conf")
+
+
+def _as_list(value: Any) -> list[Any]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Iterable):
+        return list(value)
+    return [value]
+
+
+def _optional_tuple(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(str(item) for item in _as_list(value))

@@ -1,0 +1,148 @@
+"""Event types and the payloads built for them.
+
+A payload is built once, when the event is captured, and stored with the event: every retry and
+every destination sends the same data, whatever has happened to the page since.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+PAGE_PUBLISHED = "page.published"
+PAGE_UNPUBLISHED = "page.unpublished"
+PAGE_MOVED = "page.moved"
+PAGE_DELETED = "page.deleted"
+SNIPPET_PUBLISHED = "snippet.published"
+SNIPPET_UNPUBLISHED = "snippet.unpublished"
+WORKFLOW_SUBMITTED = "workflow.submitted"
+WORKFLOW_APPROVED = "workflow.approved"
+WORKFLOW_REJECTED = "workflow.rejected"
+#: Sent by ``manage.py publish_hooks test ALIAS``; routed to that destination only.
+TEST = "publish_hooks.test"
+
+PAGE_EVENT_TYPES = (PAGE_PUBLISHED, PAGE_UNPUBLISHED, PAGE_MOVED, PAGE_DELETED)
+BUILTIN_EVENT_TYPES = (
+    *PAGE_EVENT_TYPES,
+    SNIPPET_PUBLISHED,
+    SNIPPET_UNPUBLISHED,
+    WORKFLOW_SUBMITTED,
+    WORKFLOW_APPROVED,
+    WORKFLOW_REJECTED,
+    TEST,
+)
+
+#: What a destination without ``EVENTS`` receives.
+DEFAULT_EVENT_PATTERNS = ("page.*",)
+
+PAYLOAD_VERSION = 1
+
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_event_id() -> str:
+    """``evt_`` and 26 characters that sort by creation time (a lowercase ULID)."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "evt_" + "".join(reversed(chars))
+
+
+def event_type_matches(event_type: str, patterns: Iterable[str]) -> bool:
+    """Whether ``event_type`` matches one of ``patterns`` (exact, ``"page.*"`` or ``"*"``)."""
+    for pattern in patterns:
+        if pattern == "*" or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+def is_known_event_pattern(pattern: str) -> bool:
+    if pattern == "*" or pattern in BUILTIN_EVENT_TYPES:
+        return True
+    if pattern.endswith(".*"):
+        prefix = pattern[:-1]
+        return any(event_type.startswith(prefix) for event_type in BUILTIN_EVENT_TYPES)
+    return False
+
+
+def isoformat(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, timezone.get_default_timezone())
+    return value.astimezone(timezone.UTC).isoformat().replace("+00:00", "Z")
+
+
+def model_label(model: type[models.Model]) -> str:
+    return model._meta.label
+
+
+def actor_payload(user: Any) -> dict[str, Any] | None:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return {"id": user.pk, "username": user.get_username()}
+
+
+def page_urls(page: Any) -> list[str]:
+    """Every full URL at which ``page`` is served, one per site whose root contains it."""
+    from wagtail.models import Site
+
+    urls: list[str] = []
+    url_path = page.url_path or ""
+    language_code = getattr(getattr(page, "locale", None), "language_code", None)
+    for root in Site.get_site_root_paths():
+        if not url_path.startswith(root.root_path):
+            continue
+        if root.language_code and language_code and root.language_code != language_code:
+            continue
+        url = root.root_url.rstrip("/") + "/" + url_path[len(root.root_path) :]
+        if url not in urls:
+            urls.append(url)
+    return urls
+
+
+def page_payload(page: Any, *, revision: Any = None) -> dict[str, Any]:
+    urls = page_urls(page)
+    try:
+        url = page.get_full_url()
+    except Exception:  # a page with broken routing must not stop the event
+        url = None
+    if url and url not in urls:
+        urls.insert(0, url)
+    locale = getattr(page, "locale", None)
+    return {
+        "id": page.pk,
+        "type": model_label(type(page)),
+        "title": page.title,
+        "slug": page.slug,
+        "url_path": page.url_path,
+        "url": url,
+        "urls": urls,
+        "locale": getattr(locale, "language_code", None),
+        "live": bool(page.live),
+        "revision_id": getattr(revision, "pk", None) or page.live_revision_id,
+        "first_published_at": isoformat(page.first_published_at),
+        "last_published_at": isoformat(page.last_published_at),
+    }
+
+
+def build_body(
+    *, event_id: str, event_type: str, timestamp: datetime, data: dict[str, Any]
+) -> dict[str, Any]:
+    """The JSON document a webhook destination sends (payload version 1)."""
+    return {
+        "id": event_id,
+        "type": event_type,
+        "timestamp": isoformat(timestamp),
+        "data": data,
+    }

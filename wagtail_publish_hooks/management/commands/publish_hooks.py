@@ -1,0 +1,230 @@
+"""``manage.py publish_hooks``: inspect, test, redeliver, sweep and prune. Safe to run from cron."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from wagtail_publish_hooks import events
+from wagtail_publish_hooks.conf import get_backend, get_destinations, get_settings
+from wagtail_publish_hooks.delivery import (
+    redeliver,
+    release_expired_leases,
+    run_due_deliveries,
+)
+from wagtail_publish_hooks.models import (
+    Delivery,
+    DeliveryStatus,
+    DestinationState,
+    Event,
+    retention_cutoff,
+)
+from wagtail_publish_hooks.outbox import record_event
+from wagtail_publish_hooks.tasks import enqueue_delivery_run
+
+PRUNE_CHUNK = 1000
+
+
+class Command(BaseCommand):
+    help = "Inspect and operate wagtail-publish-hooks deliveries."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+        sub.add_parser("status", help="Deliveries per destination and state, and health.")
+
+        test = sub.add_parser("test", help="Send a test event to one destination.")
+        test.add_argument("alias", help="The destination alias.")
+        test.add_argument("--wait", type=float, default=0, metavar="SECONDS",
+                          help="Wait this long for the worker to deliver it, and report.")
+
+        again = sub.add_parser("redeliver", help="Send deliveries again.")
+        again.add_argument("--failed", action="store_true", help="All failed deliveries.")
+        again.add_argument("--id", type=int, action="append", dest="ids", default=[],
+                           metavar="ID", help="A delivery id (repeatable).")
+        again.add_argument("--destination", metavar="ALIAS",
+                           help="Only deliveries to this destination.")
+
+        sweep = sub.add_parser(
+            "sweep", help="Re-enqueue overdue deliveries and reclaim expired leases."
+        )
+        sweep.add_argument("--run", action="store_true",
+                           help="Deliver in this process instead of enqueueing a task.")
+
+        prune = sub.add_parser("prune", help="Delete finished events older than RETENTION_DAYS.")
+        prune.add_argument("--days", type=int, help="Override RETENTION_DAYS.")
+        prune.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
+
+        enable = sub.add_parser("enable", help="Re-enable a destination that was disabled.")
+        enable.add_argument("alias")
+
+    def handle(self, *args: Any, action: str, **options: Any) -> None:
+        getattr(self, f"handle_{action}")(**options)
+
+    # -- status ----------------------------------------------------------------------------------
+
+    def handle_status(self, **options: Any) -> None:
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        for row in Delivery.objects.values("destination", "status").annotate(n=Count("pk")):
+            counts[row["destination"]][row["status"]] = row["n"]
+        states = {state.alias: state for state in DestinationState.objects.all()}
+        configured = get_destinations()
+        aliases = sorted(set(configured) | set(counts) | set(states))
+        statuses = [choice.value for choice in DeliveryStatus]
+        header = ["destination", "backend", *statuses, "state"]
+        rows = []
+        for alias in aliases:
+            if alias in configured:
+                backend = configured[alias].backend_path.rsplit(".", 1)[-1]
+            else:
+                backend = "(not configured)"
+            state = states.get(alias)
+            if state is not None and state.is_disabled:
+                health = f"disabled: {state.disabled_reason}"
+            elif state is not None and state.consecutive_failures:
+                health = f"{state.consecutive_failures} consecutive failures"
+            else:
+                health = "ok"
+            rows.append([alias, backend,
+                         *(str(counts[alias].get(s, 0)) for s in statuses), health])
+        if not rows:
+            self.stdout.write("No destinations are configured and nothing has been delivered.")
+            return
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        for row in [header, *rows]:
+            self.stdout.write("  ".join(str(cell).ljust(widths[i]) for i, cell in
+                                        enumerate(row)).rstrip())
+        if not get_settings().ENABLED:
+            self.stdout.write(self.style.WARNING("Capture is disabled (ENABLED is False)."))
+
+    # -- test ------------------------------------------------------------------------------------
+
+    def handle_test(self, *, alias: str, wait: float, **options: Any) -> None:
+        if alias not in get_destinations():
+            known = ", ".join(sorted(get_destinations())) or "none"
+            raise CommandError(f"No destination {alias!r} is configured (configured: {known}).")
+        try:
+            backend = get_backend(alias)
+        except Exception as exc:
+            raise CommandError(f"Destination {alias!r} cannot be built: {exc}. "
+                               "Run 'manage.py check' for details.") from None
+        event = record_event(
+            events.TEST,
+            data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
+            destinations=[alias],
+        )
+        if event is None:
+            raise CommandError("Capture is disabled (WAGTAIL_PUBLISH_HOOKS['ENABLED'] is False).")
+        delivery = event.deliveries.get()
+        self.stdout.write(f"Test event {event.event_id} queued for {alias!r} "
+                          f"({backend.describe()}), delivery #{delivery.pk}.")
+        if wait <= 0:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            delivery.refresh_from_db()
+            if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED,
+                                   DeliveryStatus.RETRYING):
+                break
+            time.sleep(0.2)
+        self._report(delivery)
+        if delivery.status != DeliveryStatus.DELIVERED:
+            raise CommandError(f"Delivery #{delivery.pk} is {delivery.status}.")
+
+    def _report(self, delivery: Delivery) -> None:
+        detail = f"HTTP {delivery.last_status_code}" if delivery.last_status_code else ""
+        if delivery.last_error:
+            detail = f"{detail} {delivery.last_error}".strip()
+        style = self.style.SUCCESS if delivery.status == DeliveryStatus.DELIVERED else \
+            self.style.ERROR
+        self.stdout.write(style(f"Delivery #{delivery.pk}: {delivery.status}"
+                                f"{' (' + detail + ')' if detail else ''}"))
+
+    # -- redeliver -------------------------------------------------------------------------------
+
+    def handle_redeliver(self, *, failed: bool, ids: list[int], destination: str | None,
+                         **options: Any) -> None:
+        if not (failed or ids):
+            raise CommandError("Say what to redeliver: --failed and/or --id ID "
+                               "(optionally with --destination ALIAS).")
+        deliveries = Delivery.objects.all()
+        selection = Q()
+        if ids:
+            missing = set(ids) - set(Delivery.objects.filter(pk__in=ids)
+                                     .values_list("pk", flat=True))
+            if missing:
+                raise CommandError(f"No delivery with id {', '.join(map(str, sorted(missing)))}.")
+            selection |= Q(pk__in=ids)
+        if failed:
+            selection |= Q(status=DeliveryStatus.FAILED)
+        deliveries = deliveries.filter(selection)
+        if destination:
+            deliveries = deliveries.filter(destination=destination)
+        count = redeliver(deliveries)
+        self.stdout.write(self.style.SUCCESS(f"{count} deliver{'y' if count == 1 else 'ies'} "
+                                             "queued again."))
+
+    # -- sweep -----------------------------------------------------------------------------------
+
+    def handle_sweep(self, *, run: bool, **options: Any) -> None:
+        released = release_expired_leases()
+        due = Delivery.objects.due().count()
+        self.stdout.write(f"{released} expired lease(s) released; {due} deliver"
+                          f"{'y' if due == 1 else 'ies'} due.")
+        if run:
+            summary = run_due_deliveries(max_seconds=float("inf"), enqueue_successor=False)
+            self.stdout.write(f"Delivered {summary.delivered}, retrying {summary.retrying}, "
+                              f"failed {summary.failed}.")
+        elif due:
+            if enqueue_delivery_run():
+                self.stdout.write("A delivery run was enqueued.")
+            else:
+                raise CommandError("Could not enqueue a delivery run; see the log. "
+                                   "'publish_hooks sweep --run' delivers in this process.")
+
+    # -- prune -----------------------------------------------------------------------------------
+
+    def handle_prune(self, *, days: int | None, dry_run: bool, **options: Any) -> None:
+        days = days if days is not None else get_settings().RETENTION_DAYS
+        if days is None or days < 0:
+            raise CommandError("--days must be zero or more.")
+        cutoff = retention_cutoff(days)
+        unfinished = Delivery.objects.exclude(
+            status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+        ).values("event_id")
+        old = Event.objects.filter(created_at__lt=cutoff).exclude(pk__in=unfinished)
+        total = old.count()
+        if dry_run or not total:
+            self.stdout.write(f"{total} event(s) older than {days} day(s) "
+                              f"{'would be' if dry_run else 'are'} deleted.")
+            return
+        deleted = 0
+        while True:
+            ids = list(old.order_by("pk").values_list("pk", flat=True)[:PRUNE_CHUNK])
+            if not ids:
+                break
+            Event.objects.filter(pk__in=ids).delete()
+            deleted += len(ids)
+            if self.verbosity >= 1 and total > PRUNE_CHUNK:
+                self.stdout.write(f"  {deleted}/{total} events deleted")
+        self.stdout.write(self.style.SUCCESS(
+            f"Deleted {deleted} event(s) older than {days} day(s) "
+            f"(before {timezone.localtime(cutoff):%Y-%m-%d %H:%M}), with their deliveries "
+            "and attempts."
+        ))
+
+    # -- enable ----------------------------------------------------------------------------------
+
+    def handle_enable(self, *, alias: str, **options: Any) -> None:
+        updated = DestinationState.objects.filter(alias=alias, disabled_at__isnull=False).update(
+            disabled_at=None, disabled_reason="", consecutive_failures=0
+        )
+        if updated:
+            self.stdout.write(self.style.SUCCESS(f"Destination {alias!r} is enabled again."))
+        else:
+            self.stdout.write(f"Destination {alias!r} was not disabled.")

@@ -1,0 +1,178 @@
+"""The transactional outbox: events, their deliveries, and every attempt made.
+
+An ``Event`` and its ``Delivery`` rows are written in the publish's own transaction, so a publish
+that rolls back leaves nothing behind and one that commits cannot lose its deliveries.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from .events import new_event_id
+
+
+class Event(models.Model):
+    """Something that happened, captured once, with the payload every destination is sent."""
+
+    event_id = models.CharField(
+        _("event id"), max_length=40, unique=True, default=new_event_id, editable=False
+    )
+    event_type = models.CharField(_("type"), max_length=100, db_index=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    #: The object the event is about (a page, a snippet), kept to list a page's history.
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    object_id = models.CharField(max_length=255, blank=True, default="")
+    object_repr = models.CharField(max_length=255, blank=True, default="")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    #: The body sent to webhook destinations: ``{"id", "type", "timestamp", "data"}``.
+    payload = models.JSONField(_("payload"))
+
+    class Meta:
+        verbose_name = _("event")
+        verbose_name_plural = _("events")
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["content_type", "object_id"], name="wph_event_object")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.object_repr}".strip()
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    DELIVERED = "delivered", _("Delivered")
+    RETRYING = "retrying", _("Retrying")
+    FAILED = "failed", _("Failed")
+
+
+#: States from which a delivery is sent when due.
+DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
+
+
+class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    def due(self, now=None):
+        """Deliveries waiting to be sent whose time has come, plus those whose claim expired."""
+        now = now or timezone.now()
+        waiting = Q(status__in=DUE_STATUSES, next_attempt_at__lte=now) & (
+            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+        )
+        abandoned = Q(status=DeliveryStatus.SENDING, lease_expires_at__lte=now)
+        return self.filter(waiting | abandoned)
+
+    def failed(self):
+        return self.filter(status=DeliveryStatus.FAILED)
+
+
+class Delivery(models.Model):
+    """One event on its way to one destination."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    destination = models.CharField(_("destination"), max_length=100, db_index=True)
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=DeliveryStatus.choices,
+        default=DeliveryStatus.PENDING,
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    #: Attempts made before the latest redelivery: a redelivery starts a fresh retry cycle.
+    attempts_at_redelivery = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), default=timezone.now)
+    #: While set and in the future, one worker holds the delivery; nobody else sends it.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.UUIDField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    last_status_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="wph_delivery_due"),
+            models.Index(fields=["destination", "status"], name="wph_delivery_dest_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event.event_type} → {self.destination} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+
+
+class AttemptOutcome(models.TextChoices):
+    SUCCESS = "success", _("Success")
+    RETRY = "retry", _("Will retry")
+    FAILURE = "failure", _("Failure")
+
+
+class Attempt(models.Model):
+    """One try at sending a delivery, with what was sent and what came back."""
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(default=timezone.now)
+    duration_ms = models.PositiveIntegerField(default=0)
+    outcome = models.CharField(max_length=20, choices=AttemptOutcome.choices)
+    status_code = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    #: Request headers as sent, with signatures and secrets redacted.
+    request_headers = models.JSONField(default=dict, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    #: The start of the response body, truncated to 4 KiB.
+    response_body = models.TextField(blank=True, default="")
+
+    class Meta:
+        verbose_name = _("attempt")
+        verbose_name_plural = _("attempts")
+        ordering = ["delivery", "number"]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of delivery {self.delivery_id}: {self.outcome}"
+
+
+class DestinationState(models.Model):
+    """Health of a destination, and whether it was disabled (for example by HTTP 410)."""
+
+    alias = models.CharField(max_length=100, unique=True)
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    disabled_reason = models.TextField(blank=True, default="")
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("destination state")
+        verbose_name_plural = _("destination states")
+
+    def __str__(self) -> str:
+        return self.alias
+
+    @property
+    def is_disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
+def retention_cutoff(days: int):
+    return timezone.now() - timedelta(days=days)

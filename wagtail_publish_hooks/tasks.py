@@ -1,0 +1,75 @@
+"""The background task, on Django's tasks framework (``django.tasks``, or the backport).
+
+One task run drains due deliveries in batches; it is enqueued once per committed transaction
+that recorded events, by ``publish_hooks sweep``, and (deferred) for scheduled retries.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from .conf import get_settings
+
+try:  # Django 6.0+
+    from django.tasks import task, task_backends
+except ImportError:  # pragma: no cover - depends on the Django version
+    from django_tasks import task, task_backends  # type: ignore[no-redef]
+
+logger = logging.getLogger("wagtail_publish_hooks")
+
+
+def get_task_backend(alias: str | None = None) -> Any:
+    return task_backends[alias or get_settings().TASK_BACKEND]
+
+
+def task_backend_is_immediate(backend: Any) -> bool:
+    return type(backend).__name__ == "ImmediateBackend"
+
+
+def _default_backend_alias() -> str:
+    # The task object must exist at import (workers import it by path); its backend is set
+    # again from settings at every enqueue.
+    alias = get_settings().TASK_BACKEND
+    return alias if isinstance(alias, str) and alias in task_backends.settings else "default"
+
+
+@task(backend=_default_backend_alias())
+def deliver_due_deliveries() -> dict[str, int]:
+    """Send every delivery that is due, in batches, until none is left or time runs out."""
+    from .delivery import run_due_deliveries
+
+    return run_due_deliveries().as_dict()
+
+
+def enqueue_delivery_run(run_after: datetime | None = None) -> bool:
+    """Enqueue a delivery run (at ``run_after``, if the backend can defer). Never raises.
+
+    Returns whether a run was enqueued. When it was not, ``publish_hooks sweep`` finds the
+    deliveries later: they are in the database either way.
+    """
+    settings = get_settings()
+    try:
+        backend = get_task_backend(settings.TASK_BACKEND)
+        if run_after is not None and run_after > timezone.now():
+            if not getattr(backend, "supports_defer", False):
+                return False
+            prepared = deliver_due_deliveries.using(
+                backend=settings.TASK_BACKEND, queue_name=settings.QUEUE_NAME, run_after=run_after
+            )
+        else:
+            prepared = deliver_due_deliveries.using(
+                backend=settings.TASK_BACKEND, queue_name=settings.QUEUE_NAME
+            )
+        prepared.enqueue()
+        return True
+    except Exception:
+        logger.exception(
+            "Publish hooks could not enqueue a delivery run on task backend %r; "
+            "'manage.py publish_hooks sweep' will pick the deliveries up",
+            settings.TASK_BACKEND,
+        )
+        return False
