@@ -112,8 +112,11 @@ def run_due_deliveries(*, max_seconds: float | None = None, enqueue_successor: b
     if out_of_time and enqueue_successor:
         enqueue_delivery_run()
     # One deferred run per distinct retry second; the run finds whatever is due by then.
+    # Retries already due were taken by this run's own loop.
+    now = timezone.now()
     for when in sorted(summary.retry_times):
-        enqueue_delivery_run(run_after=when)
+        if when > now:
+            enqueue_delivery_run(run_after=when)
     return summary
 
 

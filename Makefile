@@ -1,0 +1,65 @@
+# wagtail-publish-hooks: `make help` lists the targets.
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+# The primary row: Python 3.12 + Django 6.1. `make test ROW=py311` runs the second row
+# (Python 3.11 + Django 5.2 LTS) in its own virtual environment.
+ROW ?= py312
+ifeq ($(ROW),py311)
+  PYTHON ?= $(shell PYENV_VERSION=3.11.7 pyenv which python3.11 2>/dev/null || command -v python3.11)
+  DJANGO_SPEC := Django>=5.2,<5.3
+  VENV ?= .venv-py311
+else
+  PYTHON ?= $(shell PYENV_VERSION=3.12.1 pyenv which python3.12 2>/dev/null || command -v python3.12)
+  DJANGO_SPEC := Django>=6.1,<6.2
+  VENV ?= .venv
+endif
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x "$(PYTHON)" || { echo "No Python interpreter for row $(ROW) (PYTHON=$(PYTHON))"; exit 1; }
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(DJANGO_SPEC)" -e ".[test,lint,docs,db]"
+	touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create the virtual environment with everything installed
+
+.PHONY: test
+test: $(STAMP) ## Run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: $(STAMP) ## ruff (lint and format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy wagtail_publish_hooks
+
+.PHONY: format
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+.PHONY: docs
+docs: $(STAMP) ## Build the documentation, strict (warnings fail)
+	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
+
+.PHONY: bench
+bench: $(STAMP) ## Run the benchmarks (figures as ratios)
+	$(BIN)/python benchmarks/publish_overhead.py
+
+.PHONY: demo
+demo: $(STAMP) ## Run the sandbox site and worker on 127.0.0.1:8000 (admin / changeme)
+	$(BIN)/python sandbox/demo.py
+
+.PHONY: clean
+clean: ## Remove virtual environments and build output
+	rm -rf .venv .venv-py311 docs/_build sandbox/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

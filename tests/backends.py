@@ -1,0 +1,23 @@
+"""Custom backends used by the tests, as a site would write them."""
+
+from wagtail_publish_hooks.backends.base import BaseBackend
+
+
+class ExplodingBackend(BaseBackend):
+    """A buggy custom backend: its failures must be recorded, not break publishing."""
+
+    def deliver(self, delivery):
+        raise RuntimeError("the destination exploded")
+
+
+class RecordingBackend(BaseBackend):
+    """Keeps what it was given, in the worker's process."""
+
+    received: list = []
+
+    def deliver(self, delivery):
+        RecordingBackend.received.append(delivery.event.payload)
+
+
+class NotABackend:
+    pass
