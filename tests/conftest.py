@@ -24,8 +24,15 @@ except ImportError:
 WEBHOOK = "wagtail_publish_hooks.backends.webhook.WebhookBackend"
 
 
+class Secret(str):
+    """A signing secret that does not show itself in tracebacks or assertion output."""
+
+    def __repr__(self) -> str:
+        return "'whsec_[redacted]'"
+
+
 def make_secret() -> str:
-    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+    return Secret("whsec_" + base64.b64encode(os.urandom(24)).decode())
 
 
 @pytest.fixture(autouse=True)

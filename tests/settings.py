@@ -97,3 +97,9 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "loggers": {"wagtail_publish_hooks": {"handlers": ["console"], "level": "WARNING"}},
 }
+
+# Subprocesses started by the tests (a real db_worker) receive the test's configuration here.
+if os.environ.get("PUBLISH_HOOKS_TEST_SETTINGS"):
+    import json
+
+    WAGTAIL_PUBLISH_HOOKS = json.loads(os.environ["PUBLISH_HOOKS_TEST_SETTINGS"])

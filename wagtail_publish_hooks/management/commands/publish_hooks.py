@@ -64,6 +64,7 @@ class Command(BaseCommand):
         enable.add_argument("alias")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
+        self.verbosity = options.get("verbosity", 1)
         getattr(self, f"handle_{action}")(**options)
 
     # -- status ----------------------------------------------------------------------------------
@@ -87,7 +88,8 @@ class Command(BaseCommand):
             if state is not None and state.is_disabled:
                 health = f"disabled: {state.disabled_reason}"
             elif state is not None and state.consecutive_failures:
-                health = f"{state.consecutive_failures} consecutive failures"
+                n = state.consecutive_failures
+                health = f"{n} consecutive failure{'' if n == 1 else 's'}"
             else:
                 health = "ok"
             rows.append([alias, backend,
@@ -199,9 +201,11 @@ class Command(BaseCommand):
         ).values("event_id")
         old = Event.objects.filter(created_at__lt=cutoff).exclude(pk__in=unfinished)
         total = old.count()
-        if dry_run or not total:
-            self.stdout.write(f"{total} event(s) older than {days} day(s) "
-                              f"{'would be' if dry_run else 'are'} deleted.")
+        if dry_run:
+            self.stdout.write(f"{total} event(s) older than {days} day(s) would be deleted.")
+            return
+        if not total:
+            self.stdout.write(f"No finished events older than {days} day(s).")
             return
         deleted = 0
         while True:

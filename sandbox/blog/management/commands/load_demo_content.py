@@ -6,10 +6,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from home.models import HomePage
 from wagtail.models import Page, Site
 
 from blog.models import BlogIndexPage, BlogPage
-from home.models import HomePage
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "changeme"  # a demo value: the sandbox is for local use only
@@ -22,7 +22,7 @@ POSTS = [
         "intro": "Every publish becomes a signed webhook, sent after the transaction commits.",
         "body": (
             "<p>This sandbox sends every publishing event to its own "
-            "<a href=\"/inspector/\">webhook inspector</a>. Edit this post in the admin, "
+            '<a href="/inspector/">webhook inspector</a>. Edit this post in the admin, '
             "publish it, and the delivery shows up there a moment later.</p>"
         ),
     },
@@ -57,7 +57,6 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         with transaction.atomic():
             home = self.ensure_home()
-            self.ensure_site(home)
             blog = self.ensure_blog(home)
             for post in POSTS:
                 self.ensure_post(blog, post)
@@ -71,19 +70,36 @@ class Command(BaseCommand):
         home = HomePage.objects.first()
         if home is not None:
             self.say(f"Home page exists: {home.title!r} (id {home.pk})")
+            self.ensure_site(home)
             return home
         root = Page.get_first_root_node()
+        # Wagtail's first migration creates a plain "Welcome" page with the slug "home" as the
+        # default site's root; the sandbox's home page replaces it.
+        placeholder = next(
+            (
+                page
+                for page in root.get_children().filter(slug="home")
+                if type(page.specific) is Page and not page.get_children().exists()
+            ),
+            None,
+        )
         home = HomePage(
             title="Publish hooks sandbox",
-            slug="home-sandbox",
+            slug="home" if placeholder is None else "home-sandbox",
             intro=(
                 "<p>A small Wagtail site wired to <b>wagtail-publish-hooks</b>: every publish "
                 "is delivered, signed, to the webhook inspector.</p>"
             ),
         )
         root.add_child(instance=home)
+        self.ensure_site(home)
+        if placeholder is not None:
+            placeholder.delete()  # after the site stops pointing at it (the FK cascades)
+            self.say("Deleted Wagtail's placeholder welcome page")
+            home.slug = "home"
+            home.save()
         home.save_revision().publish()
-        self.say(f"Created the home page (id {home.pk})")
+        self.say(f"Created and published the home page (id {home.pk})")
         return home
 
     def ensure_site(self, home: HomePage) -> None:
@@ -97,15 +113,12 @@ class Command(BaseCommand):
                 is_default_site=True,
                 site_name="Publish hooks sandbox",
             )
-            self.say(f"Created the default site: 127.0.0.1:{port}")
+            self.say(f"Created the default site 127.0.0.1:{port}")
             return
         changed = []
         if site.root_page_id != home.pk:
-            old_root = site.root_page
             site.root_page = home
-            changed.append("root page")
-        else:
-            old_root = None
+            changed.append("root page is the home page")
         if (site.hostname, site.port) != ("127.0.0.1", port):
             site.hostname, site.port = "127.0.0.1", port
             changed.append(f"address 127.0.0.1:{port}")
@@ -114,17 +127,7 @@ class Command(BaseCommand):
             site.save()
             self.say(f"Updated the default site: {', '.join(changed)}")
         else:
-            self.say(f"Default site is 127.0.0.1:{port}, rooted at the home page")
-        # Wagtail's initial migration creates a placeholder "Welcome" page; drop it once the
-        # site no longer uses it, so that the home page can take the slug "home".
-        if old_root is not None and type(old_root.specific) is Page and not old_root.get_children():
-            old_root.delete()
-            self.say("Deleted Wagtail's placeholder welcome page")
-            if home.slug != "home" and not Page.objects.filter(
-                depth=home.depth, slug="home"
-            ).exists():
-                home.slug = "home"
-                home.save_revision().publish()
+            self.say(f"Default site 127.0.0.1:{port} is rooted at the home page")
 
     def ensure_blog(self, home: HomePage) -> BlogIndexPage:
         blog = BlogIndexPage.objects.child_of(home).filter(slug="blog").first()
@@ -152,7 +155,7 @@ class Command(BaseCommand):
         self.say(f"Created and published blog page {page.title!r} (id {page.pk})")
 
     def ensure_superuser(self) -> None:
-        User = get_user_model()  # noqa: N806
+        User = get_user_model()
         if User.objects.filter(username=ADMIN_USERNAME).exists():
             self.say(f"User {ADMIN_USERNAME!r} exists (password unchanged)")
             return

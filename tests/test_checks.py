@@ -1,0 +1,161 @@
+"""Every system check id fires on the bad setting it names, and names the alias and key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+from tests.conftest import IMMEDIATE_BACKEND, make_secret
+
+WEBHOOK = "wagtail_publish_hooks.backends.webhook.WebhookBackend"
+SECRET = make_secret()
+GOOD_OPTIONS = {"URL": "https://consumer.example/hooks", "SECRET": SECRET}
+DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+
+def dest(**overrides):
+    config = {"BACKEND": WEBHOOK, "OPTIONS": dict(GOOD_OPTIONS)}
+    options = overrides.pop("OPTIONS", None)
+    if options is not None:
+        config["OPTIONS"] = {**GOOD_OPTIONS, **options}
+    config.update(overrides)
+    return {"DESTINATIONS": {"consumer": config}}
+
+
+def run(settings, value, tasks=DB_TASKS):
+    settings.TASKS = tasks
+    settings.WAGTAIL_PUBLISH_HOOKS = value
+    return checks.run_checks(tags=["wagtail_publish_hooks"])
+
+
+CASES = [
+    ("E001", ["not", "a", "dict"], "must be a dict"),
+    ("E002", {"MAX_ATEMPTS": 3}, "['MAX_ATEMPTS']: is not a known setting"),
+    ("E003", {"DESTINATIONS": ["consumer"]}, "['DESTINATIONS']: must be a dict"),
+    ("E003", {"DESTINATIONS": {"consumer": "https://x.example"}}, "['consumer']: must be a dict"),
+    ("E004", {"DESTINATIONS": {"consumer": {"OPTIONS": GOOD_OPTIONS}}},
+     "['consumer']['BACKEND']: is required"),
+    ("E005", dest(BACKEND="wagtail_publish_hooks.backends.nope.NopeBackend"),
+     "['consumer']['BACKEND']: 'wagtail_publish_hooks.backends.nope.NopeBackend' cannot be"),
+    ("E006", dest(BACKEND="tests.backends.NotABackend"),
+     "['consumer']['BACKEND']: 'tests.backends.NotABackend' is not a subclass"),
+    ("E007", dest(EVENT=["page.published"]), "['consumer']['EVENT']: is not a known destination"),
+    ("E008", dest(EVENTS=["page.publish"]), "['consumer']['EVENTS']: 'page.publish' is not a"),
+    ("E008", dest(EVENTS="page.published"), "['consumer']['EVENTS']: must be a list"),
+    ("E009", dest(MODELS=["blog.BlogPage"]), "['consumer']['MODELS']: 'blog.BlogPage' is not"),
+    ("E009", dest(MODELS=[42]), "['consumer']['MODELS']: must be a list"),
+    ("E010", dest(OPTIONS={"URLS": "https://x.example"}),
+     "['consumer']['OPTIONS']['URLS']: is not an option of WebhookBackend"),
+    ("E010", {"DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK, "OPTIONS": "https://x"}}},
+     "['consumer']['OPTIONS']: must be a dict"),
+    ("E011", {"DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK, "OPTIONS": {"SECRET": SECRET}}}},
+     "['consumer']['OPTIONS']['URL']: is required"),
+    ("E012", dest(OPTIONS={"URL": "consumer.example/hooks"}),
+     "['consumer']['OPTIONS']['URL']: must be an absolute"),
+    ("E012", dest(OPTIONS={"URL": "ftp://consumer.example/hooks"}),
+     "['consumer']['OPTIONS']['URL']: must be an absolute"),
+    ("E012", dest(OPTIONS={"URL": "https://consumer.example:99999/"}),
+     "['consumer']['OPTIONS']['URL']: is not a valid URL"),
+    ("E013", dest(OPTIONS={"URL": "https://user:pw@consumer.example/hooks"}),
+     "['consumer']['OPTIONS']['URL']: contains credentials"),
+    ("E014", dest(OPTIONS={"SECRET": "hunter2hunter2hunter2"}),
+     "['consumer']['OPTIONS']['SECRET']: must start with 'whsec_'"),
+    ("E014", dest(OPTIONS={"SECRET": "whsec_!!!not-base64!!!"}),
+     "['consumer']['OPTIONS']['SECRET']: must be 'whsec_' followed by base64"),
+    ("E014", dest(OPTIONS={"SECRET": [SECRET, "nope"]}),
+     "['consumer']['OPTIONS']['SECRET']['1']: must start with 'whsec_'"),
+    ("E014", dest(OPTIONS={"SECRET": []}), "['consumer']['OPTIONS']['SECRET']: must be a secret"),
+    ("E015", {"MAX_ATTEMPTS": -1}, "['MAX_ATTEMPTS']: must be an integer greater than zero"),
+    ("E015", {"MAX_ATTEMPTS": 2.5}, "['MAX_ATTEMPTS']: must be an integer"),
+    ("E015", {"RETENTION_DAYS": "30"}, "['RETENTION_DAYS']: must be an integer"),
+    ("E015", {"BATCH_SIZE": 0}, "['BATCH_SIZE']: must be an integer greater than zero"),
+    ("E015", dest(OPTIONS={"TIMEOUT": 0}),
+     "['consumer']['OPTIONS']['TIMEOUT']: must be a number greater than zero"),
+    ("E015", dest(OPTIONS={"TIMEOUT": "15"}), "['consumer']['OPTIONS']['TIMEOUT']: must be a"),
+    ("E016", {"ENABLED": "yes"}, "['ENABLED']: must be True or False"),
+    ("E017", {"ALLOW_PRIVATE_NETWORKS": "10.0.0.0/8"}, "['ALLOW_PRIVATE_NETWORKS']: must be"),
+    ("E017", {"ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/33"]},
+     "['ALLOW_PRIVATE_NETWORKS']: '127.0.0.0/33' is not a network"),
+    ("E018", {"TASK_BACKEND": "missing"}, "['TASK_BACKEND']: names task backend 'missing'"),
+    ("E018", {"QUEUE_NAME": ""}, "['QUEUE_NAME']: must be a non-empty string"),
+    ("E019", dest(OPTIONS={"HEADERS": {"webhook-signature": "x"}}),
+     "['consumer']['OPTIONS']['HEADERS']: may not set webhook-signature"),
+    ("E019", dest(OPTIONS={"HEADERS": {"X-Token": 1}}),
+     "['consumer']['OPTIONS']['HEADERS']: must be a dict"),
+    ("E019", dest(OPTIONS={"HEADERS": {"X-Evil": "a\r\nInjected: yes"}}),
+     "['consumer']['OPTIONS']['HEADERS']: has an invalid header"),
+    ("E020", {"RETRY_SCHEDULE": [5, -1]}, "['RETRY_SCHEDULE']: must be a non-empty list"),
+    ("E020", {"RETRY_SCHEDULE": []}, "['RETRY_SCHEDULE']: must be a non-empty list"),
+    ("W003", dest(OPTIONS={"URL": "http://consumer.example/hooks"}),
+     "['consumer']['OPTIONS']['URL']: uses plain http://"),
+    ("W004", {"DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK,
+                                            "OPTIONS": {"URL": "https://x.example/"}}}},
+     "['consumer']['OPTIONS']['SECRET']: is not set"),
+    ("W005", dest(EVENTS=[]), "['consumer']['EVENTS']: is empty"),
+    ("W005", dest(MODELS=[]), "['consumer']['MODELS']: is empty"),
+]
+
+
+@pytest.mark.parametrize(("check_id", "value", "text"), CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_check_fires(settings, check_id, value, text):
+    messages = run(settings, value)
+    ids = [m.id for m in messages]
+    full_id = f"wagtail_publish_hooks.{check_id}"
+    assert full_id in ids, messages
+    message = next(m for m in messages if m.id == full_id and text in m.msg)
+    assert message.msg.startswith("WAGTAIL_PUBLISH_HOOKS")
+    assert SECRET not in message.msg and SECRET not in (message.hint or "")
+
+
+def test_immediate_task_backend_warns(settings):
+    messages = run(settings, dest(), tasks={"default": {"BACKEND": IMMEDIATE_BACKEND}})
+    assert [m.id for m in messages] == ["wagtail_publish_hooks.W001"]
+    assert "deliveries run inside the publishing request" in messages[0].msg
+
+
+def test_backend_without_deferral_warns(settings):
+    tasks = {**DB_TASKS, "nodefer": {"BACKEND": "tests.task_backends.NoDeferBackend"}}
+    settings.TASKS = tasks
+    settings.WAGTAIL_PUBLISH_HOOKS = {**dest(), "TASK_BACKEND": "nodefer"}
+    messages = checks.run_checks(tags=["wagtail_publish_hooks"])
+    assert [m.id for m in messages] == ["wagtail_publish_hooks.W002"]
+
+
+def test_valid_configuration_has_no_messages(settings):
+    value = {
+        **dest(EVENTS=["page.*"], MODELS=["testapp.BasePage"],
+               OPTIONS={"HEADERS": {"X-Site": "main"}, "TIMEOUT": 3,
+                        "SECRET": [SECRET, make_secret()]}),
+        "MAX_ATTEMPTS": 3, "RETRY_SCHEDULE": [1, 2.5], "ALLOW_PRIVATE_NETWORKS": ["10.0.0.0/8"],
+        "RETENTION_DAYS": 7, "ENABLED": True, "QUEUE_NAME": "default",
+    }
+    assert run(settings, value) == []
+
+
+def test_missing_setting_is_fine(settings):
+    del settings.WAGTAIL_PUBLISH_HOOKS
+    settings.TASKS = DB_TASKS
+    assert checks.run_checks(tags=["wagtail_publish_hooks"]) == []
+
+
+@pytest.mark.django_db
+def test_errors_stop_manage_py_check(settings):
+    settings.TASKS = DB_TASKS
+    settings.WAGTAIL_PUBLISH_HOOKS = dest(OPTIONS={"URL": "nope"})
+    with pytest.raises(SystemCheckError, match=r"wagtail_publish_hooks\.E012"):
+        call_command("check")
+
+
+def test_every_check_id_is_tested_and_documented():
+    """Each id in checks.py has a case here; ids are never reused for something else."""
+    source = Path(__file__).parents[1].joinpath("wagtail_publish_hooks", "checks.py").read_text()
+    emitted = {f"E{int(n):03d}" for n in re.findall(r"\berror\(\s*(\d+)", source)}
+    emitted |= {f"W{int(n):03d}" for n in re.findall(r"\bwarning\(\s*(\d+)", source)}
+    tested = {case[0] for case in CASES} | {"W001", "W002"}
+    assert emitted == tested
