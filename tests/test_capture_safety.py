@@ -73,8 +73,10 @@ def test_backend_that_raises_does_not_break_the_publish(configure, draft_blog_pa
 def test_unreachable_task_backend_does_not_break_the_publish(
     configure, settings, draft_blog_page, caplog
 ):
-    configure(DESTINATIONS={"broken": {"BACKEND": "tests.backends.ExplodingBackend"}},
-              TASK_BACKEND="missing")
+    configure(
+        DESTINATIONS={"broken": {"BACKEND": "tests.backends.ExplodingBackend"}},
+        TASK_BACKEND="missing",
+    )
     caplog.set_level(logging.ERROR, logger="wagtail_publish_hooks")
     revision = draft_blog_page.save_revision()
     revision.publish()
@@ -83,4 +85,3 @@ def test_unreachable_task_backend_does_not_break_the_publish(
     # The delivery waits in the outbox for `publish_hooks sweep`.
     assert Delivery.objects.get().status == DeliveryStatus.PENDING
     assert "could not enqueue a delivery run" in caplog.text
-

@@ -38,71 +38,135 @@ CASES = [
     ("E002", {"MAX_ATEMPTS": 3}, "['MAX_ATEMPTS']: is not a known setting"),
     ("E003", {"DESTINATIONS": ["consumer"]}, "['DESTINATIONS']: must be a dict"),
     ("E003", {"DESTINATIONS": {"consumer": "https://x.example"}}, "['consumer']: must be a dict"),
-    ("E004", {"DESTINATIONS": {"consumer": {"OPTIONS": GOOD_OPTIONS}}},
-     "['consumer']['BACKEND']: is required"),
-    ("E005", dest(BACKEND="wagtail_publish_hooks.backends.nope.NopeBackend"),
-     "['consumer']['BACKEND']: 'wagtail_publish_hooks.backends.nope.NopeBackend' cannot be"),
-    ("E006", dest(BACKEND="tests.backends.NotABackend"),
-     "['consumer']['BACKEND']: 'tests.backends.NotABackend' is not a subclass"),
+    (
+        "E004",
+        {"DESTINATIONS": {"consumer": {"OPTIONS": GOOD_OPTIONS}}},
+        "['consumer']['BACKEND']: is required",
+    ),
+    (
+        "E005",
+        dest(BACKEND="wagtail_publish_hooks.backends.nope.NopeBackend"),
+        "['consumer']['BACKEND']: 'wagtail_publish_hooks.backends.nope.NopeBackend' cannot be",
+    ),
+    (
+        "E006",
+        dest(BACKEND="tests.backends.NotABackend"),
+        "['consumer']['BACKEND']: 'tests.backends.NotABackend' is not a subclass",
+    ),
     ("E007", dest(EVENT=["page.published"]), "['consumer']['EVENT']: is not a known destination"),
     ("E008", dest(EVENTS=["page.publish"]), "['consumer']['EVENTS']: 'page.publish' is not a"),
     ("E008", dest(EVENTS="page.published"), "['consumer']['EVENTS']: must be a list"),
     ("E009", dest(MODELS=["blog.BlogPage"]), "['consumer']['MODELS']: 'blog.BlogPage' is not"),
     ("E009", dest(MODELS=[42]), "['consumer']['MODELS']: must be a list"),
-    ("E010", dest(OPTIONS={"URLS": "https://x.example"}),
-     "['consumer']['OPTIONS']['URLS']: is not an option of WebhookBackend"),
-    ("E010", {"DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK, "OPTIONS": "https://x"}}},
-     "['consumer']['OPTIONS']: must be a dict"),
-    ("E011", {"DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK, "OPTIONS": {"SECRET": SECRET}}}},
-     "['consumer']['OPTIONS']['URL']: is required"),
-    ("E012", dest(OPTIONS={"URL": "consumer.example/hooks"}),
-     "['consumer']['OPTIONS']['URL']: must be an absolute"),
-    ("E012", dest(OPTIONS={"URL": "ftp://consumer.example/hooks"}),
-     "['consumer']['OPTIONS']['URL']: must be an absolute"),
-    ("E012", dest(OPTIONS={"URL": "https://consumer.example:99999/"}),
-     "['consumer']['OPTIONS']['URL']: is not a valid URL"),
-    ("E013", dest(OPTIONS={"URL": "https://user:pw@consumer.example/hooks"}),
-     "['consumer']['OPTIONS']['URL']: contains credentials"),
-    ("E014", dest(OPTIONS={"SECRET": "hunter2hunter2hunter2"}),
-     "['consumer']['OPTIONS']['SECRET']: must start with 'whsec_'"),
-    ("E014", dest(OPTIONS={"SECRET": "whsec_!!!not-base64!!!"}),
-     "['consumer']['OPTIONS']['SECRET']: must be 'whsec_' followed by base64"),
-    ("E014", dest(OPTIONS={"SECRET": [SECRET, "nope"]}),
-     "['consumer']['OPTIONS']['SECRET']['1']: must start with 'whsec_'"),
+    (
+        "E010",
+        dest(OPTIONS={"URLS": "https://x.example"}),
+        "['consumer']['OPTIONS']['URLS']: is not an option of WebhookBackend",
+    ),
+    (
+        "E010",
+        {"DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK, "OPTIONS": "https://x"}}},
+        "['consumer']['OPTIONS']: must be a dict",
+    ),
+    (
+        "E011",
+        {"DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK, "OPTIONS": {"SECRET": SECRET}}}},
+        "['consumer']['OPTIONS']['URL']: is required",
+    ),
+    (
+        "E012",
+        dest(OPTIONS={"URL": "consumer.example/hooks"}),
+        "['consumer']['OPTIONS']['URL']: must be an absolute",
+    ),
+    (
+        "E012",
+        dest(OPTIONS={"URL": "ftp://consumer.example/hooks"}),
+        "['consumer']['OPTIONS']['URL']: must be an absolute",
+    ),
+    (
+        "E012",
+        dest(OPTIONS={"URL": "https://consumer.example:99999/"}),
+        "['consumer']['OPTIONS']['URL']: is not a valid URL",
+    ),
+    (
+        "E013",
+        dest(OPTIONS={"URL": "https://user:pw@consumer.example/hooks"}),
+        "['consumer']['OPTIONS']['URL']: contains credentials",
+    ),
+    (
+        "E014",
+        dest(OPTIONS={"SECRET": "hunter2hunter2hunter2"}),
+        "['consumer']['OPTIONS']['SECRET']: must start with 'whsec_'",
+    ),
+    (
+        "E014",
+        dest(OPTIONS={"SECRET": "whsec_!!!not-base64!!!"}),
+        "['consumer']['OPTIONS']['SECRET']: must be 'whsec_' followed by base64",
+    ),
+    (
+        "E014",
+        dest(OPTIONS={"SECRET": [SECRET, "nope"]}),
+        "['consumer']['OPTIONS']['SECRET']['1']: must start with 'whsec_'",
+    ),
     ("E014", dest(OPTIONS={"SECRET": []}), "['consumer']['OPTIONS']['SECRET']: must be a secret"),
     ("E015", {"MAX_ATTEMPTS": -1}, "['MAX_ATTEMPTS']: must be an integer greater than zero"),
     ("E015", {"MAX_ATTEMPTS": 2.5}, "['MAX_ATTEMPTS']: must be an integer"),
     ("E015", {"RETENTION_DAYS": "30"}, "['RETENTION_DAYS']: must be an integer"),
     ("E015", {"BATCH_SIZE": 0}, "['BATCH_SIZE']: must be an integer greater than zero"),
-    ("E015", dest(OPTIONS={"TIMEOUT": 0}),
-     "['consumer']['OPTIONS']['TIMEOUT']: must be a number greater than zero"),
+    (
+        "E015",
+        dest(OPTIONS={"TIMEOUT": 0}),
+        "['consumer']['OPTIONS']['TIMEOUT']: must be a number greater than zero",
+    ),
     ("E015", dest(OPTIONS={"TIMEOUT": "15"}), "['consumer']['OPTIONS']['TIMEOUT']: must be a"),
     ("E016", {"ENABLED": "yes"}, "['ENABLED']: must be True or False"),
     ("E017", {"ALLOW_PRIVATE_NETWORKS": "10.0.0.0/8"}, "['ALLOW_PRIVATE_NETWORKS']: must be"),
-    ("E017", {"ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/33"]},
-     "['ALLOW_PRIVATE_NETWORKS']: '127.0.0.0/33' is not a network"),
+    (
+        "E017",
+        {"ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/33"]},
+        "['ALLOW_PRIVATE_NETWORKS']: '127.0.0.0/33' is not a network",
+    ),
     ("E018", {"TASK_BACKEND": "missing"}, "['TASK_BACKEND']: names task backend 'missing'"),
     ("E018", {"QUEUE_NAME": ""}, "['QUEUE_NAME']: must be a non-empty string"),
-    ("E019", dest(OPTIONS={"HEADERS": {"webhook-signature": "x"}}),
-     "['consumer']['OPTIONS']['HEADERS']: may not set webhook-signature"),
-    ("E019", dest(OPTIONS={"HEADERS": {"X-Token": 1}}),
-     "['consumer']['OPTIONS']['HEADERS']: must be a dict"),
-    ("E019", dest(OPTIONS={"HEADERS": {"X-Evil": "a\r\nInjected: yes"}}),
-     "['consumer']['OPTIONS']['HEADERS']: has an invalid header"),
+    (
+        "E019",
+        dest(OPTIONS={"HEADERS": {"webhook-signature": "x"}}),
+        "['consumer']['OPTIONS']['HEADERS']: may not set webhook-signature",
+    ),
+    (
+        "E019",
+        dest(OPTIONS={"HEADERS": {"X-Token": 1}}),
+        "['consumer']['OPTIONS']['HEADERS']: must be a dict",
+    ),
+    (
+        "E019",
+        dest(OPTIONS={"HEADERS": {"X-Evil": "a\r\nInjected: yes"}}),
+        "['consumer']['OPTIONS']['HEADERS']: has an invalid header",
+    ),
     ("E020", {"RETRY_SCHEDULE": [5, -1]}, "['RETRY_SCHEDULE']: must be a non-empty list"),
     ("E020", {"RETRY_SCHEDULE": []}, "['RETRY_SCHEDULE']: must be a non-empty list"),
-    ("W003", dest(OPTIONS={"URL": "http://consumer.example/hooks"}),
-     "['consumer']['OPTIONS']['URL']: uses plain http://"),
-    ("W004", {"DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK,
-                                            "OPTIONS": {"URL": "https://x.example/"}}}},
-     "['consumer']['OPTIONS']['SECRET']: is not set"),
+    (
+        "W003",
+        dest(OPTIONS={"URL": "http://consumer.example/hooks"}),
+        "['consumer']['OPTIONS']['URL']: uses plain http://",
+    ),
+    (
+        "W004",
+        {
+            "DESTINATIONS": {
+                "consumer": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": "https://x.example/"}}
+            }
+        },
+        "['consumer']['OPTIONS']['SECRET']: is not set",
+    ),
     ("W005", dest(EVENTS=[]), "['consumer']['EVENTS']: is empty"),
     ("W005", dest(MODELS=[]), "['consumer']['MODELS']: is empty"),
 ]
 
 
-@pytest.mark.parametrize(("check_id", "value", "text"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("check_id", "value", "text"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 def test_check_fires(settings, check_id, value, text):
     messages = run(settings, value)
     ids = [m.id for m in messages]
@@ -129,11 +193,21 @@ def test_backend_without_deferral_warns(settings):
 
 def test_valid_configuration_has_no_messages(settings):
     value = {
-        **dest(EVENTS=["page.*"], MODELS=["testapp.BasePage"],
-               OPTIONS={"HEADERS": {"X-Site": "main"}, "TIMEOUT": 3,
-                        "SECRET": [SECRET, make_secret()]}),
-        "MAX_ATTEMPTS": 3, "RETRY_SCHEDULE": [1, 2.5], "ALLOW_PRIVATE_NETWORKS": ["10.0.0.0/8"],
-        "RETENTION_DAYS": 7, "ENABLED": True, "QUEUE_NAME": "default",
+        **dest(
+            EVENTS=["page.*"],
+            MODELS=["testapp.BasePage"],
+            OPTIONS={
+                "HEADERS": {"X-Site": "main"},
+                "TIMEOUT": 3,
+                "SECRET": [SECRET, make_secret()],
+            },
+        ),
+        "MAX_ATTEMPTS": 3,
+        "RETRY_SCHEDULE": [1, 2.5],
+        "ALLOW_PRIVATE_NETWORKS": ["10.0.0.0/8"],
+        "RETENTION_DAYS": 7,
+        "ENABLED": True,
+        "QUEUE_NAME": "default",
     }
     assert run(settings, value) == []
 

@@ -28,8 +28,9 @@ def command(*args: str) -> str:
     return out.getvalue()
 
 
-def test_status_counts_per_destination_and_state(webhook_destination, httpserver, secret,
-                                                 draft_blog_page, blog_index):
+def test_status_counts_per_destination_and_state(
+    webhook_destination, httpserver, secret, draft_blog_page, blog_index
+):
     webhook_destination()
     replies = [Response("ok"), Response("no", status=404)]
     httpserver.expect_request("/hooks").respond_with_handler(lambda r: replies.pop(0))
@@ -38,10 +39,28 @@ def test_status_counts_per_destination_and_state(webhook_destination, httpserver
 
     output = command("status")
     lines = output.splitlines()
-    assert lines[0].split() == ["destination", "backend", "pending", "sending", "delivered",
-                                "retrying", "failed", "state"]
-    assert lines[1].split() == ["consumer", "WebhookBackend", "0", "0", "1", "0", "1", "1",
-                                "consecutive", "failure"]
+    assert lines[0].split() == [
+        "destination",
+        "backend",
+        "pending",
+        "sending",
+        "delivered",
+        "retrying",
+        "failed",
+        "state",
+    ]
+    assert lines[1].split() == [
+        "consumer",
+        "WebhookBackend",
+        "0",
+        "0",
+        "1",
+        "0",
+        "1",
+        "1",
+        "consecutive",
+        "failure",
+    ]
     assert secret not in output
     assert httpserver.url_for("/hooks") not in output
 
@@ -82,8 +101,12 @@ def test_test_unknown_alias(webhook_destination):
 def test_redeliver_failed_and_by_id(webhook_destination, httpserver, settings, draft_blog_page):
     config = webhook_destination()
     settings.WAGTAIL_PUBLISH_HOOKS = {**config, "MAX_ATTEMPTS": 1}
-    replies = [Response("down", status=500), Response("down", status=500),
-               Response("ok"), Response("ok")]
+    replies = [
+        Response("down", status=500),
+        Response("down", status=500),
+        Response("ok"),
+        Response("ok"),
+    ]
     httpserver.expect_request("/hooks").respond_with_handler(lambda r: replies.pop(0))
     draft_blog_page.save_revision().publish()
     draft_blog_page.save_revision().publish()
@@ -99,16 +122,16 @@ def test_redeliver_failed_and_by_id(webhook_destination, httpserver, settings, d
     first.refresh_from_db()
     assert first.status == DeliveryStatus.DELIVERED
 
-    assert "0 deliveries queued again" in command("redeliver", "--failed",
-                                                   "--destination", "elsewhere")
+    assert "0 deliveries queued again" in command(
+        "redeliver", "--failed", "--destination", "elsewhere"
+    )
     assert "1 delivery queued again" in command("redeliver", "--failed")
     assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
     ids = {r.headers["webhook-id"] for r, _ in httpserver.log}
     assert ids == {first.event.event_id, second.event.event_id}
 
 
-def test_sweep_recovers_a_lost_enqueue(webhook_destination, httpserver, settings,
-                                       draft_blog_page):
+def test_sweep_recovers_a_lost_enqueue(webhook_destination, httpserver, settings, draft_blog_page):
     config = webhook_destination()
     settings.WAGTAIL_PUBLISH_HOOKS = {**config, "TASK_BACKEND": "missing"}
     httpserver.expect_request("/hooks").respond_with_data("ok")
@@ -124,15 +147,17 @@ def test_sweep_recovers_a_lost_enqueue(webhook_destination, httpserver, settings
     assert len(httpserver.log) == 1
 
 
-def test_sweep_reclaims_an_expired_lease(webhook_destination, httpserver, draft_blog_page,
-                                         settings):
+def test_sweep_reclaims_an_expired_lease(
+    webhook_destination, httpserver, draft_blog_page, settings
+):
     config = webhook_destination()
     settings.WAGTAIL_PUBLISH_HOOKS = {**config, "TASK_BACKEND": "missing"}
     httpserver.expect_request("/hooks").respond_with_data("ok")
     draft_blog_page.save_revision().publish()
     # A worker claimed it and died mid-send.
-    Delivery.objects.update(status=DeliveryStatus.SENDING,
-                            lease_expires_at=timezone.now() - timedelta(seconds=1))
+    Delivery.objects.update(
+        status=DeliveryStatus.SENDING, lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     settings.WAGTAIL_PUBLISH_HOOKS = config
     output = command("sweep", "--run")
     assert "1 expired lease(s) released" in output
@@ -144,16 +169,18 @@ def test_a_live_lease_is_not_taken(webhook_destination, httpserver, draft_blog_p
     config = webhook_destination()
     settings.WAGTAIL_PUBLISH_HOOKS = {**config, "TASK_BACKEND": "missing"}
     draft_blog_page.save_revision().publish()
-    Delivery.objects.update(status=DeliveryStatus.SENDING,
-                            lease_expires_at=timezone.now() + timedelta(minutes=5))
+    Delivery.objects.update(
+        status=DeliveryStatus.SENDING, lease_expires_at=timezone.now() + timedelta(minutes=5)
+    )
     settings.WAGTAIL_PUBLISH_HOOKS = config
     assert "0 deliveries due" in command("sweep", "--run")
     assert Delivery.objects.get().status == DeliveryStatus.SENDING
     assert httpserver.log == []
 
 
-def test_prune_deletes_old_finished_events_only(webhook_destination, httpserver,
-                                                draft_blog_page, settings):
+def test_prune_deletes_old_finished_events_only(
+    webhook_destination, httpserver, draft_blog_page, settings
+):
     config = webhook_destination()
     settings.WAGTAIL_PUBLISH_HOOKS = {**config, "RETENTION_DAYS": 30}
     httpserver.expect_request("/hooks").respond_with_data("ok")
@@ -161,7 +188,8 @@ def test_prune_deletes_old_finished_events_only(webhook_destination, httpserver,
         draft_blog_page.save_revision().publish()
     old, old_pending, recent = Event.objects.order_by("pk")
     Event.objects.filter(pk__in=[old.pk, old_pending.pk]).update(
-        created_at=timezone.now() - timedelta(days=31))
+        created_at=timezone.now() - timedelta(days=31)
+    )
     Delivery.objects.filter(event=old_pending).update(status=DeliveryStatus.RETRYING)
 
     assert "1 event(s) older than 30 day(s) would be deleted" in command("prune", "--dry-run")

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
-def test_publish_delivers_one_signed_request(webhook_destination, httpserver, secret,
-                                             draft_blog_page, django_user_model):
+def test_publish_delivers_one_signed_request(
+    webhook_destination, httpserver, secret, draft_blog_page, django_user_model
+):
     webhook_destination()
     httpserver.expect_request("/hooks", method="POST").respond_with_data("ok")
     user = django_user_model.objects.create_superuser("editor", "editor@example.com", "pw")
@@ -129,8 +130,12 @@ def test_model_filter_includes_subclasses(webhook_destination, httpserver, blog_
     webhook_destination(MODELS=["testapp.BasePage"])
     httpserver.expect_request("/hooks").respond_with_data("ok")
 
-    for cls, slug in ((BlogPage, "blog"), (EventPage, "event"), (OtherPage, "other"),
-                      (BasePage, "base")):
+    for cls, slug in (
+        (BlogPage, "blog"),
+        (EventPage, "event"),
+        (OtherPage, "other"),
+        (BasePage, "base"),
+    ):
         page = cls(title=slug, slug=slug)
         blog_index.add_child(instance=page)
         page.save_revision().publish()
@@ -194,17 +199,20 @@ def test_disabled_capture_records_nothing(webhook_destination, settings, draft_b
     assert Event.objects.count() == 0
 
 
-def test_publish_queries_do_not_grow_with_destinations(configure, httpserver, blog_index,
-                                                       settings):
+def test_publish_queries_do_not_grow_with_destinations(configure, httpserver, blog_index, settings):
     """The outbox writes one event row and one bulk insert, whatever the destination count."""
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
     def queries_for(n: int, slug: str) -> int:
-        configure(DESTINATIONS={
-            f"d{i}": {"BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
-                      "OPTIONS": {"URL": httpserver.url_for(f"/{i}")}}
-            for i in range(n)
-        })
+        configure(
+            DESTINATIONS={
+                f"d{i}": {
+                    "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+                    "OPTIONS": {"URL": httpserver.url_for(f"/{i}")},
+                }
+                for i in range(n)
+            }
+        )
         page = BlogPage(title=slug, slug=slug)
         blog_index.add_child(instance=page)
         revision = page.save_revision()
@@ -223,9 +231,14 @@ def test_one_enqueue_per_transaction(configure, httpserver, blog_index, settings
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     from django_tasks_db.models import DBTaskResult
 
-    configure(DESTINATIONS={"a": {"BACKEND": "wagtail_publish_hooks.backends.webhook."
-                                              "WebhookBackend",
-                                  "OPTIONS": {"URL": httpserver.url_for("/a")}}})
+    configure(
+        DESTINATIONS={
+            "a": {
+                "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+                "OPTIONS": {"URL": httpserver.url_for("/a")},
+            }
+        }
+    )
     with transaction.atomic():
         for i in range(5):
             page = BlogPage(title=f"p{i}", slug=f"p{i}")

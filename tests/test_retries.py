@@ -62,9 +62,7 @@ def test_500_twice_then_200_is_delivered_on_the_third_attempt(
 
 def test_retry_after_seconds_is_honoured(webhook_destination, httpserver, draft_blog_page):
     webhook_destination()
-    httpserver.expect_request("/hooks").respond_with_handler(
-        answers((429, {"Retry-After": "7"}))
-    )
+    httpserver.expect_request("/hooks").respond_with_handler(answers((429, {"Retry-After": "7"})))
     draft_blog_page.save_revision().publish()
 
     delivery = Delivery.objects.get()
@@ -99,9 +97,12 @@ def test_parse_retry_after_forms():
 
 def test_retry_schedule_sets_the_next_attempt(configure, httpserver, draft_blog_page):
     configure(
-        DESTINATIONS={"consumer": {"BACKEND": "wagtail_publish_hooks.backends.webhook."
-                                              "WebhookBackend",
-                                   "OPTIONS": {"URL": httpserver.url_for("/hooks")}}},
+        DESTINATIONS={
+            "consumer": {
+                "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+                "OPTIONS": {"URL": httpserver.url_for("/hooks")},
+            }
+        },
         RETRY_SCHEDULE=[60, 600],
     )
     httpserver.expect_request("/hooks").respond_with_handler(answers(502))
@@ -113,8 +114,7 @@ def test_retry_schedule_sets_the_next_attempt(configure, httpserver, draft_blog_
     assert 60 <= gap < 65
 
 
-def test_410_disables_the_destination(webhook_destination, httpserver, draft_blog_page,
-                                      blog_index):
+def test_410_disables_the_destination(webhook_destination, httpserver, draft_blog_page, blog_index):
     webhook_destination()
     httpserver.expect_request("/hooks").respond_with_handler(answers(410))
     draft_blog_page.save_revision().publish()
@@ -158,8 +158,9 @@ def test_redirect_is_not_followed(webhook_destination, httpserver, draft_blog_pa
     assert [request.path for request, _ in httpserver.log] == ["/hooks"]
 
 
-def test_connection_refused_retries_then_fails(webhook_destination, settings, free_port,
-                                               draft_blog_page):
+def test_connection_refused_retries_then_fails(
+    webhook_destination, settings, free_port, draft_blog_page
+):
     config = webhook_destination()
     config["DESTINATIONS"]["consumer"]["OPTIONS"]["URL"] = f"http://127.0.0.1:{free_port}/hooks"
     settings.WAGTAIL_PUBLISH_HOOKS = {**config, "MAX_ATTEMPTS": 3}
@@ -175,8 +176,7 @@ def test_connection_refused_retries_then_fails(webhook_destination, settings, fr
     assert "/hooks" not in delivery.last_error  # paths may hold secrets
 
 
-def test_read_timeout_retries(webhook_destination, settings, httpserver, draft_blog_page,
-                              deliver):
+def test_read_timeout_retries(webhook_destination, settings, httpserver, draft_blog_page, deliver):
     config = webhook_destination(options={"TIMEOUT": 0.3})
     settings.WAGTAIL_PUBLISH_HOOKS = {**config, "RETRY_SCHEDULE": [1]}
 
@@ -220,8 +220,11 @@ def test_failed_delivery_is_redeliverable_with_a_fresh_cycle(
 
 
 def test_backend_that_raises_is_recorded_and_retried(configure, draft_blog_page):
-    configure(DESTINATIONS={"broken": {"BACKEND": "tests.backends.ExplodingBackend"}},
-              MAX_ATTEMPTS=2, RETRY_SCHEDULE=[0])
+    configure(
+        DESTINATIONS={"broken": {"BACKEND": "tests.backends.ExplodingBackend"}},
+        MAX_ATTEMPTS=2,
+        RETRY_SCHEDULE=[0],
+    )
     draft_blog_page.save_revision().publish()
     delivery = Delivery.objects.get()
     assert delivery.status == DeliveryStatus.FAILED

@@ -28,8 +28,12 @@ DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 def worker_env(settings, httpserver, secret):
     settings.TASKS = DB_TASKS
     config = {
-        "DESTINATIONS": {"consumer": {"BACKEND": WEBHOOK, "OPTIONS": {
-            "URL": httpserver.url_for("/hooks"), "SECRET": secret}}},
+        "DESTINATIONS": {
+            "consumer": {
+                "BACKEND": WEBHOOK,
+                "OPTIONS": {"URL": httpserver.url_for("/hooks"), "SECRET": secret},
+            }
+        },
         "ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8"],
         "RETRY_SCHEDULE": [1],
     }
@@ -45,12 +49,21 @@ def worker_env(settings, httpserver, secret):
 
 
 def db_worker(env, *args):
-    return [sys.executable, "-m", "django", "db_worker", "--no-startup-delay", "--interval",
-            "0.2", *args]
+    return [
+        sys.executable,
+        "-m",
+        "django",
+        "db_worker",
+        "--no-startup-delay",
+        "--interval",
+        "0.2",
+        *args,
+    ]
 
 
-def test_db_worker_delivers_what_a_publish_enqueued(worker_env, httpserver, secret,
-                                                   draft_blog_page):
+def test_db_worker_delivers_what_a_publish_enqueued(
+    worker_env, httpserver, secret, draft_blog_page
+):
     httpserver.expect_request("/hooks").respond_with_data("ok")
     draft_blog_page.save_revision().publish()
 
@@ -59,8 +72,14 @@ def test_db_worker_delivers_what_a_publish_enqueued(worker_env, httpserver, secr
     assert Delivery.objects.get().status == DeliveryStatus.PENDING
     assert DBTaskResult.objects.filter(status="READY").count() >= 1
 
-    result = subprocess.run(db_worker(worker_env, "--batch"), env=worker_env, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        db_worker(worker_env, "--batch"),
+        env=worker_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
 
     delivery = Delivery.objects.get()
@@ -77,8 +96,14 @@ def test_db_worker_runs_a_deferred_retry(worker_env, httpserver, draft_blog_page
     httpserver.expect_request("/hooks").respond_with_handler(lambda request: replies.pop(0))
     draft_blog_page.save_revision().publish()
 
-    worker = subprocess.Popen(db_worker(worker_env), env=worker_env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = subprocess.Popen(
+        db_worker(worker_env),
+        env=worker_env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         delivery = Delivery.objects.get()

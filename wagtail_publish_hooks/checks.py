@@ -11,7 +11,7 @@ import difflib
 import ipaddress
 import numbers
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.apps import apps
@@ -19,6 +19,9 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, DESTINATION_KEYS, SETTING_NAME, raw_settings
+
+if TYPE_CHECKING:
+    from .backends.base import BaseBackend
 
 ID_PREFIX = "wagtail_publish_hooks"
 
@@ -34,15 +37,25 @@ def _path(alias: str | None = None, *keys: str) -> str:
     return path
 
 
-def error(number: int, msg: str, *, alias: str | None = None, keys: Iterable[str] = (),
-          hint: str | None = None) -> checks.Error:
-    return checks.Error(
-        f"{_path(alias, *keys)}: {msg}", hint=hint, id=f"{ID_PREFIX}.E{number:03d}"
-    )
+def error(
+    number: int,
+    msg: str,
+    *,
+    alias: str | None = None,
+    keys: Iterable[str] = (),
+    hint: str | None = None,
+) -> checks.Error:
+    return checks.Error(f"{_path(alias, *keys)}: {msg}", hint=hint, id=f"{ID_PREFIX}.E{number:03d}")
 
 
-def warning(number: int, msg: str, *, alias: str | None = None, keys: Iterable[str] = (),
-            hint: str | None = None) -> checks.Warning:
+def warning(
+    number: int,
+    msg: str,
+    *,
+    alias: str | None = None,
+    keys: Iterable[str] = (),
+    hint: str | None = None,
+) -> checks.Warning:
     return checks.Warning(
         f"{_path(alias, *keys)}: {msg}", hint=hint, id=f"{ID_PREFIX}.W{number:03d}"
     )
@@ -64,8 +77,9 @@ def _is_int(value: Any) -> bool:
 # -- Helpers the backends use for their OPTIONS --------------------------------------------------
 
 
-def check_url_option(alias: str, options: Mapping[str, Any], key: str = "URL",
-                     *, required: bool = True) -> list[checks.CheckMessage]:
+def check_url_option(
+    alias: str, options: Mapping[str, Any], key: str = "URL", *, required: bool = True
+) -> list[checks.CheckMessage]:
     keys = ("OPTIONS", key)
     value = options.get(key)
     if value in (None, ""):
@@ -81,59 +95,90 @@ def check_url_option(alias: str, options: Mapping[str, Any], key: str = "URL",
     except ValueError:
         return [error(12, "is not a valid URL.", alias=alias, keys=keys)]
     if parts.scheme not in ("http", "https") or not hostname:
-        return [error(12, "must be an absolute http:// or https:// URL with a host.",
-                      alias=alias, keys=keys)]
+        return [
+            error(
+                12,
+                "must be an absolute http:// or https:// URL with a host.",
+                alias=alias,
+                keys=keys,
+            )
+        ]
     messages: list[checks.CheckMessage] = []
     if parts.username or parts.password:
-        messages.append(error(
-            13, "contains credentials; they would be logged by proxies and servers.",
-            alias=alias, keys=keys,
-            hint="Send credentials in a header (OPTIONS['HEADERS']) or use a signing secret.",
-        ))
+        messages.append(
+            error(
+                13,
+                "contains credentials; they would be logged by proxies and servers.",
+                alias=alias,
+                keys=keys,
+                hint="Send credentials in a header (OPTIONS['HEADERS']) or use a signing secret.",
+            )
+        )
     if parts.scheme == "http" and hostname not in LOOPBACK_HOSTS:
-        messages.append(warning(
-            3, "uses plain http://; payloads and signatures travel unencrypted.",
-            alias=alias, keys=keys,
-        ))
+        messages.append(
+            warning(
+                3,
+                "uses plain http://; payloads and signatures travel unencrypted.",
+                alias=alias,
+                keys=keys,
+            )
+        )
     return messages
 
 
-def check_secret_option(alias: str, options: Mapping[str, Any],
-                        key: str = "SECRET") -> list[checks.CheckMessage]:
+def check_secret_option(
+    alias: str, options: Mapping[str, Any], key: str = "SECRET"
+) -> list[checks.CheckMessage]:
     keys = ("OPTIONS", key)
     value = options.get(key)
     if value is None:
-        return [warning(
-            4, "is not set: requests are sent unsigned and consumers cannot verify them.",
-            alias=alias, keys=keys,
-            hint="Generate one with: python -c \"import base64, os; "
-                 "print('whsec_' + base64.b64encode(os.urandom(24)).decode())\"",
-        )]
+        return [
+            warning(
+                4,
+                "is not set: requests are sent unsigned and consumers cannot verify them.",
+                alias=alias,
+                keys=keys,
+                hint='Generate one with: python -c "import base64, os; '
+                "print('whsec_' + base64.b64encode(os.urandom(24)).decode())\"",
+            )
+        ]
     secrets = [value] if isinstance(value, str) else value
     if not isinstance(secrets, list | tuple) or not secrets:
-        return [error(14, "must be a secret string or a non-empty list of them.",
-                      alias=alias, keys=keys)]
+        return [
+            error(
+                14, "must be a secret string or a non-empty list of them.", alias=alias, keys=keys
+            )
+        ]
     for index, secret in enumerate(secrets):
         where = keys if isinstance(value, str) else (*keys, str(index))
         if not isinstance(secret, str) or not secret.startswith("whsec_"):
-            return [error(
-                14, "must start with 'whsec_' followed by base64 (Standard Webhooks format).",
-                alias=alias, keys=where,
-            )]
+            return [
+                error(
+                    14,
+                    "must start with 'whsec_' followed by base64 (Standard Webhooks format).",
+                    alias=alias,
+                    keys=where,
+                )
+            ]
         try:
-            decoded = base64.b64decode(secret[len("whsec_"):] + "==", validate=True)
+            decoded = base64.b64decode(secret[len("whsec_") :] + "==", validate=True)
         except (binascii.Error, ValueError):
             decoded = b""
         if len(decoded) < 16:
-            return [error(
-                14, "must be 'whsec_' followed by base64 of at least 16 random bytes.",
-                alias=alias, keys=where,
-            )]
+            return [
+                error(
+                    14,
+                    "must be 'whsec_' followed by base64 of at least 16 random bytes.",
+                    alias=alias,
+                    keys=where,
+                )
+            ]
     return []
 
 
-def check_headers_option(alias: str, options: Mapping[str, Any], key: str = "HEADERS",
-                         reserved: Iterable[str] = ()) -> list[checks.CheckMessage]:
+def check_headers_option(
+    alias: str, options: Mapping[str, Any], key: str = "HEADERS", reserved: Iterable[str] = ()
+) -> list[checks.CheckMessage]:
     keys = ("OPTIONS", key)
     value = options.get(key)
     if value is None:
@@ -141,22 +186,35 @@ def check_headers_option(alias: str, options: Mapping[str, Any], key: str = "HEA
     if not isinstance(value, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
-        return [error(19, "must be a dict of header names to string values.",
-                      alias=alias, keys=keys)]
+        return [
+            error(19, "must be a dict of header names to string values.", alias=alias, keys=keys)
+        ]
     reserved_set = {name.lower() for name in reserved}
     clashes = sorted(name for name in value if name.lower() in reserved_set)
     if clashes:
-        return [error(19, f"may not set {', '.join(clashes)}: the backend sets it.",
-                      alias=alias, keys=keys)]
+        return [
+            error(
+                19,
+                f"may not set {', '.join(clashes)}: the backend sets it.",
+                alias=alias,
+                keys=keys,
+            )
+        ]
     bad = sorted(name for name, v in value.items() if "\n" in v or "\r" in v or not name.strip())
     if bad:
         return [error(19, f"has an invalid header: {', '.join(bad)}.", alias=alias, keys=keys)]
     return []
 
 
-def check_positive_number(alias: str | None, options: Mapping[str, Any], key: str, *,
-                          integer: bool = False, allow_zero: bool = False,
-                          in_options: bool = True) -> list[checks.CheckMessage]:
+def check_positive_number(
+    alias: str | None,
+    options: Mapping[str, Any],
+    key: str,
+    *,
+    integer: bool = False,
+    allow_zero: bool = False,
+    in_options: bool = True,
+) -> list[checks.CheckMessage]:
     keys = ("OPTIONS", key) if in_options else (key,)
     if key not in options:
         return []
@@ -183,13 +241,18 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     for key in raw:
         if key not in DEFAULTS:
-            messages.append(error(2, "is not a known setting.", keys=(str(key),),
-                                  hint=_did_you_mean(key, DEFAULTS)))
+            messages.append(
+                error(
+                    2,
+                    "is not a known setting.",
+                    keys=(str(key),),
+                    hint=_did_you_mean(key, DEFAULTS),
+                )
+            )
     messages += _check_globals(raw)
     destinations = raw.get("DESTINATIONS", {})
     if not isinstance(destinations, Mapping):
-        messages.append(error(3, "must be a dict of alias to destination.",
-                              keys=("DESTINATIONS",)))
+        messages.append(error(3, "must be a dict of alias to destination.", keys=("DESTINATIONS",)))
         return messages
     for alias, config in destinations.items():
         messages += _check_destination(alias, config)
@@ -210,10 +273,13 @@ def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
             or not schedule
             or not all(_is_number(item) and item >= 0 for item in schedule)
         ):
-            messages.append(error(
-                20, "must be a non-empty list of delays in seconds, each zero or more.",
-                keys=("RETRY_SCHEDULE",),
-            ))
+            messages.append(
+                error(
+                    20,
+                    "must be a non-empty list of delays in seconds, each zero or more.",
+                    keys=("RETRY_SCHEDULE",),
+                )
+            )
     if "ALLOW_PRIVATE_NETWORKS" in raw:
         messages += _check_private_networks(raw["ALLOW_PRIVATE_NETWORKS"])
     for key in ("TASK_BACKEND", "QUEUE_NAME"):
@@ -227,8 +293,9 @@ def _check_private_networks(value: Any) -> list[checks.CheckMessage]:
     if isinstance(value, bool):
         return []
     if isinstance(value, str) or not isinstance(value, list | tuple):
-        return [error(17, "must be True, False, or a list of networks in CIDR notation.",
-                      keys=keys)]
+        return [
+            error(17, "must be True, False, or a list of networks in CIDR notation.", keys=keys)
+        ]
     for item in value:
         try:
             ipaddress.ip_network(str(item), strict=False)
@@ -239,15 +306,27 @@ def _check_private_networks(value: Any) -> list[checks.CheckMessage]:
 
 def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
     if not isinstance(alias, str) or not alias or len(alias) > 100:
-        return [error(3, f"destination alias {alias!r} must be a string of 1 to 100 characters.",
-                      keys=("DESTINATIONS",))]
+        return [
+            error(
+                3,
+                f"destination alias {alias!r} must be a string of 1 to 100 characters.",
+                keys=("DESTINATIONS",),
+            )
+        ]
     if not isinstance(config, Mapping):
         return [error(3, "must be a dict with a 'BACKEND' key.", alias=alias)]
     messages: list[checks.CheckMessage] = []
     for key in config:
         if key not in DESTINATION_KEYS:
-            messages.append(error(7, "is not a known destination key.", alias=alias,
-                                  keys=(str(key),), hint=_did_you_mean(key, DESTINATION_KEYS)))
+            messages.append(
+                error(
+                    7,
+                    "is not a known destination key.",
+                    alias=alias,
+                    keys=(str(key),),
+                    hint=_did_you_mean(key, DESTINATION_KEYS),
+                )
+            )
     messages += _check_events(alias, config.get("EVENTS"), "EVENTS" in config)
     messages += _check_models(alias, config.get("MODELS"), "MODELS" in config)
 
@@ -264,39 +343,62 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
     if known is not None:
         for key in options:
             if key not in known:
-                messages.append(error(
-                    10, f"is not an option of {backend_class.__name__}.", alias=alias,
-                    keys=("OPTIONS", str(key)), hint=_did_you_mean(key, known),
-                ))
+                messages.append(
+                    error(
+                        10,
+                        f"is not an option of {backend_class.__name__}.",
+                        alias=alias,
+                        keys=("OPTIONS", str(key)),
+                        hint=_did_you_mean(key, known),
+                    )
+                )
     try:
         messages += backend_class.check_options(alias, options)
     except Exception as exc:  # a broken custom backend check must not hide the others
-        messages.append(error(6, f"{backend_class.__name__}.check_options() raised "
-                                 f"{type(exc).__name__}.", alias=alias, keys=("BACKEND",)))
+        messages.append(
+            error(
+                6,
+                f"{backend_class.__name__}.check_options() raised {type(exc).__name__}.",
+                alias=alias,
+                keys=("BACKEND",),
+            )
+        )
     return messages
 
 
-def _check_backend(alias: str, config: Mapping[str, Any], messages: list) -> type | None:
+def _check_backend(
+    alias: str, config: Mapping[str, Any], messages: list
+) -> type[BaseBackend] | None:
     from .backends.base import BaseBackend
 
     path = config.get("BACKEND")
     if not path or not isinstance(path, str):
-        messages.append(error(4, "is required: the dotted path of a backend class.",
-                              alias=alias, keys=("BACKEND",),
-                              hint="For example 'wagtail_publish_hooks.backends.webhook."
-                                   "WebhookBackend'."))
+        messages.append(
+            error(
+                4,
+                "is required: the dotted path of a backend class.",
+                alias=alias,
+                keys=("BACKEND",),
+                hint="For example 'wagtail_publish_hooks.backends.webhook.WebhookBackend'.",
+            )
+        )
         return None
     try:
         backend_class = import_string(path)
     except ImportError as exc:
-        messages.append(error(5, f"{path!r} cannot be imported ({exc}).", alias=alias,
-                              keys=("BACKEND",)))
+        messages.append(
+            error(5, f"{path!r} cannot be imported ({exc}).", alias=alias, keys=("BACKEND",))
+        )
         return None
     if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
-        messages.append(error(
-            6, f"{path!r} is not a subclass of wagtail_publish_hooks.backends.base.BaseBackend.",
-            alias=alias, keys=("BACKEND",),
-        ))
+        messages.append(
+            error(
+                6,
+                f"{path!r} is not a subclass of wagtail_publish_hooks.backends.base.BaseBackend.",
+                alias=alias,
+                keys=("BACKEND",),
+            )
+        )
         return None
     return backend_class
 
@@ -307,18 +409,24 @@ def _check_events(alias: str, value: Any, present: bool) -> list[checks.CheckMes
     if not present:
         return []
     keys = ("EVENTS",)
-    if isinstance(value, str) or not isinstance(value, list | tuple) or not all(
-        isinstance(item, str) for item in value
+    if (
+        isinstance(value, str)
+        or not isinstance(value, list | tuple)
+        or not all(isinstance(item, str) for item in value)
     ):
         return [error(8, "must be a list of event types.", alias=alias, keys=keys)]
     if not value:
-        return [warning(5, "is empty: this destination receives nothing.", alias=alias,
-                        keys=keys)]
+        return [warning(5, "is empty: this destination receives nothing.", alias=alias, keys=keys)]
     from .events import BUILTIN_EVENT_TYPES
 
     return [
-        error(8, f"{item!r} is not a known event type.", alias=alias, keys=keys,
-              hint=_did_you_mean(item, BUILTIN_EVENT_TYPES))
+        error(
+            8,
+            f"{item!r} is not a known event type.",
+            alias=alias,
+            keys=keys,
+            hint=_did_you_mean(item, BUILTIN_EVENT_TYPES),
+        )
         for item in value
         if not is_known_event_pattern(item)
     ]
@@ -328,21 +436,31 @@ def _check_models(alias: str, value: Any, present: bool) -> list[checks.CheckMes
     if not present:
         return []
     keys = ("MODELS",)
-    if isinstance(value, str) or not isinstance(value, list | tuple) or not all(
-        isinstance(item, str) for item in value
+    if (
+        isinstance(value, str)
+        or not isinstance(value, list | tuple)
+        or not all(isinstance(item, str) for item in value)
     ):
-        return [error(9, "must be a list of model labels such as 'blog.BlogPage'.",
-                      alias=alias, keys=keys)]
+        return [
+            error(
+                9, "must be a list of model labels such as 'blog.BlogPage'.", alias=alias, keys=keys
+            )
+        ]
     if not value:
-        return [warning(5, "is empty: this destination receives nothing.", alias=alias,
-                        keys=keys)]
+        return [warning(5, "is empty: this destination receives nothing.", alias=alias, keys=keys)]
     messages: list[checks.CheckMessage] = []
     for label in value:
         try:
             apps.get_model(label)
         except (LookupError, ValueError):
-            messages.append(error(9, f"{label!r} is not an installed model ('app_label.Model').",
-                                  alias=alias, keys=keys))
+            messages.append(
+                error(
+                    9,
+                    f"{label!r} is not an installed model ('app_label.Model').",
+                    alias=alias,
+                    keys=keys,
+                )
+            )
     return messages
 
 
@@ -356,30 +474,48 @@ def check_task_backend(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     try:
         backend = get_task_backend(alias)
     except Exception as exc:
-        return [error(18, f"names task backend {alias!r}, which cannot be loaded "
-                          f"({type(exc).__name__}: {exc}).", keys=("TASK_BACKEND",),
-                      hint="Add it to the TASKS setting, or set TASK_BACKEND to an alias there.")]
+        return [
+            error(
+                18,
+                f"names task backend {alias!r}, which cannot be loaded "
+                f"({type(exc).__name__}: {exc}).",
+                keys=("TASK_BACKEND",),
+                hint="Add it to the TASKS setting, or set TASK_BACKEND to an alias there.",
+            )
+        ]
     messages: list[checks.CheckMessage] = []
     if task_backend_is_immediate(backend):
-        messages.append(warning(
-            1, f"task backend {alias!r} is immediate: deliveries run inside the publishing "
-               "request, so a slow destination slows publishing.",
-            keys=("TASK_BACKEND",),
-            hint="Use django-tasks-db ('django_tasks_db.DatabaseBackend') and run "
-                 "'manage.py db_worker', or another background backend.",
-        ))
+        messages.append(
+            warning(
+                1,
+                f"task backend {alias!r} is immediate: deliveries run inside the publishing "
+                "request, so a slow destination slows publishing.",
+                keys=("TASK_BACKEND",),
+                hint="Use django-tasks-db ('django_tasks_db.DatabaseBackend') and run "
+                "'manage.py db_worker', or another background backend.",
+            )
+        )
     elif not getattr(backend, "supports_defer", False):
-        messages.append(warning(
-            2, f"task backend {alias!r} cannot defer tasks: retries wait for "
-               "'manage.py publish_hooks sweep'.",
-            keys=("TASK_BACKEND",), hint="Run 'manage.py publish_hooks sweep' every minute.",
-        ))
+        messages.append(
+            warning(
+                2,
+                f"task backend {alias!r} cannot defer tasks: retries wait for "
+                "'manage.py publish_hooks sweep'.",
+                keys=("TASK_BACKEND",),
+                hint="Run 'manage.py publish_hooks sweep' every minute.",
+            )
+        )
     queue = settings_.get("QUEUE_NAME", DEFAULTS["QUEUE_NAME"])
     allowed_queues = getattr(backend, "queues", None)
     if isinstance(queue, str) and allowed_queues and queue not in allowed_queues:
-        messages.append(error(18, f"queue {queue!r} is not one of the queues of task backend "
-                                  f"{alias!r}: {', '.join(sorted(allowed_queues))}.",
-                              keys=("QUEUE_NAME",)))
+        messages.append(
+            error(
+                18,
+                f"queue {queue!r} is not one of the queues of task backend "
+                f"{alias!r}: {', '.join(sorted(allowed_queues))}.",
+                keys=("QUEUE_NAME",),
+            )
+        )
     return messages
 
 

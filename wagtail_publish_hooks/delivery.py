@@ -81,15 +81,19 @@ def claim_due_deliveries(limit: int, *, lease_seconds: int) -> tuple[uuid.UUID, 
     return token, claimed
 
 
-def run_due_deliveries(*, max_seconds: float | None = None, enqueue_successor: bool = True,
-                       ) -> RunSummary:
+def run_due_deliveries(
+    *,
+    max_seconds: float | None = None,
+    enqueue_successor: bool = True,
+) -> RunSummary:
     """Drain due deliveries in batches. Called by the task; also usable inline."""
     from .tasks import enqueue_delivery_run
 
     settings = get_settings()
     summary = RunSummary()
-    deadline = time.monotonic() + (max_seconds if max_seconds is not None
-                                   else settings.MAX_RUN_SECONDS)
+    deadline = time.monotonic() + (
+        max_seconds if max_seconds is not None else settings.MAX_RUN_SECONDS
+    )
     out_of_time = False
     while not out_of_time:
         token, batch = claim_due_deliveries(
@@ -130,8 +134,13 @@ def release_deliveries(deliveries: Iterable[Delivery], token: uuid.UUID) -> None
     )
 
 
-def attempt_delivery(delivery: Delivery, token: uuid.UUID, summary: RunSummary, *,
-                     states: dict[str, DestinationState]) -> None:
+def attempt_delivery(
+    delivery: Delivery,
+    token: uuid.UUID,
+    summary: RunSummary,
+    *,
+    states: dict[str, DestinationState],
+) -> None:
     """Send one claimed delivery and record what happened.
 
     ``states`` holds the batch's destination states; it is updated when a destination is
@@ -165,7 +174,8 @@ def attempt_delivery(delivery: Delivery, token: uuid.UUID, summary: RunSummary, 
         except Exception as exc:
             logger.exception(
                 "Publish hooks destination %r raised while sending event %s",
-                delivery.destination, delivery.event.event_id,
+                delivery.destination,
+                delivery.event.event_id,
             )
             error = DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True)
     duration_ms = int((time.monotonic() - started) * 1000)
@@ -220,8 +230,12 @@ def attempt_delivery(delivery: Delivery, token: uuid.UUID, summary: RunSummary, 
             updated_at=now,
         )
         if destination is not None and (state is None or not state.is_disabled):
-            _update_destination_state(delivery.destination, success=error is None, now=now,
-                                      gone_reason=error_text if gone else None)
+            _update_destination_state(
+                delivery.destination,
+                success=error is None,
+                now=now,
+                gone_reason=error_text if gone else None,
+            )
     if gone:
         states[delivery.destination] = DestinationState(
             alias=delivery.destination, disabled_at=now, disabled_reason=error_text
@@ -236,13 +250,17 @@ def attempt_delivery(delivery: Delivery, token: uuid.UUID, summary: RunSummary, 
         summary.failed += 1
     logger.info(
         "Publish hooks: event %s to %r: attempt %d %s%s",
-        delivery.event.event_id, delivery.destination, attempt_number, outcome,
+        delivery.event.event_id,
+        delivery.destination,
+        attempt_number,
+        outcome,
         f" ({error_text})" if error_text else "",
     )
 
 
-def _update_destination_state(alias: str, *, success: bool, now: datetime,
-                              gone_reason: str | None) -> None:
+def _update_destination_state(
+    alias: str, *, success: bool, now: datetime, gone_reason: str | None
+) -> None:
     if success:
         changes = {"last_success_at": now, "consecutive_failures": 0}
     else:
@@ -250,8 +268,9 @@ def _update_destination_state(alias: str, *, success: bool, now: datetime,
     if gone_reason is not None:
         changes.update(disabled_at=now, disabled_reason=gone_reason)
     if not DestinationState.objects.filter(alias=alias).update(**changes):
-        create = {k: (1 if k == "consecutive_failures" and not success else v)
-                  for k, v in changes.items()}
+        create = {
+            k: (1 if k == "consecutive_failures" and not success else v) for k, v in changes.items()
+        }
         DestinationState.objects.get_or_create(alias=alias, defaults=create)
     if gone_reason is not None:
         logger.warning("Publish hooks destination %r is disabled: %s", alias, gone_reason)

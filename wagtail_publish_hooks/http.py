@@ -96,7 +96,7 @@ def check_target(url: str) -> None:
     except socket.gaierror as exc:
         raise DeliveryError(f"could not resolve {describe_url(url)}: {exc.strerror}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if is_public_address(address):
             continue
         if allowed and any(
@@ -226,28 +226,31 @@ def post(
 def raise_for_status(result: HttpResult) -> None:
     """Turn an HTTP status into the delivery rules of the product (see ``docs/guarantees``)."""
     status = result.status_code
-    details = {
-        "status_code": status,
-        "response_headers": result.response_headers,
-        "response_body": result.response_body,
-        "request_headers": result.request_headers,
-    }
     if 200 <= status < 300:
         return
+
+    def failure(cls: type[DeliveryError], message: str, **kwargs: Any) -> DeliveryError:
+        return cls(
+            message,
+            status_code=status,
+            response_headers=result.response_headers,
+            response_body=result.response_body,
+            request_headers=result.request_headers,
+            **kwargs,
+        )
+
     if status == 410:
-        raise DestinationGone("HTTP 410 Gone: the destination is disabled", **details)
+        raise failure(DestinationGone, "HTTP 410 Gone: the destination is disabled")
     if status in RETRYABLE_STATUS_CODES or 500 <= status < 600:
         retry_after = parse_retry_after(_header(result.response_headers, "Retry-After"))
-        raise DeliveryError(
-            f"HTTP {status}", retryable=True, retry_after=retry_after, **details
-        )
+        raise failure(DeliveryError, f"HTTP {status}", retryable=True, retry_after=retry_after)
     if 300 <= status < 400:
-        raise DeliveryError(
+        raise failure(
+            DeliveryError,
             f"HTTP {status}: redirects are not followed; point the destination at the final URL",
             retryable=False,
-            **details,
         )
-    raise DeliveryError(f"HTTP {status}", retryable=(status < 200), **details)
+    raise failure(DeliveryError, f"HTTP {status}", retryable=(status < 200))
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

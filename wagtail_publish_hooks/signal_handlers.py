@@ -36,8 +36,9 @@ def page_event_data(page: Any, *, revision: Any = None, alias: bool = False) -> 
     }
 
 
-def handle_page_published(sender: Any, instance: Any, revision: Any = None,
-                          alias: bool = False, **kwargs: Any) -> None:
+def handle_page_published(
+    sender: Any, instance: Any, revision: Any = None, alias: bool = False, **kwargs: Any
+) -> None:
     if not get_settings().ENABLED:
         return
     try:
@@ -52,8 +53,10 @@ def handle_page_published(sender: Any, instance: Any, revision: Any = None,
             actor=current_actor(),
         )
     except Exception:
-        logger.exception("Publish hooks could not record page.published for page %s",
-                         getattr(instance, "pk", None))
+        logger.exception(
+            "Publish hooks could not record page.published for page %s",
+            getattr(instance, "pk", None),
+        )
 
 
 def handle_page_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -67,8 +70,10 @@ def handle_page_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
             actor=current_actor(),
         )
     except Exception:
-        logger.exception("Publish hooks could not record page.unpublished for page %s",
-                         getattr(instance, "pk", None))
+        logger.exception(
+            "Publish hooks could not record page.unpublished for page %s",
+            getattr(instance, "pk", None),
+        )
 
 
 def connect() -> None:

@@ -17,7 +17,7 @@ from .conf import get_settings
 try:  # Django 6.0+
     from django.tasks import task, task_backends
 except ImportError:  # pragma: no cover - depends on the Django version
-    from django_tasks import task, task_backends  # type: ignore[no-redef]
+    from django_tasks import task, task_backends  # type: ignore[no-redef,assignment]
 
 logger = logging.getLogger("wagtail_publish_hooks")
 

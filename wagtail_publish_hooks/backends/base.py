@@ -36,7 +36,7 @@ class BaseBackend:
 
     @classmethod
     def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        """System check messages for this backend's ``OPTIONS`` (unknown keys are checked for you)."""
+        """System check messages for this backend's ``OPTIONS`` (unknown keys: done already)."""
         return []
 
     def deliver(self, delivery: Delivery) -> HttpResult | None:

@@ -40,21 +40,37 @@ class Command(BaseCommand):
 
         test = sub.add_parser("test", help="Send a test event to one destination.")
         test.add_argument("alias", help="The destination alias.")
-        test.add_argument("--wait", type=float, default=0, metavar="SECONDS",
-                          help="Wait this long for the worker to deliver it, and report.")
+        test.add_argument(
+            "--wait",
+            type=float,
+            default=0,
+            metavar="SECONDS",
+            help="Wait this long for the worker to deliver it, and report.",
+        )
 
         again = sub.add_parser("redeliver", help="Send deliveries again.")
         again.add_argument("--failed", action="store_true", help="All failed deliveries.")
-        again.add_argument("--id", type=int, action="append", dest="ids", default=[],
-                           metavar="ID", help="A delivery id (repeatable).")
-        again.add_argument("--destination", metavar="ALIAS",
-                           help="Only deliveries to this destination.")
+        again.add_argument(
+            "--id",
+            type=int,
+            action="append",
+            dest="ids",
+            default=[],
+            metavar="ID",
+            help="A delivery id (repeatable).",
+        )
+        again.add_argument(
+            "--destination", metavar="ALIAS", help="Only deliveries to this destination."
+        )
 
         sweep = sub.add_parser(
             "sweep", help="Re-enqueue overdue deliveries and reclaim expired leases."
         )
-        sweep.add_argument("--run", action="store_true",
-                           help="Deliver in this process instead of enqueueing a task.")
+        sweep.add_argument(
+            "--run",
+            action="store_true",
+            help="Deliver in this process instead of enqueueing a task.",
+        )
 
         prune = sub.add_parser("prune", help="Delete finished events older than RETENTION_DAYS.")
         prune.add_argument("--days", type=int, help="Override RETENTION_DAYS.")
@@ -71,8 +87,8 @@ class Command(BaseCommand):
 
     def handle_status(self, **options: Any) -> None:
         counts: dict[str, dict[str, int]] = defaultdict(dict)
-        for row in Delivery.objects.values("destination", "status").annotate(n=Count("pk")):
-            counts[row["destination"]][row["status"]] = row["n"]
+        for count in Delivery.objects.values("destination", "status").annotate(n=Count("pk")):
+            counts[count["destination"]][count["status"]] = count["n"]
         states = {state.alias: state for state in DestinationState.objects.all()}
         configured = get_destinations()
         aliases = sorted(set(configured) | set(counts) | set(states))
@@ -92,15 +108,16 @@ class Command(BaseCommand):
                 health = f"{n} consecutive failure{'' if n == 1 else 's'}"
             else:
                 health = "ok"
-            rows.append([alias, backend,
-                         *(str(counts[alias].get(s, 0)) for s in statuses), health])
+            rows.append([alias, backend, *(str(counts[alias].get(s, 0)) for s in statuses), health])
         if not rows:
             self.stdout.write("No destinations are configured and nothing has been delivered.")
             return
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-        for row in [header, *rows]:
-            self.stdout.write("  ".join(str(cell).ljust(widths[i]) for i, cell in
-                                        enumerate(row)).rstrip())
+        table: list[list[str]] = [header, *rows]
+        for row in table:
+            self.stdout.write(
+                "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+            )
         if not get_settings().ENABLED:
             self.stdout.write(self.style.WARNING("Capture is disabled (ENABLED is False)."))
 
@@ -113,8 +130,9 @@ class Command(BaseCommand):
         try:
             backend = get_backend(alias)
         except Exception as exc:
-            raise CommandError(f"Destination {alias!r} cannot be built: {exc}. "
-                               "Run 'manage.py check' for details.") from None
+            raise CommandError(
+                f"Destination {alias!r} cannot be built: {exc}. Run 'manage.py check' for details."
+            ) from None
         event = record_event(
             events.TEST,
             data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
@@ -123,15 +141,20 @@ class Command(BaseCommand):
         if event is None:
             raise CommandError("Capture is disabled (WAGTAIL_PUBLISH_HOOKS['ENABLED'] is False).")
         delivery = event.deliveries.get()
-        self.stdout.write(f"Test event {event.event_id} queued for {alias!r} "
-                          f"({backend.describe()}), delivery #{delivery.pk}.")
+        self.stdout.write(
+            f"Test event {event.event_id} queued for {alias!r} "
+            f"({backend.describe()}), delivery #{delivery.pk}."
+        )
         if wait <= 0:
             return
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             delivery.refresh_from_db()
-            if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED,
-                                   DeliveryStatus.RETRYING):
+            if delivery.status in (
+                DeliveryStatus.DELIVERED,
+                DeliveryStatus.FAILED,
+                DeliveryStatus.RETRYING,
+            ):
                 break
             time.sleep(0.2)
         self._report(delivery)
@@ -142,23 +165,31 @@ class Command(BaseCommand):
         detail = f"HTTP {delivery.last_status_code}" if delivery.last_status_code else ""
         if delivery.last_error:
             detail = f"{detail} {delivery.last_error}".strip()
-        style = self.style.SUCCESS if delivery.status == DeliveryStatus.DELIVERED else \
-            self.style.ERROR
-        self.stdout.write(style(f"Delivery #{delivery.pk}: {delivery.status}"
-                                f"{' (' + detail + ')' if detail else ''}"))
+        style = (
+            self.style.SUCCESS if delivery.status == DeliveryStatus.DELIVERED else self.style.ERROR
+        )
+        self.stdout.write(
+            style(
+                f"Delivery #{delivery.pk}: {delivery.status}{' (' + detail + ')' if detail else ''}"
+            )
+        )
 
     # -- redeliver -------------------------------------------------------------------------------
 
-    def handle_redeliver(self, *, failed: bool, ids: list[int], destination: str | None,
-                         **options: Any) -> None:
+    def handle_redeliver(
+        self, *, failed: bool, ids: list[int], destination: str | None, **options: Any
+    ) -> None:
         if not (failed or ids):
-            raise CommandError("Say what to redeliver: --failed and/or --id ID "
-                               "(optionally with --destination ALIAS).")
+            raise CommandError(
+                "Say what to redeliver: --failed and/or --id ID "
+                "(optionally with --destination ALIAS)."
+            )
         deliveries = Delivery.objects.all()
         selection = Q()
         if ids:
-            missing = set(ids) - set(Delivery.objects.filter(pk__in=ids)
-                                     .values_list("pk", flat=True))
+            missing = set(ids) - set(
+                Delivery.objects.filter(pk__in=ids).values_list("pk", flat=True)
+            )
             if missing:
                 raise CommandError(f"No delivery with id {', '.join(map(str, sorted(missing)))}.")
             selection |= Q(pk__in=ids)
@@ -168,26 +199,32 @@ class Command(BaseCommand):
         if destination:
             deliveries = deliveries.filter(destination=destination)
         count = redeliver(deliveries)
-        self.stdout.write(self.style.SUCCESS(f"{count} deliver{'y' if count == 1 else 'ies'} "
-                                             "queued again."))
+        self.stdout.write(
+            self.style.SUCCESS(f"{count} deliver{'y' if count == 1 else 'ies'} queued again.")
+        )
 
     # -- sweep -----------------------------------------------------------------------------------
 
     def handle_sweep(self, *, run: bool, **options: Any) -> None:
         released = release_expired_leases()
         due = Delivery.objects.due().count()
-        self.stdout.write(f"{released} expired lease(s) released; {due} deliver"
-                          f"{'y' if due == 1 else 'ies'} due.")
+        self.stdout.write(
+            f"{released} expired lease(s) released; {due} deliver{'y' if due == 1 else 'ies'} due."
+        )
         if run:
             summary = run_due_deliveries(max_seconds=float("inf"), enqueue_successor=False)
-            self.stdout.write(f"Delivered {summary.delivered}, retrying {summary.retrying}, "
-                              f"failed {summary.failed}.")
+            self.stdout.write(
+                f"Delivered {summary.delivered}, retrying {summary.retrying}, "
+                f"failed {summary.failed}."
+            )
         elif due:
             if enqueue_delivery_run():
                 self.stdout.write("A delivery run was enqueued.")
             else:
-                raise CommandError("Could not enqueue a delivery run; see the log. "
-                                   "'publish_hooks sweep --run' delivers in this process.")
+                raise CommandError(
+                    "Could not enqueue a delivery run; see the log. "
+                    "'publish_hooks sweep --run' delivers in this process."
+                )
 
     # -- prune -----------------------------------------------------------------------------------
 
@@ -216,11 +253,13 @@ class Command(BaseCommand):
             deleted += len(ids)
             if self.verbosity >= 1 and total > PRUNE_CHUNK:
                 self.stdout.write(f"  {deleted}/{total} events deleted")
-        self.stdout.write(self.style.SUCCESS(
-            f"Deleted {deleted} event(s) older than {days} day(s) "
-            f"(before {timezone.localtime(cutoff):%Y-%m-%d %H:%M}), with their deliveries "
-            "and attempts."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Deleted {deleted} event(s) older than {days} day(s) "
+                f"(before {timezone.localtime(cutoff):%Y-%m-%d %H:%M}), with their deliveries "
+                "and attempts."
+            )
+        )
 
     # -- enable ----------------------------------------------------------------------------------
 
