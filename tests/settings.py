@@ -1,6 +1,7 @@
 """Settings for the test suite: a real Wagtail site on SQLite (or PostgreSQL via DATABASE_URL)."""
 
 import os
+import tempfile
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent
@@ -64,11 +65,16 @@ TEMPLATES = [
     }
 ]
 
+# A file, not memory, so that a real db_worker subprocess can share it; one per test process,
+# so that concurrent runs do not trample each other.
+SQLITE_PATH = os.environ.get(
+    "TEST_SQLITE_PATH", os.path.join(tempfile.gettempdir(), f"wph-tests-{os.getpid()}.sqlite3")
+)
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": os.environ.get("TEST_SQLITE_PATH", str(BASE_DIR / "test.sqlite3")),
-        "TEST": {"NAME": os.environ.get("TEST_SQLITE_PATH", str(BASE_DIR / "test.sqlite3"))},
+        "NAME": SQLITE_PATH,
+        "TEST": {"NAME": SQLITE_PATH},
     }
 }
 

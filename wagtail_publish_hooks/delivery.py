@@ -107,11 +107,14 @@ def run_due_deliveries(
                 alias__in={delivery.destination for delivery in batch}
             )
         }
+        lease = Lease(token, settings.LEASE_SECONDS)
         for index, delivery in enumerate(batch):
             if time.monotonic() > deadline:
                 release_deliveries(batch[index:], token)
                 out_of_time = True
                 break
+            if not lease.hold(delivery, batch[index:]):
+                continue  # the lease ran out and another worker took this delivery over
             attempt_delivery(delivery, token, summary, states=states)
     if out_of_time and enqueue_successor:
         enqueue_delivery_run()
@@ -122,6 +125,37 @@ def run_due_deliveries(
         if when > now:
             enqueue_delivery_run(run_after=when)
     return summary
+
+
+class Lease:
+    """A run's claim on its batch, renewed before it runs short.
+
+    A batch of slow destinations can outlast ``LEASE_SECONDS``; renewing the remaining
+    claims when less than half the lease is left keeps other workers off them, and a delivery
+    whose claim was lost anyway (the worker stalled) is skipped rather than sent twice.
+    """
+
+    def __init__(self, token: uuid.UUID, seconds: int) -> None:
+        self.token = token
+        self.seconds = seconds
+        self.renew_at = time.monotonic() + seconds / 2
+        self.lost: set[int] = set()
+
+    def hold(self, delivery: Delivery, remaining: list[Delivery]) -> bool:
+        if time.monotonic() >= self.renew_at:
+            ids = [item.pk for item in remaining]
+            expires = timezone.now() + timedelta(seconds=self.seconds)
+            Delivery.objects.filter(pk__in=ids, lease_token=self.token).update(
+                lease_expires_at=expires
+            )
+            held = set(
+                Delivery.objects.filter(pk__in=ids, lease_token=self.token).values_list(
+                    "pk", flat=True
+                )
+            )
+            self.lost.update(set(ids) - held)
+            self.renew_at = time.monotonic() + self.seconds / 2
+        return delivery.pk not in self.lost
 
 
 def release_deliveries(deliveries: Iterable[Delivery], token: uuid.UUID) -> None:

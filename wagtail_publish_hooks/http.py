@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -33,7 +34,17 @@ RESPONSE_READ_LIMIT = 64 * 1024
 RETRYABLE_STATUS_CODES = frozenset({408, 425, 429})
 
 REDACTED = "[redacted]"
-_SENSITIVE_HEADER_WORDS = ("auth", "secret", "token", "key", "signature", "password", "cookie")
+_SENSITIVE_HEADER_WORDS = (
+    "auth",
+    "secret",
+    "token",
+    "key",
+    "signature",
+    "pass",
+    "cookie",
+    "credential",
+    "session",
+)
 
 _local = threading.local()
 
@@ -44,8 +55,12 @@ def get_session() -> requests.Session:
     if session is None:
         session = requests.Session()
         session.headers["User-Agent"] = USER_AGENT
-        # Proxies and .netrc from the environment must not redirect or decorate deliveries.
+        # Proxies and .netrc from the environment must not redirect or decorate deliveries,
+        # but a CA bundle named there (an internal CA) is still honoured.
         session.trust_env = False
+        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if ca_bundle:
+            session.verify = ca_bundle
         _local.session = session
     return session
 
@@ -214,7 +229,7 @@ def post(
     duration_ms = int((time.monotonic() - started) * 1000)
     result = HttpResult(
         status_code=response.status_code,
-        response_headers=dict(response.headers),
+        response_headers=redact_headers(dict(response.headers)),
         response_body=_excerpt(raw_body, response.encoding),
         request_headers=recorded_headers,
         duration_ms=duration_ms,
@@ -224,7 +239,7 @@ def post(
 
 
 def raise_for_status(result: HttpResult) -> None:
-    """Turn an HTTP status into the delivery rules of the product (see ``docs/guarantees``)."""
+    """Apply the delivery rules to an HTTP status (``docs/explanation/guarantees.md``)."""
     status = result.status_code
     if 200 <= status < 300:
         return

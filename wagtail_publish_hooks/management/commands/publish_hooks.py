@@ -83,6 +83,11 @@ class Command(BaseCommand):
         self.verbosity = options.get("verbosity", 1)
         getattr(self, f"handle_{action}")(**options)
 
+    def info(self, message: str) -> None:
+        """Routine output, silenced by ``-v 0`` so that cron mails only on errors."""
+        if self.verbosity >= 1:
+            self.stdout.write(message)
+
     # -- status ----------------------------------------------------------------------------------
 
     def handle_status(self, **options: Any) -> None:
@@ -199,7 +204,7 @@ class Command(BaseCommand):
         if destination:
             deliveries = deliveries.filter(destination=destination)
         count = redeliver(deliveries)
-        self.stdout.write(
+        self.info(
             self.style.SUCCESS(f"{count} deliver{'y' if count == 1 else 'ies'} queued again.")
         )
 
@@ -208,18 +213,18 @@ class Command(BaseCommand):
     def handle_sweep(self, *, run: bool, **options: Any) -> None:
         released = release_expired_leases()
         due = Delivery.objects.due().count()
-        self.stdout.write(
+        self.info(
             f"{released} expired lease(s) released; {due} deliver{'y' if due == 1 else 'ies'} due."
         )
         if run:
             summary = run_due_deliveries(max_seconds=float("inf"), enqueue_successor=False)
-            self.stdout.write(
+            self.info(
                 f"Delivered {summary.delivered}, retrying {summary.retrying}, "
                 f"failed {summary.failed}."
             )
         elif due:
             if enqueue_delivery_run():
-                self.stdout.write("A delivery run was enqueued.")
+                self.info("A delivery run was enqueued.")
             else:
                 raise CommandError(
                     "Could not enqueue a delivery run; see the log. "
@@ -239,10 +244,10 @@ class Command(BaseCommand):
         old = Event.objects.filter(created_at__lt=cutoff).exclude(pk__in=unfinished)
         total = old.count()
         if dry_run:
-            self.stdout.write(f"{total} event(s) older than {days} day(s) would be deleted.")
+            self.info(f"{total} event(s) older than {days} day(s) would be deleted.")
             return
         if not total:
-            self.stdout.write(f"No finished events older than {days} day(s).")
+            self.info(f"No finished events older than {days} day(s).")
             return
         deleted = 0
         while True:
@@ -252,8 +257,8 @@ class Command(BaseCommand):
             Event.objects.filter(pk__in=ids).delete()
             deleted += len(ids)
             if self.verbosity >= 1 and total > PRUNE_CHUNK:
-                self.stdout.write(f"  {deleted}/{total} events deleted")
-        self.stdout.write(
+                self.info(f"  {deleted}/{total} events deleted")
+        self.info(
             self.style.SUCCESS(
                 f"Deleted {deleted} event(s) older than {days} day(s) "
                 f"(before {timezone.localtime(cutoff):%Y-%m-%d %H:%M}), with their deliveries "
@@ -268,6 +273,6 @@ class Command(BaseCommand):
             disabled_at=None, disabled_reason="", consecutive_failures=0
         )
         if updated:
-            self.stdout.write(self.style.SUCCESS(f"Destination {alias!r} is enabled again."))
+            self.info(self.style.SUCCESS(f"Destination {alias!r} is enabled again."))
         else:
-            self.stdout.write(f"Destination {alias!r} was not disabled.")
+            self.info(f"Destination {alias!r} was not disabled.")
