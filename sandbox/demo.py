@@ -226,7 +226,8 @@ def main() -> int:
                     emit(
                         "demo", f"{child.name} exited (code {child.process.returncode}); stopping."
                     )
-                    exit_code = child.process.returncode or 1
+                    code = child.process.returncode
+                    exit_code = code if code and code > 0 else 1
                     return exit_code
             time.sleep(0.3)
     except (KeyboardInterrupt, Stop):

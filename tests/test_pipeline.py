@@ -254,3 +254,38 @@ def test_response_is_recorded_truncated(webhook_destination, httpserver, draft_b
     draft_blog_page.save_revision().publish()
     attempt = Attempt.objects.get()
     assert attempt.response_body == "x" * 4096 + "…"
+
+
+def test_deleting_a_live_page_reports_it_not_live(webhook_destination, httpserver, draft_blog_page):
+    webhook_destination()
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+    draft_blog_page.save_revision().publish()
+    draft_blog_page.delete()
+    last = json.loads(httpserver.log[-1][0].get_data())
+    assert last["type"] == "page.unpublished"
+    assert last["data"]["page"]["live"] is False
+
+
+def test_a_task_backend_alias_of_its_own(configure, httpserver, draft_blog_page, settings):
+    """Wagtail's tasks stay inline on 'default'; deliveries are queued on 'hooks'."""
+    from django.core import checks
+    from django_tasks_db.models import DBTaskResult
+
+    from tests.conftest import IMMEDIATE_BACKEND, WEBHOOK
+
+    settings.TASKS = {
+        "default": {"BACKEND": IMMEDIATE_BACKEND},
+        "hooks": {"BACKEND": "django_tasks_db.DatabaseBackend"},
+    }
+    configure(
+        DESTINATIONS={"a": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": httpserver.url_for("/a")}}},
+        TASK_BACKEND="hooks",
+    )
+    assert [m.id for m in checks.run_checks(tags=["wagtail_publish_hooks"])] == [
+        "wagtail_publish_hooks.W004"  # no SECRET
+    ]
+    draft_blog_page.save_revision().publish()
+    queued = DBTaskResult.objects.get()
+    assert queued.backend_name == "hooks"
+    assert queued.task_path.endswith("deliver_due_deliveries")
+    assert Delivery.objects.get().status == DeliveryStatus.PENDING

@@ -63,9 +63,12 @@ def handle_page_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
     if not get_settings().ENABLED:
         return
     try:
+        data = page_event_data(instance)
+        # Wagtail's delete path unpublishes a re-fetched copy that still says live=True.
+        data["page"]["live"] = False
         record_event(
             events.PAGE_UNPUBLISHED,
-            data=page_event_data(instance),
+            data=data,
             instance=instance,
             actor=current_actor(),
         )
