@@ -289,3 +289,41 @@ def test_a_task_backend_alias_of_its_own(configure, httpserver, draft_blog_page,
     assert queued.backend_name == "hooks"
     assert queued.task_path.endswith("deliver_due_deliveries")
     assert Delivery.objects.get().status == DeliveryStatus.PENDING
+
+
+def test_rolled_back_publish_leaves_no_task_row(webhook_destination, draft_blog_page, settings):
+    from django_tasks_db.models import DBTaskResult
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    webhook_destination()
+    with pytest.raises(ZeroDivisionError), transaction.atomic():
+        draft_blog_page.save_revision().publish()
+        assert DBTaskResult.objects.filter(task_path__endswith="deliver_due_deliveries").exists()
+        1 / 0  # noqa: B018
+    assert not DBTaskResult.objects.filter(task_path__endswith="deliver_due_deliveries").exists()
+    assert Delivery.objects.count() == 0
+
+
+def test_unrouted_events_cost_no_queries(configure, httpserver, blog_index, settings):
+    """A publish no destination wants costs what a publish with the plugin off costs."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+    def queries_for(slug: str, **config) -> int:
+        configure(**config)
+        page = BlogPage(title=slug, slug=slug)
+        blog_index.add_child(instance=page)
+        revision = page.save_revision()
+        with CaptureQueriesContext(connection) as captured:
+            revision.publish()
+        return len(captured.captured_queries)
+
+    other = {
+        "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+        "MODELS": ["testapp.OtherPage"],
+        "OPTIONS": {"URL": httpserver.url_for("/x")},
+    }
+    queries_for("warm-up", ENABLED=False)
+    off = queries_for("off", ENABLED=False)
+    unrouted = queries_for("unrouted", DESTINATIONS={"other": other})
+    assert unrouted == off
+    assert Event.objects.count() == 0

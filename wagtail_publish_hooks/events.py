@@ -93,17 +93,39 @@ def actor_payload(user: Any) -> dict[str, Any] | None:
     return {"id": user.pk, "username": user.get_username()}
 
 
+_language_codes: dict[int, str] = {}
+
+
+def language_code(locale_id: int | None) -> str | None:
+    """A locale's language code, cached: building a payload must not query for it each time."""
+    if locale_id is None:
+        return None
+    code = _language_codes.get(locale_id)
+    if code is None:
+        from wagtail.models import Locale
+
+        code = Locale.objects.filter(pk=locale_id).values_list("language_code", flat=True).first()
+        if code is None:
+            return None
+        _language_codes[locale_id] = code
+    return code
+
+
+def forget_locales(**kwargs: Any) -> None:
+    _language_codes.clear()
+
+
 def page_urls(page: Any) -> list[str]:
     """Every full URL at which ``page`` is served, one per site whose root contains it."""
     from wagtail.models import Site
 
     urls: list[str] = []
     url_path = page.url_path or ""
-    language_code = getattr(getattr(page, "locale", None), "language_code", None)
+    page_language = language_code(getattr(page, "locale_id", None))
     for root in Site.get_site_root_paths():
         if not url_path.startswith(root.root_path):
             continue
-        if root.language_code and language_code and root.language_code != language_code:
+        if root.language_code and page_language and root.language_code != page_language:
             continue
         url = root.root_url.rstrip("/") + "/" + url_path[len(root.root_path) :]
         if url not in urls:
@@ -119,7 +141,6 @@ def page_payload(page: Any, *, revision: Any = None) -> dict[str, Any]:
         url = None
     if url and url not in urls:
         urls.insert(0, url)
-    locale = getattr(page, "locale", None)
     return {
         "id": page.pk,
         "type": model_label(type(page)),
@@ -128,7 +149,7 @@ def page_payload(page: Any, *, revision: Any = None) -> dict[str, Any]:
         "url_path": page.url_path,
         "url": url,
         "urls": urls,
-        "locale": getattr(locale, "language_code", None),
+        "locale": language_code(getattr(page, "locale_id", None)),
         "live": bool(page.live),
         "revision_id": getattr(revision, "pk", None) or page.live_revision_id,
         "first_published_at": isoformat(page.first_published_at),

@@ -28,7 +28,12 @@ class Event(models.Model):
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
     #: The object the event is about (a page, a snippet), kept to list a page's history.
     content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # wph_event_object covers it
     )
     object_id = models.CharField(max_length=255, blank=True, default="")
     object_repr = models.CharField(max_length=255, blank=True, default="")
@@ -82,7 +87,8 @@ class Delivery(models.Model):
     """One event on its way to one destination."""
 
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
-    destination = models.CharField(_("destination"), max_length=100, db_index=True)
+    #: Indexed by wph_delivery_dest_status.
+    destination = models.CharField(_("destination"), max_length=100)
     status = models.CharField(
         _("status"),
         max_length=20,

@@ -1,13 +1,19 @@
-"""Recording events and their deliveries in the caller's transaction, and dispatch on commit."""
+"""Recording events and their deliveries in the caller's transaction, and their dispatch.
+
+The delivery run is enqueued once per transaction. With django-tasks-db on the outbox's own
+database, the task row is written in that same transaction, so it commits (or rolls back) with
+the deliveries and costs no commit of its own; with any other task backend it is enqueued when
+the transaction commits.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models, transaction
+from django.db import models, router, transaction
 from django.utils import timezone
 
 from .conf import get_settings
@@ -21,16 +27,17 @@ logger = logging.getLogger("wagtail_publish_hooks")
 def record_event(
     event_type: str,
     *,
-    data: dict[str, Any],
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
     instance: models.Model | None = None,
     actor: Any = None,
     destinations: Iterable[str] | None = None,
 ) -> Event | None:
     """Write an event and one delivery per destination, and dispatch them after commit.
 
-    ``destinations`` bypasses routing (used to send a test event to one alias). Returns
-    ``None`` when capture is disabled or no destination wants the event. The queries issued do
-    not depend on the number of destinations.
+    ``data`` may be a callable, called only once routing found a destination. ``destinations``
+    bypasses routing (used to send a test event to one alias). Returns ``None`` when capture is
+    disabled or no destination wants the event. The queries issued do not depend on the number
+    of destinations.
     """
     if not get_settings().ENABLED:
         return None
@@ -41,6 +48,8 @@ def record_event(
     if not aliases:
         return None
 
+    if callable(data):
+        data = data()
     event_id = new_event_id()
     now = timezone.now()
     payload = build_body(event_id=event_id, event_type=event_type, timestamp=now, data=data)
@@ -55,27 +64,34 @@ def record_event(
         event.content_type = ContentType.objects.get_for_model(instance, for_concrete_model=False)
         event.object_id = str(instance.pk)
         event.object_repr = str(instance)[:255]
+    using = router.db_for_write(Event)
     # A savepoint, so that a failure here leaves the caller's transaction usable.
-    with transaction.atomic():
-        event.save(force_insert=True)
-        Delivery.objects.bulk_create(
+    with transaction.atomic(using=using):
+        event.save(force_insert=True, using=using)
+        Delivery.objects.using(using).bulk_create(
             Delivery(event=event, destination=alias, next_attempt_at=now, created_at=now)
             for alias in aliases
         )
-    schedule_dispatch()
+        schedule_dispatch(using=using)
     return event
 
 
 def schedule_dispatch(using: str | None = None) -> None:
-    """Enqueue one delivery run when the current transaction commits (at once outside one).
+    """Make sure one delivery run is enqueued for the current transaction (at once outside one).
 
     However many events a transaction records, it enqueues a single run.
     """
+    from .tasks import enqueue_in_transaction, enqueues_in_transaction
+
     connection = transaction.get_connection(using)
     if connection.in_atomic_block:
         for entry in connection.run_on_commit:
-            if entry[1] is dispatch_after_commit:
+            if entry[1] in (dispatch_after_commit, enqueued_in_this_transaction):
                 return
+        if enqueues_in_transaction(connection.alias) and enqueue_in_transaction(connection.alias):
+            # A marker: Django drops it with the savepoint if the task row is rolled back.
+            transaction.on_commit(enqueued_in_this_transaction, using=using)
+            return
     transaction.on_commit(dispatch_after_commit, using=using, robust=True)
 
 
@@ -83,3 +99,7 @@ def dispatch_after_commit() -> None:
     from .tasks import enqueue_delivery_run
 
     enqueue_delivery_run()
+
+
+def enqueued_in_this_transaction() -> None:
+    """Nothing to do on commit: the task row commits with the deliveries."""

@@ -48,7 +48,7 @@ def handle_page_published(
             return
         record_event(
             events.PAGE_PUBLISHED,
-            data=page_event_data(instance, revision=revision, alias=alias),
+            data=lambda: page_event_data(instance, revision=revision, alias=alias),
             instance=instance,
             actor=current_actor(),
         )
@@ -63,9 +63,13 @@ def handle_page_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
     if not get_settings().ENABLED:
         return
     try:
-        data = page_event_data(instance)
-        # Wagtail's delete path unpublishes a re-fetched copy that still says live=True.
-        data["page"]["live"] = False
+
+        def data() -> dict[str, Any]:
+            payload = page_event_data(instance)
+            # Wagtail's delete path unpublishes a re-fetched copy that still says live=True.
+            payload["page"]["live"] = False
+            return payload
+
         record_event(
             events.PAGE_UNPUBLISHED,
             data=data,
@@ -80,6 +84,14 @@ def handle_page_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def connect() -> None:
+    from django.db.models.signals import post_delete, post_save
+
+    for signal in (post_save, post_delete):
+        signal.connect(
+            events.forget_locales,
+            sender="wagtailcore.Locale",
+            dispatch_uid=f"wagtail_publish_hooks.locales.{signal is post_save}",
+        )
     page_published.connect(handle_page_published, dispatch_uid="wagtail_publish_hooks.published")
     page_unpublished.connect(
         handle_page_unpublished, dispatch_uid="wagtail_publish_hooks.unpublished"

@@ -10,6 +10,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from django.db import router, transaction
 from django.utils import timezone
 
 from .conf import get_settings
@@ -45,6 +46,49 @@ def deliver_due_deliveries() -> dict[str, int]:
     return run_due_deliveries().as_dict()
 
 
+def _enqueue(run_after: datetime | None = None) -> bool:
+    settings = get_settings()
+    backend = get_task_backend(settings.TASK_BACKEND)
+    if run_after is not None and run_after > timezone.now():
+        if not getattr(backend, "supports_defer", False):
+            return False
+        prepared = deliver_due_deliveries.using(
+            backend=settings.TASK_BACKEND, queue_name=settings.QUEUE_NAME, run_after=run_after
+        )
+    else:
+        prepared = deliver_due_deliveries.using(
+            backend=settings.TASK_BACKEND, queue_name=settings.QUEUE_NAME
+        )
+    prepared.enqueue()
+    return True
+
+
+def enqueues_in_transaction(using: str) -> bool:
+    """Whether the task backend stores tasks in database ``using`` (django-tasks-db there)."""
+    try:
+        backend = get_task_backend()
+    except Exception:
+        return False
+    if type(backend).__module__.split(".")[0] != "django_tasks_db":
+        return False
+    from django_tasks_db.models import DBTaskResult
+
+    return router.db_for_write(DBTaskResult) == using
+
+
+def enqueue_in_transaction(using: str) -> bool:
+    """Write the task row inside the current transaction. Never raises; ``False`` on failure."""
+    try:
+        with transaction.atomic(using=using):  # a savepoint: a failure spoils nothing
+            return _enqueue()
+    except Exception:
+        logger.exception(
+            "Publish hooks could not enqueue a delivery run in the transaction; "
+            "it will be enqueued after commit"
+        )
+        return False
+
+
 def enqueue_delivery_run(run_after: datetime | None = None) -> bool:
     """Enqueue a delivery run (at ``run_after``, if the backend can defer). Never raises.
 
@@ -53,19 +97,7 @@ def enqueue_delivery_run(run_after: datetime | None = None) -> bool:
     """
     settings = get_settings()
     try:
-        backend = get_task_backend(settings.TASK_BACKEND)
-        if run_after is not None and run_after > timezone.now():
-            if not getattr(backend, "supports_defer", False):
-                return False
-            prepared = deliver_due_deliveries.using(
-                backend=settings.TASK_BACKEND, queue_name=settings.QUEUE_NAME, run_after=run_after
-            )
-        else:
-            prepared = deliver_due_deliveries.using(
-                backend=settings.TASK_BACKEND, queue_name=settings.QUEUE_NAME
-            )
-        prepared.enqueue()
-        return True
+        return _enqueue(run_after)
     except Exception:
         logger.exception(
             "Publish hooks could not enqueue a delivery run on task backend %r; "
