@@ -8,10 +8,12 @@ logged so that a publish never breaks because of it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +99,27 @@ class PublishHooksSettings:
             except ValueError:
                 logger.error("ALLOW_PRIVATE_NETWORKS: %r is not a network; ignored", cidr)
         return tuple(networks)
+
+
+_suspensions: ContextVar[int] = ContextVar("wagtail_publish_hooks_suspensions", default=0)
+
+
+@contextlib.contextmanager
+def suspended() -> Iterator[None]:
+    """Capture nothing inside the block (data migrations, imports, fixtures loading).
+
+    Nests, and is local to the current thread or async task.
+    """
+    token = _suspensions.set(_suspensions.get() + 1)
+    try:
+        yield
+    finally:
+        _suspensions.reset(token)
+
+
+def capture_enabled() -> bool:
+    """Whether events are captured now: ``ENABLED`` and not inside :func:`suspended`."""
+    return bool(get_settings().ENABLED) and _suspensions.get() == 0
 
 
 def raw_settings() -> Mapping[str, Any]:

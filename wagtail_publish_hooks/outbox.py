@@ -16,7 +16,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from .conf import get_settings
+from .conf import capture_enabled
 from .events import build_body, new_event_id
 from .models import Delivery, Event
 from .routing import destinations_for
@@ -31,6 +31,7 @@ def record_event(
     instance: models.Model | None = None,
     actor: Any = None,
     destinations: Iterable[str] | None = None,
+    is_alias: bool = False,
 ) -> Event | None:
     """Write an event and one delivery per destination, and dispatch them after commit.
 
@@ -39,11 +40,13 @@ def record_event(
     disabled or no destination wants the event. The queries issued do not depend on the number
     of destinations.
     """
-    if not get_settings().ENABLED:
+    if not capture_enabled():
         return None
     model = type(instance) if instance is not None else None
     aliases = (
-        list(destinations) if destinations is not None else destinations_for(event_type, model)
+        list(destinations)
+        if destinations is not None
+        else destinations_for(event_type, model, is_alias=is_alias)
     )
     if not aliases:
         return None

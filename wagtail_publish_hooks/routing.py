@@ -43,8 +43,13 @@ def destination_matches(
     return event_type_matches(event_type, patterns) and model_matches(model, destination.models)
 
 
-def destinations_for(event_type: str, model: type[models.Model] | None) -> list[str]:
-    """Aliases of the destinations that receive ``event_type`` for an instance of ``model``."""
+def destinations_for(
+    event_type: str, model: type[models.Model] | None, *, is_alias: bool = False
+) -> list[str]:
+    """Aliases of the destinations that receive ``event_type`` for an instance of ``model``.
+
+    ``is_alias``: the event is about an alias page re-published with its original.
+    """
     return [
         alias
         for alias, destination in get_destinations().items()

@@ -14,7 +14,7 @@ from wagtail.log_actions import get_active_log_context
 from wagtail.signals import page_published, page_unpublished
 
 from . import events
-from .conf import get_settings
+from .conf import capture_enabled
 from .outbox import record_event
 
 logger = logging.getLogger("wagtail_publish_hooks")
@@ -39,7 +39,7 @@ def page_event_data(page: Any, *, revision: Any = None, alias: bool = False) -> 
 def handle_page_published(
     sender: Any, instance: Any, revision: Any = None, alias: bool = False, **kwargs: Any
 ) -> None:
-    if not get_settings().ENABLED:
+    if not capture_enabled():
         return
     try:
         if not instance.live:
@@ -60,7 +60,7 @@ def handle_page_published(
 
 
 def handle_page_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
-    if not get_settings().ENABLED:
+    if not capture_enabled():
         return
     try:
 
