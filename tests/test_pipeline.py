@@ -262,7 +262,7 @@ def test_deleting_a_live_page_reports_it_not_live(webhook_destination, httpserve
     draft_blog_page.save_revision().publish()
     draft_blog_page.delete()
     last = json.loads(httpserver.log[-1][0].get_data())
-    assert last["type"] == "page.unpublished"
+    assert last["type"] == "page.deleted"
     assert last["data"]["page"]["live"] is False
 
 

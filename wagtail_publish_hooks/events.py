@@ -115,12 +115,15 @@ def forget_locales(**kwargs: Any) -> None:
     _language_codes.clear()
 
 
-def page_urls(page: Any) -> list[str]:
-    """Every full URL at which ``page`` is served, one per site whose root contains it."""
+def page_urls(page: Any, *, url_path: str | None = None) -> list[str]:
+    """Every full URL at which ``page`` is served, one per site whose root contains it.
+
+    ``url_path`` overrides the page's own, to name the URLs a page had before a move.
+    """
     from wagtail.models import Site
 
     urls: list[str] = []
-    url_path = page.url_path or ""
+    url_path = (page.url_path if url_path is None else url_path) or ""
     page_language = language_code(getattr(page, "locale_id", None))
     for root in Site.get_site_root_paths():
         if not url_path.startswith(root.root_path):
@@ -155,6 +158,25 @@ def page_payload(page: Any, *, revision: Any = None) -> dict[str, Any]:
         "first_published_at": isoformat(page.first_published_at),
         "last_published_at": isoformat(page.last_published_at),
     }
+
+
+def object_payload(obj: Any, *, revision: Any = None) -> dict[str, Any]:
+    """A snippet or other non-page object, for ``snippet.*`` and workflow events."""
+    payload: dict[str, Any] = {
+        "id": obj.pk,
+        "type": model_label(type(obj)),
+        "title": str(obj),
+    }
+    if hasattr(obj, "live"):
+        payload["live"] = bool(obj.live)
+    if hasattr(obj, "live_revision_id"):
+        payload["revision_id"] = getattr(revision, "pk", None) or obj.live_revision_id
+    for name in ("first_published_at", "last_published_at"):
+        if hasattr(obj, name):
+            payload[name] = isoformat(getattr(obj, name))
+    if hasattr(obj, "locale_id"):
+        payload["locale"] = language_code(obj.locale_id)
+    return payload
 
 
 def build_body(
