@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .conf import get_backend, get_destinations, get_settings
+from .conf import RECEIVER_PREFIX, get_backend, get_destinations, get_settings
 from .exceptions import DeliveryError, DestinationGone
 from .http import HttpResult
 from .models import (
@@ -33,6 +36,8 @@ from .models import (
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
+T = TypeVar("T")
+
 #: Longest error text kept on a delivery or attempt.
 MAX_ERROR_LENGTH = 2000
 
@@ -43,6 +48,17 @@ class RunSummary:
     retrying: int = 0
     failed: int = 0
     retry_times: set[datetime] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def count(self, status: str, next_attempt_at: datetime) -> None:
+        with self.lock:
+            if status == DeliveryStatus.DELIVERED:
+                self.delivered += 1
+            elif status == DeliveryStatus.RETRYING:
+                self.retrying += 1
+                self.retry_times.add(_ceil_second(next_attempt_at))
+            else:
+                self.failed += 1
 
     def as_dict(self) -> dict[str, int]:
         return {"delivered": self.delivered, "retrying": self.retrying, "failed": self.failed}
@@ -107,15 +123,36 @@ def run_due_deliveries(
                 alias__in={delivery.destination for delivery in batch}
             )
         }
-        lease = Lease(token, settings.LEASE_SECONDS)
-        for index, delivery in enumerate(batch):
-            if time.monotonic() > deadline:
-                release_deliveries(batch[index:], token)
-                out_of_time = True
-                break
-            if not lease.hold(delivery, batch[index:]):
-                continue  # the lease ran out and another worker took this delivery over
-            attempt_delivery(delivery, token, summary, states=states)
+        # Each destination's deliveries go in order; different destinations go side by side,
+        # so that a slow or dead one holds up only its own deliveries.
+        groups: dict[str, list[Delivery]] = {}
+        for delivery in batch:
+            groups.setdefault(delivery.destination, []).append(delivery)
+        threads = min(int(settings.CONCURRENCY), len(groups))
+        if threads <= 1 or connection.in_atomic_block:
+            # (Inside a transaction other threads could not see the claims.)
+            results = [
+                send_in_order(group, token, summary, states=states, deadline=deadline)
+                for group in groups.values()
+            ]
+        else:
+            with ThreadPoolExecutor(
+                max_workers=threads, thread_name_prefix="publish-hooks"
+            ) as pool:
+                futures = [
+                    pool.submit(
+                        in_own_connection,
+                        send_in_order,
+                        group,
+                        token,
+                        summary,
+                        states=states,
+                        deadline=deadline,
+                    )
+                    for group in groups.values()
+                ]
+                results = [future.result() for future in futures]
+        out_of_time = any(results)
     if out_of_time and enqueue_successor:
         enqueue_delivery_run()
     # One deferred run per distinct retry second; the run finds whatever is due by then.
@@ -125,6 +162,34 @@ def run_due_deliveries(
         if when > now:
             enqueue_delivery_run(run_after=when)
     return summary
+
+
+def send_in_order(
+    deliveries: list[Delivery],
+    token: uuid.UUID,
+    summary: RunSummary,
+    *,
+    states: dict[str, DestinationState],
+    deadline: float,
+) -> bool:
+    """Send claimed deliveries one after the other. Returns whether time ran out."""
+    lease = Lease(token, get_settings().LEASE_SECONDS)
+    for index, delivery in enumerate(deliveries):
+        if time.monotonic() > deadline:
+            release_deliveries(deliveries[index:], token)
+            return True
+        if not lease.hold(delivery, deliveries[index:]):
+            continue  # the lease ran out and another worker took this delivery over
+        attempt_delivery(delivery, token, summary, states=states)
+    return False
+
+
+def in_own_connection(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run ``function`` in a pool thread, closing the database connection it opened."""
+    try:
+        return function(*args, **kwargs)
+    finally:
+        connections.close_all()
 
 
 class Lease:
@@ -187,9 +252,11 @@ def attempt_delivery(
     error: DeliveryError | None = None
     gone = False
 
-    destination = get_destinations().get(delivery.destination)
+    configured = delivery.destination in get_destinations() or delivery.destination.startswith(
+        RECEIVER_PREFIX
+    )
     state = states.get(delivery.destination)
-    if destination is None:
+    if not configured:
         error = DeliveryError(
             f"destination {delivery.destination!r} is not configured", retryable=False
         )
@@ -263,7 +330,7 @@ def attempt_delivery(
             delivered_at=now if status == DeliveryStatus.DELIVERED else None,
             updated_at=now,
         )
-        if destination is not None and (state is None or not state.is_disabled):
+        if configured and (state is None or not state.is_disabled):
             _update_destination_state(
                 delivery.destination,
                 success=error is None,
@@ -275,13 +342,7 @@ def attempt_delivery(
             alias=delivery.destination, disabled_at=now, disabled_reason=error_text
         )
 
-    if status == DeliveryStatus.DELIVERED:
-        summary.delivered += 1
-    elif status == DeliveryStatus.RETRYING:
-        summary.retrying += 1
-        summary.retry_times.add(_ceil_second(next_attempt_at))
-    else:
-        summary.failed += 1
+    summary.count(status, next_attempt_at)
     logger.info(
         "Publish hooks: event %s to %r: attempt %d %s%s",
         delivery.event.event_id,
