@@ -21,3 +21,13 @@ class RecordingBackend(BaseBackend):
 
 class NotABackend:
     pass
+
+
+class PurgeLikeBackend(BaseBackend):
+    """A backend that wants alias events by default, as a cache purge does."""
+
+    exclude_aliases_by_default = False
+    received: list = []
+
+    def deliver(self, delivery):
+        PurgeLikeBackend.received.append(delivery.payload)

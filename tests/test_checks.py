@@ -113,6 +113,7 @@ CASES = [
     ("E015", {"MAX_ATTEMPTS": 2.5}, "['MAX_ATTEMPTS']: must be an integer"),
     ("E015", {"RETENTION_DAYS": "30"}, "['RETENTION_DAYS']: must be an integer"),
     ("E015", {"BATCH_SIZE": 0}, "['BATCH_SIZE']: must be an integer greater than zero"),
+    ("E015", {"CONCURRENCY": 0}, "['CONCURRENCY']: must be an integer greater than zero"),
     (
         "E015",
         dest(OPTIONS={"TIMEOUT": 0}),
@@ -145,6 +146,17 @@ CASES = [
     ),
     ("E020", {"RETRY_SCHEDULE": [5, -1]}, "['RETRY_SCHEDULE']: must be a non-empty list"),
     ("E020", {"RETRY_SCHEDULE": []}, "['RETRY_SCHEDULE']: must be a non-empty list"),
+    ("E008", dest(EVENTS=["shop"]), "['consumer']['EVENTS']: 'shop' is not a known event type"),
+    ("E008", dest(EVENTS=["Shop.Order"]), "['consumer']['EVENTS']: 'Shop.Order' is not a"),
+    ("E008", dest(EVENTS=["workflow.aproved"]), "['EVENTS']: 'workflow.aproved' is not a"),
+    ("E021", dest(EXCLUDE_ALIASES="no"), "['consumer']['EXCLUDE_ALIASES']: must be True or False"),
+    ("E022", dest(INCLUDE="api"), "['consumer']['INCLUDE']: must be a list of names"),
+    ("E022", dest(INCLUDE=["apii"]), "['consumer']['INCLUDE']: 'apii' is not something"),
+    (
+        "E023",
+        {"DESTINATIONS": {"python:mine": dest()["DESTINATIONS"]["consumer"]}},
+        "['python:mine']: destination aliases may not start with 'python:'",
+    ),
     (
         "W003",
         dest(OPTIONS={"URL": "http://consumer.example/hooks"}),
@@ -226,10 +238,79 @@ def test_errors_stop_manage_py_check(settings):
         call_command("check")
 
 
+# -- Python receivers -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def receiver():
+    from wagtail_publish_hooks import on
+    from wagtail_publish_hooks.receivers import unregister
+
+    def announce(event):
+        pass
+
+    registered = []
+
+    def register(*args, **kwargs):
+        on(*args, name="announce", **kwargs)(announce)
+        registered.append(announce)
+
+    yield register
+    for function in registered:
+        unregister(function)
+
+
+def test_receiver_model_typo_is_an_error(settings, receiver):
+    receiver("page.published", "testapp.BlogPag", "testapp.BasePage")
+    messages = run(settings, dest())
+    assert [(m.id, m.msg) for m in messages] == [
+        (
+            "wagtail_publish_hooks.E024",
+            "Receiver 'python:announce': 'testapp.BlogPag' is not an installed model "
+            "('app_label.Model'); the receiver would never be called for it.",
+        )
+    ]
+    assert messages[0].hint == "Did you mean 'testapp.BlogPage'?"
+
+
+def test_receiver_event_type_typo_is_an_error(settings, receiver):
+    receiver(["page.publish", "shop.*", "shop.order_shipped", "page.*"])
+    messages = run(settings, dest())
+    assert [(m.id, m.msg) for m in messages] == [
+        (
+            "wagtail_publish_hooks.E025",
+            "Receiver 'python:announce': 'page.publish' is not a known event type.",
+        )
+    ]
+    assert messages[0].hint == "Did you mean 'page.published'?"
+
+
+def test_receivers_with_classes_and_labels_are_fine(settings, receiver):
+    from tests.testapp.models import BasePage
+
+    receiver("page.published", BasePage, "testapp.Advert")
+    assert run(settings, dest()) == []
+
+
+def test_custom_event_types_are_accepted(settings):
+    value = dest(EVENTS=["page.published", "shop.order_shipped", "shop.*", "my-site.sync.done"])
+    assert run(settings, value) == []
+
+
+RECEIVER_CHECK_IDS = {"E024", "E025"}
+
+
 def test_every_check_id_is_tested_and_documented():
-    """Each id in checks.py has a case here; ids are never reused for something else."""
-    source = Path(__file__).parents[1].joinpath("wagtail_publish_hooks", "checks.py").read_text()
+    """Each id in checks.py has a case here and a row in the docs; ids are never reused."""
+    root = Path(__file__).parents[1]
+    source = root.joinpath("wagtail_publish_hooks", "checks.py").read_text()
     emitted = {f"E{int(n):03d}" for n in re.findall(r"\berror\(\s*(\d+)", source)}
     emitted |= {f"W{int(n):03d}" for n in re.findall(r"\bwarning\(\s*(\d+)", source)}
-    tested = {case[0] for case in CASES} | {"W001", "W002"}
+    tested = {case[0] for case in CASES} | {"W001", "W002"} | RECEIVER_CHECK_IDS
     assert emitted == tested
+    documented = set(
+        re.findall(
+            r"`wagtail_publish_hooks\.([EW]\d{3})`", (root / "docs/reference/checks.md").read_text()
+        )
+    )
+    assert emitted <= documented

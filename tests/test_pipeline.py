@@ -169,7 +169,7 @@ def test_future_go_live_at_sends_nothing(webhook_destination, httpserver, draft_
 
 
 def test_alias_republish_is_flagged(webhook_destination, httpserver, draft_blog_page, blog_index):
-    webhook_destination()
+    webhook_destination(EXCLUDE_ALIASES=False)
     httpserver.expect_request("/hooks").respond_with_data("ok")
     draft_blog_page.save_revision().publish()
     draft_blog_page.refresh_from_db()

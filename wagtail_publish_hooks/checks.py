@@ -18,7 +18,7 @@ from django.apps import apps
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULTS, DESTINATION_KEYS, SETTING_NAME, raw_settings
+from .conf import DEFAULTS, DESTINATION_KEYS, RECEIVER_PREFIX, SETTING_NAME, raw_settings
 
 if TYPE_CHECKING:
     from .backends.base import BaseBackend
@@ -44,8 +44,11 @@ def error(
     alias: str | None = None,
     keys: Iterable[str] = (),
     hint: str | None = None,
+    subject: str | None = None,
 ) -> checks.Error:
-    return checks.Error(f"{_path(alias, *keys)}: {msg}", hint=hint, id=f"{ID_PREFIX}.E{number:03d}")
+    """An error about a setting (``alias`` and ``keys``), or about ``subject`` if given."""
+    where = subject if subject is not None else _path(alias, *keys)
+    return checks.Error(f"{where}: {msg}", hint=hint, id=f"{ID_PREFIX}.E{number:03d}")
 
 
 def warning(
@@ -263,7 +266,7 @@ def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     if "ENABLED" in raw and not isinstance(raw["ENABLED"], bool):
         messages.append(error(16, "must be True or False.", keys=("ENABLED",)))
-    for key in ("MAX_ATTEMPTS", "RETENTION_DAYS", "BATCH_SIZE", "LEASE_SECONDS"):
+    for key in ("MAX_ATTEMPTS", "RETENTION_DAYS", "BATCH_SIZE", "LEASE_SECONDS", "CONCURRENCY"):
         messages += check_positive_number(None, raw, key, integer=True, in_options=False)
     messages += check_positive_number(None, raw, "MAX_RUN_SECONDS", in_options=False)
     if "RETRY_SCHEDULE" in raw:
@@ -316,6 +319,15 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
     if not isinstance(config, Mapping):
         return [error(3, "must be a dict with a 'BACKEND' key.", alias=alias)]
     messages: list[checks.CheckMessage] = []
+    if alias.startswith(RECEIVER_PREFIX):
+        messages.append(
+            error(
+                23,
+                f"destination aliases may not start with {RECEIVER_PREFIX!r}: deliveries to "
+                "Python receivers are recorded under such names. This destination is ignored.",
+                alias=alias,
+            )
+        )
     for key in config:
         if key not in DESTINATION_KEYS:
             messages.append(
@@ -329,6 +341,9 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
             )
     messages += _check_events(alias, config.get("EVENTS"), "EVENTS" in config)
     messages += _check_models(alias, config.get("MODELS"), "MODELS" in config)
+    if "EXCLUDE_ALIASES" in config and not isinstance(config["EXCLUDE_ALIASES"], bool):
+        messages.append(error(21, "must be True or False.", alias=alias, keys=("EXCLUDE_ALIASES",)))
+    messages += _check_include(alias, config.get("INCLUDE"), "INCLUDE" in config)
 
     backend_class = _check_backend(alias, config, messages)
     options = config.get("OPTIONS", {})
@@ -403,9 +418,28 @@ def _check_backend(
     return backend_class
 
 
-def _check_events(alias: str, value: Any, present: bool) -> list[checks.CheckMessage]:
-    from .events import is_known_event_pattern
+def is_known_event_pattern(pattern: str) -> bool:
+    """A built-in event type or pattern, or a well-formed custom one (``"shop.order_shipped"``,
+    ``"shop.*"``). A typo in a reserved namespace (``"page.publish"``) is not known."""
+    from .custom_events import is_custom_event_pattern
+    from .events import is_known_event_pattern as is_builtin_event_pattern
 
+    return is_builtin_event_pattern(pattern) or is_custom_event_pattern(pattern)
+
+
+def _unknown_event_hint(pattern: str) -> str | None:
+    from .custom_events import is_reserved
+    from .events import BUILTIN_EVENT_TYPES
+
+    if is_reserved(pattern):
+        return _did_you_mean(pattern, BUILTIN_EVENT_TYPES)
+    return (
+        "Custom event types are dotted names of lowercase letters, digits, '_' and '-', such "
+        "as 'shop.order_shipped'; patterns end in '.*'."
+    )
+
+
+def _check_events(alias: str, value: Any, present: bool) -> list[checks.CheckMessage]:
     if not present:
         return []
     keys = ("EVENTS",)
@@ -417,18 +451,41 @@ def _check_events(alias: str, value: Any, present: bool) -> list[checks.CheckMes
         return [error(8, "must be a list of event types.", alias=alias, keys=keys)]
     if not value:
         return [warning(5, "is empty: this destination receives nothing.", alias=alias, keys=keys)]
-    from .events import BUILTIN_EVENT_TYPES
-
     return [
         error(
             8,
             f"{item!r} is not a known event type.",
             alias=alias,
             keys=keys,
-            hint=_did_you_mean(item, BUILTIN_EVENT_TYPES),
+            hint=_unknown_event_hint(item),
         )
         for item in value
         if not is_known_event_pattern(item)
+    ]
+
+
+def _check_include(alias: str, value: Any, present: bool) -> list[checks.CheckMessage]:
+    from .includes import KNOWN_INCLUDES
+
+    if not present:
+        return []
+    keys = ("INCLUDE",)
+    if (
+        isinstance(value, str)
+        or not isinstance(value, list | tuple)
+        or not all(isinstance(item, str) for item in value)
+    ):
+        return [error(22, "must be a list of names, such as ['api'].", alias=alias, keys=keys)]
+    return [
+        error(
+            22,
+            f"{item!r} is not something a destination can include.",
+            alias=alias,
+            keys=keys,
+            hint=_did_you_mean(item, KNOWN_INCLUDES),
+        )
+        for item in value
+        if item not in KNOWN_INCLUDES
     ]
 
 
@@ -519,6 +576,48 @@ def check_task_backend(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return messages
 
 
+def check_receivers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """The ``@on`` receivers: their model labels are installed models, their types are known."""
+    from .receivers import registered_receivers
+
+    messages: list[checks.CheckMessage] = []
+    for receiver in registered_receivers():
+        subject = f"Receiver {receiver.name!r}"
+        for spec in receiver.models or ():
+            if not isinstance(spec, str):
+                continue
+            try:
+                apps.get_model(spec)
+            except (LookupError, ValueError):
+                messages.append(
+                    error(
+                        24,
+                        f"{spec!r} is not an installed model ('app_label.Model'); the receiver "
+                        "would never be called for it.",
+                        subject=subject,
+                        hint=_model_hint(spec),
+                    )
+                )
+        for pattern in receiver.events:
+            if not is_known_event_pattern(pattern):
+                messages.append(
+                    error(
+                        25,
+                        f"{pattern!r} is not a known event type.",
+                        subject=subject,
+                        hint=_unknown_event_hint(pattern),
+                    )
+                )
+    return messages
+
+
+def _model_hint(label: str) -> str | None:
+    known = [model._meta.label for model in apps.get_models()]
+    close = difflib.get_close_matches(label, known, n=1)
+    return f"Did you mean {close[0]!r}?" if close else None
+
+
 def register() -> None:
     checks.register(check_settings, "wagtail_publish_hooks")
+    checks.register(check_receivers, "wagtail_publish_hooks")
     checks.register(check_task_backend, "wagtail_publish_hooks")

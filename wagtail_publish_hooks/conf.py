@@ -44,10 +44,19 @@ DEFAULTS: dict[str, Any] = {
     # A task run stops draining after this long and enqueues its successor, so one busy
     # destination cannot hold a worker for ever.
     "MAX_RUN_SECONDS": 60,
+    # Deliveries to different destinations are sent side by side, by up to this many threads
+    # of a run, so that one slow destination does not hold up the others.
+    "CONCURRENCY": 4,
 }
 
 #: Keys a destination may have.
-DESTINATION_KEYS = frozenset({"BACKEND", "EVENTS", "MODELS", "OPTIONS"})
+DESTINATION_KEYS = frozenset(
+    {"BACKEND", "EVENTS", "MODELS", "EXCLUDE_ALIASES", "INCLUDE", "OPTIONS"}
+)
+
+#: Deliveries to Python receivers (``@on``) are recorded under ``"python:<module>.<qualname>"``;
+#: destination aliases may not start with it (check E023).
+RECEIVER_PREFIX = "python:"
 
 #: Retry-After values beyond this are capped, so a hostile or broken endpoint cannot park a
 #: delivery for years.
@@ -63,6 +72,10 @@ class Destination:
     events: tuple[str, ...] | None = None
     models: tuple[str, ...] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: Whether events about alias pages (re-published with their original) are left out.
+    exclude_aliases: bool = True
+    #: Extra documents captured with the event for this destination (``"api"``).
+    include: tuple[str, ...] = ()
 
     def get_backend(self) -> BaseBackend:
         return get_backend(self.alias)
@@ -143,20 +156,54 @@ def get_destinations() -> dict[str, Destination]:
         if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
             logger.error("Publish hooks destination %r is malformed and is skipped", alias)
             continue
+        if str(alias).startswith(RECEIVER_PREFIX):
+            logger.error(
+                "Publish hooks destination %r is skipped: %r is reserved for Python receivers",
+                alias,
+                RECEIVER_PREFIX,
+            )
+            continue
         options = config.get("OPTIONS") or {}
+        exclude_aliases = config.get("EXCLUDE_ALIASES")
         destinations[str(alias)] = Destination(
             alias=str(alias),
             backend_path=config["BACKEND"],
             events=_optional_tuple(config.get("EVENTS")),
             models=_optional_tuple(config.get("MODELS")),
             options=options if isinstance(options, Mapping) else {},
+            exclude_aliases=(
+                exclude_aliases
+                if isinstance(exclude_aliases, bool)
+                else backend_excludes_aliases(config["BACKEND"])
+            ),
+            include=_optional_tuple(config.get("INCLUDE")) or (),
         )
     return destinations
 
 
+def backend_excludes_aliases(backend_path: str) -> bool:
+    """The backend's default for ``EXCLUDE_ALIASES`` (``True`` if it cannot be imported)."""
+    from .backends.base import BaseBackend
+
+    try:
+        backend_class = import_string(backend_path)
+    except Exception:  # reported by checks E005; delivery records the failure
+        return BaseBackend.exclude_aliases_by_default
+    return bool(
+        getattr(backend_class, "exclude_aliases_by_default", BaseBackend.exclude_aliases_by_default)
+    )
+
+
 @functools.cache
 def get_backend(alias: str) -> BaseBackend:
-    """The backend instance for a destination alias; raises ``KeyError`` for an unknown one."""
+    """The backend instance for a destination alias; raises ``KeyError`` for an unknown one.
+
+    A Python receiver's name (``"python:..."``) gets the backend that calls it.
+    """
+    if alias.startswith(RECEIVER_PREFIX):
+        from .backends.python import PythonBackend
+
+        return PythonBackend(alias=alias, options={})
     destination = get_destinations()[alias]
     backend_class = import_string(destination.backend_path)
     return backend_class(alias=alias, options=dict(destination.options))

@@ -46,6 +46,9 @@ class Event(models.Model):
     )
     #: The body sent to webhook destinations: ``{"id", "type", "timestamp", "data"}``.
     payload = models.JSONField(_("payload"))
+    #: Extra documents captured for the destinations that asked for them (``INCLUDE``), by
+    #: name: ``{"api": {...}}``. Only the deliveries whose ``include`` names one receive it.
+    included_data = models.JSONField(_("included data"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("event")
@@ -107,6 +110,9 @@ class Delivery(models.Model):
     delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
+    #: The names of the extra documents (``INCLUDE``) the destination asked for when the event
+    #: was captured, such as ``["api"]``.
+    include = models.JSONField(_("include"), default=list, blank=True)
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -125,6 +131,15 @@ class Delivery(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+
+    @property
+    def payload(self) -> dict:
+        """The document this delivery's destination is sent: the event's payload, plus the
+        extra documents the destination asked for (``INCLUDE``), and only those."""
+        from .includes import apply_includes
+
+        event = self.event
+        return apply_includes(event.payload, event.included_data or {}, self.include or ())
 
 
 class AttemptOutcome(models.TextChoices):

@@ -8,8 +8,10 @@ the transaction commits.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -18,8 +20,10 @@ from django.utils import timezone
 
 from .conf import capture_enabled
 from .events import build_body, new_event_id
+from .includes import apply_includes, build_included_data
 from .models import Delivery, Event
-from .routing import destinations_for
+from .receivers import ReceivedEvent, Receiver, call_in_process
+from .routing import in_process_receivers_for, route_to, routes_for
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -36,47 +40,109 @@ def record_event(
     """Write an event and one delivery per destination, and dispatch them after commit.
 
     ``data`` may be a callable, called only once routing found a destination. ``destinations``
-    bypasses routing (used to send a test event to one alias). Returns ``None`` when capture is
-    disabled or no destination wants the event. The queries issued do not depend on the number
-    of destinations.
+    bypasses routing (used to send a test event to one alias). ``is_alias`` marks an event about
+    an alias page re-published or unpublished with its original: destinations and receivers
+    that exclude aliases (``EXCLUDE_ALIASES``) do not receive it. Extra documents that a routed
+    destination asked for (``INCLUDE``) are built here and stored with the event.
+    ``durable=False`` receivers that match are called after commit. Returns ``None`` when
+    capture is disabled or no destination records the event. The queries issued do not depend
+    on the number of destinations.
     """
     if not capture_enabled():
         return None
     model = type(instance) if instance is not None else None
-    aliases = (
-        list(destinations)
-        if destinations is not None
-        else destinations_for(event_type, model, is_alias=is_alias)
-    )
-    if not aliases:
+    if destinations is not None:
+        routes = route_to(destinations)
+        in_process = []
+    else:
+        routes = routes_for(event_type, model, is_alias=is_alias)
+        in_process = in_process_receivers_for(event_type, model, is_alias=is_alias)
+    if not routes and not in_process:
         return None
 
     if callable(data):
         data = data()
     event_id = new_event_id()
     now = timezone.now()
+    using = router.db_for_write(Event)
+    wanted = {name for route in routes for name in route.include}
+    wanted.update(name for receiver in in_process for name in receiver.include)
+    included_data = build_included_data(wanted, instance, using=using) if wanted else {}
     payload = build_body(event_id=event_id, event_type=event_type, timestamp=now, data=data)
+
+    if in_process:
+        _call_after_commit(
+            in_process,
+            event_id=event_id,
+            event_type=event_type,
+            timestamp=now,
+            payload=payload,
+            included_data=included_data,
+            instance=instance,
+            using=using,
+        )
+    if not routes:
+        return None
+
     event = Event(
         event_id=event_id,
         event_type=event_type,
         created_at=now,
         payload=payload,
+        included_data=included_data,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
     )
     if instance is not None:
         event.content_type = ContentType.objects.get_for_model(instance, for_concrete_model=False)
         event.object_id = str(instance.pk)
         event.object_repr = str(instance)[:255]
-    using = router.db_for_write(Event)
     # A savepoint, so that a failure here leaves the caller's transaction usable.
     with transaction.atomic(using=using):
         event.save(force_insert=True, using=using)
         Delivery.objects.using(using).bulk_create(
-            Delivery(event=event, destination=alias, next_attempt_at=now, created_at=now)
-            for alias in aliases
+            Delivery(
+                event=event,
+                destination=route.alias,
+                next_attempt_at=now,
+                created_at=now,
+                include=[name for name in route.include if name in included_data],
+            )
+            for route in routes
         )
         schedule_dispatch(using=using)
     return event
+
+
+def _call_after_commit(
+    receivers: list[Receiver],
+    *,
+    event_id: str,
+    event_type: str,
+    timestamp: datetime,
+    payload: dict[str, Any],
+    included_data: dict[str, Any],
+    instance: models.Model | None,
+    using: str,
+) -> None:
+    """Call ``durable=False`` receivers once the transaction commits (at once outside one)."""
+
+    def call() -> None:
+        for receiver in receivers:
+            try:
+                body = apply_includes(payload, included_data, receiver.include)
+                event = ReceivedEvent.captured(
+                    event_id=event_id,
+                    event_type=event_type,
+                    timestamp=timestamp,
+                    data=copy.deepcopy(body.get("data") or {}),
+                    instance=instance,
+                )
+            except Exception:
+                logger.exception("Publish hooks could not prepare event %s", event_id)
+                continue
+            call_in_process(receiver, event)
+
+    transaction.on_commit(call, using=using, robust=True)
 
 
 def schedule_dispatch(using: str | None = None) -> None:

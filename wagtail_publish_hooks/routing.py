@@ -1,17 +1,35 @@
-"""Which destinations an event goes to: by event type and by model, subclasses included."""
+"""Which destinations an event goes to: by event type and by model, subclasses included.
+
+Destinations are the ``DESTINATIONS`` of the settings and the Python receivers registered with
+``@on``; both match the same way. Events about alias pages go only to those that do not exclude
+aliases (``EXCLUDE_ALIASES``).
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from django.apps import apps
 from django.db import models
 
 from .conf import Destination, get_destinations
 from .events import DEFAULT_EVENT_PATTERNS, event_type_matches
+from .receivers import Receiver, get_receiver, registered_receivers
 
 logger = logging.getLogger("wagtail_publish_hooks")
+
+#: A model class, or its label ``"app_label.ModelName"``.
+ModelSpec = type[models.Model] | str
+
+
+class Route(NamedTuple):
+    """One destination an event is recorded for, with the extra documents it asked for."""
+
+    alias: str
+    include: tuple[str, ...] = ()
 
 
 @functools.lru_cache(maxsize=512)
@@ -19,28 +37,51 @@ def resolve_model(label: str) -> type[models.Model] | None:
     try:
         return apps.get_model(label)
     except (LookupError, ValueError):
-        logger.error("Publish hooks: MODELS names %r, which is not an installed model", label)
+        logger.error("Publish hooks: %r is not an installed model; it matches nothing", label)
         return None
 
 
-def model_matches(model: type[models.Model] | None, labels: tuple[str, ...] | None) -> bool:
-    """Whether ``model`` is one of ``labels`` or a subclass of one (``None`` matches all)."""
-    if labels is None:
+def model_matches(model: type[models.Model] | None, specs: Iterable[ModelSpec] | None) -> bool:
+    """Whether ``model`` is one of ``specs`` or a subclass of one (``None`` matches all)."""
+    if specs is None:
         return True
     if model is None:
         return False
-    for label in labels:
-        target = resolve_model(label)
+    for spec in specs:
+        target = spec if isinstance(spec, type) else resolve_model(spec)
         if target is not None and issubclass(model, target):
             return True
     return False
 
 
 def destination_matches(
-    destination: Destination, event_type: str, model: type[models.Model] | None
+    destination: Destination | Receiver,
+    event_type: str,
+    model: type[models.Model] | None,
+    *,
+    is_alias: bool = False,
 ) -> bool:
+    if is_alias and destination.exclude_aliases:
+        return False
     patterns = destination.events if destination.events is not None else DEFAULT_EVENT_PATTERNS
     return event_type_matches(event_type, patterns) and model_matches(model, destination.models)
+
+
+def routes_for(
+    event_type: str, model: type[models.Model] | None, *, is_alias: bool = False
+) -> list[Route]:
+    """The destinations and durable receivers that record ``event_type`` for ``model``."""
+    routes = [
+        Route(alias, destination.include)
+        for alias, destination in get_destinations().items()
+        if destination_matches(destination, event_type, model, is_alias=is_alias)
+    ]
+    routes += [
+        Route(receiver.name, receiver.include)
+        for receiver in registered_receivers()
+        if receiver.durable and destination_matches(receiver, event_type, model, is_alias=is_alias)
+    ]
+    return routes
 
 
 def destinations_for(
@@ -49,9 +90,28 @@ def destinations_for(
     """Aliases of the destinations that receive ``event_type`` for an instance of ``model``.
 
     ``is_alias``: the event is about an alias page re-published with its original.
+    Durable receivers are included, under their ``python:`` names.
     """
+    return [route.alias for route in routes_for(event_type, model, is_alias=is_alias)]
+
+
+def in_process_receivers_for(
+    event_type: str, model: type[models.Model] | None, *, is_alias: bool = False
+) -> list[Receiver]:
+    """The ``durable=False`` receivers that are called after commit for this event."""
     return [
-        alias
-        for alias, destination in get_destinations().items()
-        if destination_matches(destination, event_type, model)
+        receiver
+        for receiver in registered_receivers()
+        if not receiver.durable
+        and destination_matches(receiver, event_type, model, is_alias=is_alias)
     ]
+
+
+def route_to(aliases: Iterable[str]) -> list[Route]:
+    """Routes to the named destinations, bypassing the filters (``publish_hooks test``)."""
+    destinations = get_destinations()
+    routes = []
+    for alias in aliases:
+        destination: Destination | Receiver | None = destinations.get(alias) or get_receiver(alias)
+        routes.append(Route(alias, destination.include if destination is not None else ()))
+    return routes

@@ -1,6 +1,7 @@
 """Page and snippet models the tests publish."""
 
 from django.db import models
+from wagtail.api import APIField
 from wagtail.fields import RichTextField
 from wagtail.models import DraftStateMixin, Page, RevisionMixin
 from wagtail.snippets.models import register_snippet
@@ -18,6 +19,9 @@ class BlogIndexPage(Page):
 
 class BlogPage(BasePage):
     intro = models.CharField(max_length=255, blank=True)
+
+    # What Wagtail's API v2 shows, and so INCLUDE ["api"] too.
+    api_fields = [APIField("intro"), APIField("body")]
 
 
 class EventPage(BasePage):

@@ -23,6 +23,11 @@ class BaseBackend:
 
     #: Whether events arriving within a window may be merged into one delivery.
     supports_coalescing: ClassVar[bool] = False
+    #: The default of the destination key ``EXCLUDE_ALIASES``: whether events about alias pages,
+    #: re-published along with their original, are left out. Notifications and webhooks would
+    #: only repeat the original's event; a cache purge needs the alias's own URLs, so such a
+    #: backend sets it to ``False``.
+    exclude_aliases_by_default: ClassVar[bool] = True
     #: The ``OPTIONS`` keys the backend understands; any other key is reported as a typo.
     #: ``None`` accepts anything.
     option_keys: ClassVar[frozenset[str] | None] = None

@@ -82,7 +82,7 @@ class WebhookBackend(BaseBackend):
         self, delivery: Delivery, *, now: datetime | None = None
     ) -> tuple[bytes, dict[str, str]]:
         event = delivery.event
-        body = encode_body(event.payload)
+        body = encode_body(delivery.payload)
         timestamp = now or datetime.now(UTC)
         headers = {
             **self.headers,

@@ -25,6 +25,7 @@ from wagtail_publish_hooks.models import (
     retention_cutoff,
 )
 from wagtail_publish_hooks.outbox import record_event
+from wagtail_publish_hooks.receivers import get_receiver, registered_receivers
 from wagtail_publish_hooks.tasks import enqueue_delivery_run
 
 PRUNE_CHUNK = 1000
@@ -95,16 +96,21 @@ class Command(BaseCommand):
         for count in Delivery.objects.values("destination", "status").annotate(n=Count("pk")):
             counts[count["destination"]][count["status"]] = count["n"]
         states = {state.alias: state for state in DestinationState.objects.all()}
-        configured = get_destinations()
+        configured = {
+            alias: destination.backend_path.rsplit(".", 1)[-1]
+            for alias, destination in get_destinations().items()
+        }
+        configured.update(
+            (receiver.name, "PythonBackend")
+            for receiver in registered_receivers()
+            if receiver.durable
+        )
         aliases = sorted(set(configured) | set(counts) | set(states))
         statuses = [choice.value for choice in DeliveryStatus]
         header = ["destination", "backend", *statuses, "state"]
         rows = []
         for alias in aliases:
-            if alias in configured:
-                backend = configured[alias].backend_path.rsplit(".", 1)[-1]
-            else:
-                backend = "(not configured)"
+            backend = configured.get(alias, "(not configured)")
             state = states.get(alias)
             if state is not None and state.is_disabled:
                 health = f"disabled: {state.disabled_reason}"
@@ -129,9 +135,13 @@ class Command(BaseCommand):
     # -- test ------------------------------------------------------------------------------------
 
     def handle_test(self, *, alias: str, wait: float, **options: Any) -> None:
-        if alias not in get_destinations():
+        receiver = get_receiver(alias)
+        if alias not in get_destinations() and (receiver is None or not receiver.durable):
             known = ", ".join(sorted(get_destinations())) or "none"
-            raise CommandError(f"No destination {alias!r} is configured (configured: {known}).")
+            raise CommandError(
+                f"No destination {alias!r} is configured (configured: {known}; durable Python "
+                "receivers are named 'python:<module>.<function>')."
+            )
         try:
             backend = get_backend(alias)
         except Exception as exc:

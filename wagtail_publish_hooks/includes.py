@@ -1,0 +1,166 @@
+"""Extra documents a destination can ask to receive with an event (the ``INCLUDE`` key).
+
+They are built at capture time, only when a destination the event is routed to asked for them,
+and stored with the event (``Event.included_data``); each delivery remembers which ones its
+destination asked for (``Delivery.include``), and :func:`apply_includes` adds exactly those to
+the body that destination is sent. A destination that did not ask never sees them.
+
+``"api"``: the page as Wagtail's API v2 detail endpoint (``/api/v2/pages/<id>/``) serialises
+it, for an anonymous consumer, built without an HTTP request.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+
+logger = logging.getLogger("wagtail_publish_hooks")
+
+API = "api"
+
+#: What ``INCLUDE`` may name.
+KNOWN_INCLUDES = frozenset({API})
+
+#: The namespace of the router Wagtail's documentation sets up (``WagtailAPIRouter("wagtailapi")``);
+#: ``detail_url`` fields appear when the endpoints are installed under it.
+API_NAMESPACE = "wagtailapi"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types (dates, decimals, UUIDs and lazy strings converted)."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def is_page(instance: Any) -> bool:
+    from wagtail.models import Page
+
+    return isinstance(instance, Page)
+
+
+def build_included_data(
+    names: Iterable[str], instance: models.Model | None, *, using: str | None = None
+) -> dict[str, Any]:
+    """The documents in ``names`` that apply to ``instance``, for ``Event.included_data``.
+
+    Never raises: a document that cannot be built is stored as ``None`` and the error logged.
+    Runs in a savepoint, so that a failing query leaves the caller's transaction usable.
+    """
+    wanted = set(names)
+    included: dict[str, Any] = {}
+    if API in wanted and instance is not None and is_page(instance):
+        try:
+            with transaction.atomic(using=using):
+                included[API] = page_api_data(instance)
+        except Exception:
+            logger.exception(
+                "Publish hooks could not serialise page %s for INCLUDE ['api']",
+                getattr(instance, "pk", None),
+            )
+            included[API] = None
+    return included
+
+
+def apply_includes(
+    payload: Mapping[str, Any], included_data: Mapping[str, Any], names: Iterable[str]
+) -> dict[str, Any]:
+    """The body for a destination: ``payload`` plus the included documents it asked for.
+
+    The API document goes next to the description of the object: ``data.page.api`` for page
+    events, ``data.object.api`` for custom events about a page, else ``data.api``.
+    """
+    names = [name for name in names if name in included_data]
+    if not names:
+        return dict(payload)
+    body = copy.deepcopy(dict(payload))
+    data = body.setdefault("data", {})
+    for name in names:
+        holder = data
+        for key in ("page", "object"):
+            if isinstance(data.get(key), dict):
+                holder = data[key]
+                break
+        holder[name] = copy.deepcopy(included_data[name])
+    return body
+
+
+def page_api_data(page: Any) -> dict[str, Any]:
+    """``page`` as Wagtail's API v2 detail view returns it, with every field, as JSON types.
+
+    Built as the API would answer an anonymous request to the page's own site, without making
+    one: the fields of ``PagesAPIViewSet`` and the page model's ``api_fields``, ``meta`` included.
+    """
+    from wagtail.api.v2.views import PagesAPIViewSet
+
+    if page.specific_class is not None and type(page) is not page.specific_class:
+        page = page.specific
+    router = _api_router()
+    request = _anonymous_request(page, router)
+    view = PagesAPIViewSet(request=request, action="detail_view", kwargs={"pk": page.pk}, args=())
+    view.format_kwarg = None
+    serializer_class = PagesAPIViewSet._get_serializer_class(
+        router, type(page), [], show_details=True
+    )
+    serializer = serializer_class(page, context=view.get_serializer_context())
+    return json_safe(serializer.data)
+
+
+@functools.cache
+def _api_router() -> Any:
+    from django.apps import apps
+    from django.urls import NoReverseMatch
+    from wagtail.api.v2.router import WagtailAPIRouter
+    from wagtail.api.v2.views import PagesAPIViewSet
+
+    class Router(WagtailAPIRouter):
+        """The documented router; a detail URL that is not in the URLconf is left out."""
+
+        def get_object_detail_urlpath(self, model: Any, pk: Any) -> str | None:
+            try:
+                return super().get_object_detail_urlpath(model, pk)
+            except NoReverseMatch:
+                return None
+
+    router = Router(API_NAMESPACE)
+    router.register_endpoint("pages", PagesAPIViewSet)
+    if apps.is_installed("wagtail.images"):
+        from wagtail.images.api.v2.views import ImagesAPIViewSet
+
+        router.register_endpoint("images", ImagesAPIViewSet)
+    if apps.is_installed("wagtail.documents"):
+        from wagtail.documents.api.v2.views import DocumentsAPIViewSet
+
+        router.register_endpoint("documents", DocumentsAPIViewSet)
+    return router
+
+
+def _anonymous_request(page: Any, router: Any) -> Any:
+    from django.contrib.auth.models import AnonymousUser
+    from django.http import HttpRequest, QueryDict
+
+    site = page.get_site()
+    request = HttpRequest()
+    request.method = "GET"
+    request.path = request.path_info = "/"
+    request.GET = QueryDict()
+    if site is not None:
+        secure = site.port == 443
+        request.META = {
+            "SERVER_NAME": site.hostname,
+            "SERVER_PORT": str(site.port),
+            "HTTP_HOST": site.hostname
+            if site.port in (80, 443)
+            else f"{site.hostname}:{site.port}",
+            "wsgi.url_scheme": "https" if secure else "http",
+        }
+    request._wagtail_site = site  # type: ignore[attr-defined]
+    request.user = AnonymousUser()
+    request.session = {}  # type: ignore[assignment]
+    request.wagtailapi_router = router  # type: ignore[attr-defined]
+    return request
