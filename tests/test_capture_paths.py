@@ -347,3 +347,25 @@ def test_page_publish_is_not_also_a_generic_publish(sink, draft_blog_page):
     draft_blog_page.save_revision().publish()
     assert sink.events() == [("page.published", draft_blog_page.pk)]
     assert Event.objects.count() == 1
+
+
+def test_snippet_scheduled_publish_and_expiry(sink):
+    advert = Advert.objects.create(text="Later", live=False)
+    advert.go_live_at = timezone.now() + timedelta(hours=1)
+    revision = advert.save_revision()
+    revision.publish()
+    assert sink.events() == []  # only scheduled
+
+    past = timezone.now() - timedelta(minutes=1)
+    revision.content["go_live_at"] = past.isoformat()
+    revision.approved_go_live_at = past
+    revision.save(update_fields=["content", "approved_go_live_at"])
+    call_command("publish_scheduled")
+    assert sink.events() == [("snippet.published", advert.pk)]
+    assert sink.bodies()[0]["data"]["scheduled"] is True
+
+    sink.clear()
+    Advert.objects.filter(pk=advert.pk).update(expire_at=timezone.now() - timedelta(minutes=1))
+    call_command("publish_scheduled")
+    assert sink.events() == [("snippet.unpublished", advert.pk)]
+    assert sink.bodies()[0]["data"]["scheduled"] is True
