@@ -27,6 +27,11 @@ ID_PREFIX = "wagtail_publish_hooks"
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
+# Ids raised by backend modules rather than here, listed so that none is taken twice:
+# E026 and W006, the Slack backend (``backends/slack.py``).
+# E027, the Discord backend (``backends/discord.py``).
+# E028 to E031 and W007, the email backend (``backends/email.py``).
+
 
 def _path(alias: str | None = None, *keys: str) -> str:
     path = SETTING_NAME
