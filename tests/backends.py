@@ -31,3 +31,14 @@ class PurgeLikeBackend(BaseBackend):
 
     def deliver(self, delivery):
         PurgeLikeBackend.received.append(delivery.payload)
+
+
+class CoalescingRecorder(BaseBackend):
+    """A coalescing destination (like a build hook) that keeps what each send covered."""
+
+    supports_coalescing = True
+    option_keys = frozenset()
+    sends: list = []
+
+    def deliver(self, delivery):
+        CoalescingRecorder.sends.append([event.event_id for event in delivery.covered_events()])

@@ -360,6 +360,11 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
     if backend_class is None:
         return messages
     known = backend_class.option_keys
+    if backend_class.supports_coalescing:
+        # Every coalescing backend takes the merging window.
+        if known is not None:
+            known = known | {"COALESCE_SECONDS"}
+        messages += check_positive_number(alias, options, "COALESCE_SECONDS", allow_zero=True)
     if known is not None:
         for key in options:
             if key not in known:

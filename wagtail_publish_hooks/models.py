@@ -113,6 +113,11 @@ class Delivery(models.Model):
     #: The names of the extra documents (``INCLUDE``) the destination asked for when the event
     #: was captured, such as ``["api"]``.
     include = models.JSONField(_("include"), default=list, blank=True)
+    #: Further events merged into this delivery by a coalescing destination (``event`` is the
+    #: first); see :meth:`covered_events`.
+    coalesced_events = models.ManyToManyField(
+        Event, related_name="coalesced_into", blank=True, verbose_name=_("coalesced events")
+    )
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -131,6 +136,11 @@ class Delivery(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+
+    def covered_events(self) -> list[Event]:
+        """Every event this delivery carries, in the order they happened: its own first."""
+        merged = list(self.coalesced_events.order_by("created_at", "pk"))
+        return [self.event, *merged]
 
     @property
     def payload(self) -> dict:

@@ -9,21 +9,22 @@ the transaction commits.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, router, transaction
 from django.utils import timezone
 
-from .conf import capture_enabled
+from .conf import capture_enabled, get_backend, get_destinations
 from .events import build_body, new_event_id
 from .includes import apply_includes, build_included_data
-from .models import Delivery, Event
+from .models import Delivery, DeliveryStatus, Event
 from .receivers import ReceivedEvent, Receiver, call_in_process
-from .routing import in_process_receivers_for, route_to, routes_for
+from .routing import Route, in_process_receivers_for, route_to, routes_for
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -97,20 +98,74 @@ def record_event(
         event.object_id = str(instance.pk)
         event.object_repr = str(instance)[:255]
     # A savepoint, so that a failure here leaves the caller's transaction usable.
+    windows = {} if destinations is not None else coalescing_windows(routes)
     with transaction.atomic(using=using):
         event.save(force_insert=True, using=using)
-        Delivery.objects.using(using).bulk_create(
-            Delivery(
-                event=event,
-                destination=route.alias,
-                next_attempt_at=now,
-                created_at=now,
-                include=[name for name in route.include if name in included_data],
+        new_deliveries = []
+        merged_into = []
+        for route in routes:
+            window = windows.get(route.alias, 0.0)
+            if window:
+                open_delivery = attach_to_open_delivery(route.alias, now, using=using)
+                if open_delivery is not None:
+                    merged_into.append(open_delivery)
+                    continue
+            new_deliveries.append(
+                Delivery(
+                    event=event,
+                    destination=route.alias,
+                    next_attempt_at=now + timedelta(seconds=window),
+                    created_at=now,
+                    include=[name for name in route.include if name in included_data],
+                )
             )
-            for route in routes
-        )
-        schedule_dispatch(using=using)
+        Delivery.objects.using(using).bulk_create(new_deliveries)
+        if merged_into:
+            through = Delivery.coalesced_events.through
+            through.objects.using(using).bulk_create(
+                through(delivery_id=pk, event_id=event.pk) for pk in merged_into
+            )
+        if any(delivery.next_attempt_at <= now for delivery in new_deliveries):
+            schedule_dispatch(using=using)
+        for when in sorted({d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}):
+            transaction.on_commit(functools.partial(dispatch_at, when), using=using, robust=True)
     return event
+
+
+def coalescing_windows(routes: list[Route]) -> dict[str, float]:
+    """The merging window of each routed destination that coalesces events."""
+    windows: dict[str, float] = {}
+    for route in routes:
+        if route.alias not in get_destinations():
+            continue  # a Python receiver
+        try:
+            window = get_backend(route.alias).coalesce_seconds()
+        except Exception:
+            logger.exception("Publish hooks destination %r cannot be built", route.alias)
+            continue
+        if window > 0:
+            windows[route.alias] = window
+    return windows
+
+
+def attach_to_open_delivery(alias: str, now: datetime, *, using: str) -> int | None:
+    """The pk of the delivery to ``alias`` still waiting out its window, now holding this event.
+
+    The conditional ``UPDATE`` locks the row (on SQLite, the database) until the transaction
+    ends, and a worker only claims a delivery once its window has passed, under the same
+    condition re-checked: so an event is either merged before the claim or starts a delivery of
+    its own, never merged into one already being sent.
+    """
+    waiting = Delivery.objects.using(using).filter(
+        destination=alias,
+        status=DeliveryStatus.PENDING,
+        lease_token__isnull=True,
+        next_attempt_at__gt=now,
+    )
+    pk = waiting.order_by("next_attempt_at", "pk").values_list("pk", flat=True).first()
+    if pk is None or not waiting.filter(pk=pk).update(updated_at=now):
+        return None
+    return pk
 
 
 def _call_after_commit(
@@ -162,6 +217,13 @@ def schedule_dispatch(using: str | None = None) -> None:
             transaction.on_commit(enqueued_in_this_transaction, using=using)
             return
     transaction.on_commit(dispatch_after_commit, using=using, robust=True)
+
+
+def dispatch_at(when: datetime) -> None:
+    """Enqueue a deferred run for a delivery that waits out a merging window."""
+    from .tasks import enqueue_delivery_run
+
+    enqueue_delivery_run(run_after=when)
 
 
 def dispatch_after_commit() -> None:

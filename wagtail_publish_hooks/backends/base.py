@@ -21,8 +21,12 @@ class BaseBackend:
     settings change.
     """
 
-    #: Whether events arriving within a window may be merged into one delivery.
+    #: Whether events arriving within a window may be merged into one delivery. Such a backend
+    #: reads every event with ``delivery.covered_events()``, and its destinations accept the
+    #: option ``COALESCE_SECONDS`` (0 turns merging off).
     supports_coalescing: ClassVar[bool] = False
+    #: How long a coalescing destination waits for more events before sending, by default.
+    default_coalesce_seconds: ClassVar[float] = 30
     #: The default of the destination key ``EXCLUDE_ALIASES``: whether events about alias pages,
     #: re-published along with their original, are left out. Notifications and webhooks would
     #: only repeat the original's event; a cache purge needs the alias's own URLs, so such a
@@ -35,6 +39,12 @@ class BaseBackend:
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         self.alias = alias
         self.options = dict(options)
+
+    def coalesce_seconds(self) -> float:
+        """The merging window of this destination, in seconds; 0 when it does not merge."""
+        if not self.supports_coalescing:
+            return 0.0
+        return max(0.0, float(self.options.get("COALESCE_SECONDS", self.default_coalesce_seconds)))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"
