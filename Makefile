@@ -50,7 +50,7 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 
 .PHONY: docs
 docs: $(STAMP) ## Build the documentation, strict (warnings fail)
-	$(BIN)/sphinx-build -W --keep-going -n -b html docs docs/_build/html
+	$(BIN)/sphinx-build -E -W --keep-going -n -b html docs docs/_build/html
 
 .PHONY: bench
 bench: $(STAMP) ## Run the benchmarks (figures as ratios)
