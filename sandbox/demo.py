@@ -84,6 +84,8 @@ def run_step(description: str, *args: str) -> None:
         process.terminate()
         process.wait()
         raise
+    finally:
+        process.stdout.close()
     if process.returncode != 0:
         emit("demo", f"manage.py {args[0]} failed (exit code {process.returncode}); stopping.")
         sys.exit(process.returncode or 1)
@@ -147,6 +149,8 @@ class Child:
                 self.process.kill()
                 self.process.wait()
         self.thread.join(timeout=2)
+        if self.process.stdout is not None and not self.thread.is_alive():
+            self.process.stdout.close()
 
 
 def instructions() -> str:
@@ -162,7 +166,8 @@ def instructions() -> str:
             "",
             "  Publish a page in the admin (edit a blog post, then 'Publish'),",
             f"  then open {BASE_URL}/inspector/",
-            "  The signed delivery shows up there within a couple of seconds.",
+            "  The webhook, Slack, Teams, Discord and email deliveries show up there",
+            "  within a couple of seconds.",
             "",
             "  The worker's lines for Wagtail's own tasks (search and reference index",
             "  updates) are hidden; SANDBOX_VERBOSE=1 shows them.",

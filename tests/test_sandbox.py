@@ -1,4 +1,5 @@
-"""The sandbox site end to end: a real publish reaches its webhook inspector, signed.
+"""The sandbox site end to end: a real publish reaches its inspector as a signed webhook, a
+Slack, a Teams and a Discord message and an email, and the inspector shows each of them.
 
 Everything runs in subprocesses with the sandbox's own settings (this test suite's settings
 stay out of it): ``migrate``, ``load_demo_content``, ``runserver`` and ``db_worker``, then a
@@ -9,8 +10,10 @@ from the sandbox's SQLite file.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -105,7 +108,7 @@ class Sandbox:
                 process.wait(timeout=10)
 
     def received(self) -> list[dict]:
-        """The inspector's ``ReceivedWebhook`` rows, newest first."""
+        """The inspector's ``ReceivedWebhook`` rows (every kind), newest first."""
         with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=10) as connection:
             connection.row_factory = sqlite3.Row
             rows = connection.execute(
@@ -177,23 +180,34 @@ def test_a_published_page_reaches_the_inspector_verified(sandbox):
         next(line for line in output.splitlines() if line.startswith("RESULT "))[7:]
     )
 
+    # One message of each kind for the page: the chat and email ones name the event by its
+    # label, the webhook by its type.
+    wanted = {
+        "webhook": "page.published",
+        "slack": "Page published",
+        "teams": "Page published",
+        "discord": "Page published",
+        "email": "Page published",
+    }
     deadline = time.monotonic() + DELIVERY_TIMEOUT
-    match = None
-    while match is None and time.monotonic() < deadline:
-        match = next(
-            (
-                row
-                for row in sandbox.received()
-                if row["event_type"] == "page.published" and row["page_title"] == title
-            ),
-            None,
-        )
-        if match is None:
+    found: dict[str, dict] = {}
+    while len(found) < len(wanted) and time.monotonic() < deadline:
+        for row in sandbox.received():
+            kind = row["kind"]
+            if (
+                kind in wanted
+                and kind not in found
+                and row["event_type"] == wanted[kind]
+                and row["page_title"] == title
+            ):
+                found[kind] = row
+        if len(found) < len(wanted):
             time.sleep(0.25)
-    assert match is not None, (
-        f"no delivery for {title!r} within {DELIVERY_TIMEOUT:.0f} s\n"
+    assert set(found) == set(wanted), (
+        f"for {title!r}, only {sorted(found)} arrived within {DELIVERY_TIMEOUT:.0f} s\n"
         f"--- web ---\n{sandbox.log('web')}\n--- worker ---\n{sandbox.log('worker')}"
     )
+    match = found["webhook"]
 
     assert match["verified"] == 1, match["verification_error"]
     assert match["verification_error"] == ""
@@ -209,7 +223,56 @@ def test_a_published_page_reaches_the_inspector_verified(sandbox):
     assert headers["webhook-signature"].startswith("v1,")
     assert headers["content-type"] == "application/json"
 
-    unsigned_rows = [row for row in sandbox.received() if not row["webhook_id"]]
+    slack = json.loads(found["slack"]["body"])
+    assert found["slack"]["path"].startswith("/inspector/slack/services/")
+    assert [block["type"] for block in slack["blocks"]] == ["header", "section", "context"]
+    assert title in slack["text"]
+    teams = json.loads(found["teams"]["body"])
+    card = teams["attachments"][0]
+    assert card["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert card["content"]["body"][0]["text"] == title
+    discord = json.loads(found["discord"]["body"])
+    assert discord["allowed_mentions"] == {"parse": []}
+    assert discord["embeds"][0]["title"] == title.replace("-", "\\-")  # Markdown-escaped
+    email = found["email"]
+    assert email["email_to"] == "admin@example.com"
+    assert email["email_subject"] == f"[Publish hooks sandbox] Page published: {title}"
+    assert f"“{title}” was published." in email["email_text"]
+    assert title in email["email_html"]
+    for row in found.values():
+        assert row["verified"] == (1 if row["kind"] == "webhook" else 0)
+
+    # The inspector's page shows each of them, with the title in each kind's preview.
+    with no_proxy.open(f"{sandbox.base_url}/inspector/", timeout=10) as response:
+        assert response.status == 200
+        page = response.read().decode("utf-8")
+    sections = re.findall(
+        r'<section [^>]*data-id="(\d+)" data-kind="(\w+)">(.*?)</section>', page, re.S
+    )
+    by_id = {int(pk): (kind, content) for pk, kind, content in sections}
+    for kind, row in found.items():
+        shown_kind, content = by_id[row["id"]]
+        assert shown_kind == kind
+        preview = re.search(
+            r'<div class="preview" data-part="preview">(.*?)<details', content, re.S
+        )
+        if kind == "webhook":
+            assert preview is None  # a webhook has no preview, only its body and headers
+            assert "✓ signature verified" in content
+            continue
+        assert preview is not None, f"no preview for {kind}:\n{content}"
+        text = html.unescape(re.sub(r"<[^>]+>", "", preview.group(1)))
+        assert title in text, f"{title!r} not in the {kind} preview:\n{preview.group(1)}"
+
+    # Every destination delivered everything it was sent, the demo content included.
+    status = sandbox.manage("publish_hooks", "status")
+    for alias in ("inspector", "slack", "teams", "discord", "email"):
+        line = next(line for line in status.splitlines() if line.split()[:1] == [alias])
+        assert line.split()[-3:] == ["0", "0", "ok"], status  # none retrying or failed
+
+    unsigned_rows = [
+        row for row in sandbox.received() if row["kind"] == "webhook" and not row["webhook_id"]
+    ]
     assert len(unsigned_rows) == 1
     assert unsigned_rows[0]["verified"] == 0
     assert "Missing required headers" in unsigned_rows[0]["verification_error"]

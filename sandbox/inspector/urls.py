@@ -7,4 +7,8 @@ app_name = "inspector"
 urlpatterns = [
     path("", views.index, name="index"),
     path("hooks/", views.receive, name="receive"),
+    # Shaped like the real services' webhook URLs.
+    path("slack/services/<path:rest>", views.slack, name="slack"),
+    path("teams/workflows/<path:rest>", views.teams, name="teams"),
+    path("discord/api/webhooks/<str:webhook_id>/<str:token>", views.discord, name="discord"),
 ]

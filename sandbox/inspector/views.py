@@ -1,6 +1,10 @@
-"""A tiny webhook receiver and a page listing what it received."""
+"""A tiny receiver for every kind of message the sandbox sends, and a page listing them.
 
-import json
+``/inspector/hooks/`` takes the signed webhooks and verifies them. The Slack, Teams and Discord
+endpoints take the chat messages and answer as those services do (Slack ``200 ok``, Teams
+Workflows ``202``, Discord ``204``). Emails do not come in over HTTP: the sandbox's email backend
+(:mod:`inspector.mail`) stores them directly.
+"""
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -9,6 +13,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 from standardwebhooks import Webhook
 
+from .extract import SUMMARISERS
 from .models import ReceivedWebhook
 
 LIST_LIMIT = 50
@@ -24,41 +29,61 @@ def verify_signature(body: bytes, headers: dict[str, str]) -> tuple[bool, str]:
     return True, ""
 
 
-def summarise(body: bytes) -> dict:
-    """Event type and page from a publish-hooks body; empty values for anything else."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return {}
-    if not isinstance(payload, dict):
-        return {}
-    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
-    page = data.get("page") if isinstance(data.get("page"), dict) else {}
-    page_id = page.get("id")
-    return {
-        "event_type": str(payload.get("type") or "")[:200],
-        "page_id": page_id if isinstance(page_id, int) else None,
-        "page_title": str(page.get("title") or "")[:500],
-    }
+def record(request: HttpRequest, kind: str) -> ReceivedWebhook:
+    """Store the request as it arrived, with what the list shows of it."""
+    body = request.body
+    headers = dict(request.headers)
+    fields = {}
+    if kind == ReceivedWebhook.Kind.WEBHOOK:
+        verified, error = verify_signature(body, headers)
+        fields.update(
+            verified=verified,
+            verification_error=error,
+            webhook_id=request.headers.get("webhook-id", "")[:200],
+        )
+    return ReceivedWebhook.objects.create(
+        kind=kind,
+        method=request.method,
+        path=request.get_full_path()[:500],
+        headers=headers,
+        body=body.decode("utf-8", errors="replace"),
+        **fields,
+        **SUMMARISERS[kind](body),
+    )
 
 
 @csrf_exempt
 @require_POST
 def receive(request: HttpRequest) -> HttpResponse:
-    body = request.body
-    headers = dict(request.headers)
-    verified, error = verify_signature(body, headers)
-    ReceivedWebhook.objects.create(
-        method=request.method,
-        path=request.get_full_path()[:500],
-        headers=headers,
-        body=body.decode("utf-8", errors="replace"),
-        verified=verified,
-        verification_error=error,
-        webhook_id=request.headers.get("webhook-id", "")[:200],
-        **summarise(body),
-    )
+    record(request, ReceivedWebhook.Kind.WEBHOOK)
     return JsonResponse({"ok": True})
+
+
+@csrf_exempt
+@require_POST
+def slack(request: HttpRequest, rest: str) -> HttpResponse:
+    """Like ``https://hooks.slack.com/services/…``: ``200`` with the body ``ok``."""
+    record(request, ReceivedWebhook.Kind.SLACK)
+    return HttpResponse("ok", content_type="text/plain; charset=utf-8")
+
+
+@csrf_exempt
+@require_POST
+def teams(request: HttpRequest, rest: str) -> HttpResponse:
+    """Like a Teams Workflows trigger: ``202 Accepted``, empty; the flow would run later."""
+    record(request, ReceivedWebhook.Kind.TEAMS)
+    return HttpResponse(status=202)
+
+
+@csrf_exempt
+@require_POST
+def discord(request: HttpRequest, webhook_id: str, token: str) -> HttpResponse:
+    """Like ``https://discord.com/api/webhooks/ID/TOKEN``: ``204``, or ``200`` with the
+    message for ``?wait=true``."""
+    received = record(request, ReceivedWebhook.Kind.DISCORD)
+    if request.GET.get("wait", "").lower() == "true":
+        return JsonResponse({"id": str(received.pk), "type": 0, "webhook_id": webhook_id})
+    return HttpResponse(status=204)
 
 
 @require_GET

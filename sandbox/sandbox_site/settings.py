@@ -5,12 +5,14 @@ NOT FOR PRODUCTION: DEBUG is on and every secret below is a fixed, public demo v
 Environment variables:
 
 - ``SANDBOX_DB``: the SQLite database file (default ``sandbox/db.sqlite3``).
-- ``SANDBOX_PORT``: the port ``runserver`` listens on (default 8000); the webhook destination
-  points at this port's ``/inspector/hooks/``.
+- ``SANDBOX_PORT``: the port ``runserver`` listens on (default 8000); every destination points
+  at this port's ``/inspector/``.
 """
 
 import os
 from pathlib import Path
+
+import django
 
 SANDBOX_DIR = Path(__file__).resolve().parent.parent
 PORT = int(os.environ.get("SANDBOX_PORT", "8000"))
@@ -117,6 +119,10 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # signatures of the requests it receives with the same secret.
 INSPECTOR_SECRET = "whsec_/rU6qaWt7gG5o24TW6o/6uv/u9XjDcTC"
 
+# Every destination delivers to the inspector, on this site: the chat ones to endpoints that
+# are shaped like, and answer like, the real services (Slack 200 "ok", Teams Workflows 202,
+# Discord 204); the email one through the email backend below. Real Slack, Teams and Discord
+# URLs are secrets: read them from the environment, never from a settings file.
 WAGTAIL_PUBLISH_HOOKS = {
     "DESTINATIONS": {
         "inspector": {
@@ -126,11 +132,56 @@ WAGTAIL_PUBLISH_HOOKS = {
                 "SECRET": INSPECTOR_SECRET,
             },
         },
+        "slack": {
+            "BACKEND": "wagtail_publish_hooks.backends.slack.SlackBackend",
+            "OPTIONS": {
+                "URL": f"{BASE_URL}/inspector/slack/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX",
+                # Slack allows about one message a second; the inspector does not mind.
+                "MIN_INTERVAL": 0.05,
+            },
+        },
+        "teams": {
+            "BACKEND": "wagtail_publish_hooks.backends.teams.TeamsBackend",
+            "OPTIONS": {
+                "URL": (
+                    f"{BASE_URL}/inspector/teams/workflows/0000/triggers/manual/paths/invoke"
+                    "?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=XXXX"
+                ),
+            },
+        },
+        "discord": {
+            "BACKEND": "wagtail_publish_hooks.backends.discord.DiscordBackend",
+            "OPTIONS": {
+                "URL": f"{BASE_URL}/inspector/discord/api/webhooks/0000/XXXXXXXXXXXX",
+                "USERNAME": "Publish hooks sandbox",
+            },
+        },
+        "email": {
+            "BACKEND": "wagtail_publish_hooks.backends.email.EmailBackend",
+            "OPTIONS": {
+                "TO_USERS": ["admin"],
+                # The admin is usually the one publishing: mail them about their own actions too.
+                "EXCLUDE_ACTOR": False,
+                "HTML_TEMPLATE": "wagtail_publish_hooks/email/body.html",
+            },
+        },
     },
     # Only for the sandbox, whose inspector listens on loopback: real sites should leave this
     # at its default (False), so that destinations cannot reach internal addresses.
     "ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8", "::1/128"],
 }
+
+# -- Email ---------------------------------------------------------------------------------------
+
+# No mail leaves the sandbox: the inspector's email backend stores every message for
+# /inspector/. Django 6.1 configures the default mailer with MAILERS (the package's email
+# backend sends through `mailers.default`); EMAIL_BACKEND is deprecated there, and not allowed
+# next to MAILERS. Earlier versions only know EMAIL_BACKEND.
+DEFAULT_FROM_EMAIL = "Publish hooks sandbox <sandbox@example.com>"
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": "inspector.mail.InspectorEmailBackend"}}
+else:
+    EMAIL_BACKEND = "inspector.mail.InspectorEmailBackend"
 
 LOGGING = {
     "version": 1,

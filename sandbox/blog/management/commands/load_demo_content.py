@@ -55,12 +55,13 @@ class Command(BaseCommand):
     help = "Create the sandbox's home page, blog and admin user (idempotent)."
 
     def handle(self, *args, **options):
+        # The user first: the sandbox's email destination mails the admin about every publish.
+        self.ensure_superuser()
         with transaction.atomic():
             home = self.ensure_home()
             blog = self.ensure_blog(home)
             for post in POSTS:
                 self.ensure_post(blog, post)
-        self.ensure_superuser()
         self.stdout.write(self.style.SUCCESS("Demo content is ready."))
 
     def say(self, message: str) -> None:
