@@ -369,3 +369,13 @@ def test_snippet_scheduled_publish_and_expiry(sink):
     call_command("publish_scheduled")
     assert sink.events() == [("snippet.unpublished", advert.pk)]
     assert sink.bodies()[0]["data"]["scheduled"] is True
+
+
+def test_a_script_publish_names_the_revision_author(sink, draft_blog_page, admin_user):
+    draft_blog_page.save_revision(user=admin_user).publish(user=admin_user)
+    assert sink.bodies()[0]["data"]["actor"] == {"id": admin_user.pk, "username": "admin"}
+
+
+def test_a_script_publish_without_a_user_has_no_actor(sink, draft_blog_page):
+    draft_blog_page.save_revision().publish()
+    assert sink.bodies()[0]["data"]["actor"] is None

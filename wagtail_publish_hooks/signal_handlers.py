@@ -54,6 +54,18 @@ def current_actor() -> Any:
     return user if getattr(user, "is_authenticated", False) else None
 
 
+def revision_author(revision: Any) -> Any:
+    """Who saved the revision: the actor of a publish made outside any request (a script).
+
+    In the admin, Wagtail's log context names the user who pressed *Publish* (or approved the
+    workflow), which may not be the author; it is asked first.
+    """
+    if revision is None or getattr(revision, "user_id", None) is None:
+        return None
+    user = revision.user
+    return user if getattr(user, "is_active", False) else None
+
+
 def never_raises(event_type: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Run a receiver only while capture is enabled, and log instead of raising."""
 
@@ -121,7 +133,7 @@ def handle_page_published(
     # publish_scheduled publishes revisions whose approved_go_live_at has come; Wagtail clears
     # the field in the database but not on the revision object it hands to the signal.
     scheduled = getattr(revision, "approved_go_live_at", None) is not None
-    actor = None if scheduled else current_actor()
+    actor = None if scheduled else current_actor() or revision_author(revision)
     record_event(
         events.PAGE_PUBLISHED,
         data=lambda: page_event_data(
@@ -232,7 +244,7 @@ def handle_published(sender: Any, instance: Any, revision: Any = None, **kwargs:
     if is_page(instance) or not getattr(instance, "live", True):
         return  # pages were handled by page_published; a future go_live_at is not a publish
     scheduled = getattr(revision, "approved_go_live_at", None) is not None
-    actor = None if scheduled else current_actor()
+    actor = None if scheduled else current_actor() or revision_author(revision)
     record_event(
         events.SNIPPET_PUBLISHED,
         data=lambda: snippet_event_data(
