@@ -242,6 +242,27 @@ def test_a_published_page_reaches_the_inspector_verified(sandbox):
     for row in found.values():
         assert row["verified"] == (1 if row["kind"] == "webhook" else 0)
 
+    # The coalescing destinations send once their 2 s window has passed, covering the event.
+    def covering(kind: str) -> dict | None:
+        for row in sandbox.received():
+            if row["kind"] == kind and body["id"] in json.loads(row["body"]).get("events", []):
+                return row
+        return None
+
+    coalesced: dict[str, dict] = {}
+    while len(coalesced) < 2 and time.monotonic() < deadline + 10:
+        for kind in ("build", "revalidate"):
+            row = covering(kind)
+            if row is not None:
+                coalesced[kind] = row
+        if len(coalesced) < 2:
+            time.sleep(0.25)
+    assert set(coalesced) == {"build", "revalidate"}, sandbox.log("worker")
+    revalidation = json.loads(coalesced["revalidate"]["body"])
+    page_path = "/" + body["data"]["page"]["url"].split("/", 3)[3]
+    assert page_path in revalidation["paths"]
+    assert coalesced["build"]["event_type"] == "Build triggered"
+
     # The inspector's page shows each of them, with the title in each kind's preview.
     with no_proxy.open(f"{sandbox.base_url}/inspector/", timeout=10) as response:
         assert response.status == 200
@@ -266,7 +287,7 @@ def test_a_published_page_reaches_the_inspector_verified(sandbox):
 
     # Every destination delivered everything it was sent, the demo content included.
     status = sandbox.manage("publish_hooks", "status")
-    for alias in ("inspector", "slack", "teams", "discord", "email"):
+    for alias in ("inspector", "slack", "teams", "discord", "email", "build", "revalidate"):
         line = next(line for line in status.splitlines() if line.split()[:1] == [alias])
         assert line.split()[-3:] == ["0", "0", "ok"], status  # none retrying or failed
 

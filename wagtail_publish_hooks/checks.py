@@ -31,6 +31,8 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # E026 and W006, the Slack backend (``backends/slack.py``).
 # E027, the Discord backend (``backends/discord.py``).
 # E028 to E031 and W007, the email backend (``backends/email.py``).
+# E032 and E033, the build hook backend (``backends/build_hook.py``).
+# E034 to E036 and W008, the revalidation backend (``backends/revalidate.py``).
 
 
 def _path(alias: str | None = None, *keys: str) -> str:

@@ -113,7 +113,22 @@ def summarise_email(subject: str) -> dict:
     return _result(match.group("label").strip(), match.group("title").strip())
 
 
+def summarise_build(body: bytes) -> dict:
+    """A coalesced build trigger: its title says how many events it covers."""
+    payload = _json(body) or {}
+    return _result("Build triggered", str(payload.get("title") or ""))
+
+
+def summarise_revalidate(body: bytes) -> dict:
+    """A coalesced revalidation: the paths it asks the frontend to refresh."""
+    payload = _json(body) or {}
+    paths = payload.get("paths") or []
+    return _result("Revalidate", ", ".join(str(path) for path in paths))
+
+
 SUMMARISERS = {
+    "build": summarise_build,
+    "revalidate": summarise_revalidate,
     "webhook": summarise_webhook,
     "slack": summarise_slack,
     "teams": summarise_teams,

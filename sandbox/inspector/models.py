@@ -17,6 +17,8 @@ class ReceivedWebhook(models.Model):
         TEAMS = "teams", "Teams"
         DISCORD = "discord", "Discord"
         EMAIL = "email", "Email"
+        BUILD = "build", "Build hook"
+        REVALIDATE = "revalidate", "Revalidation"
 
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.WEBHOOK)

@@ -86,6 +86,24 @@ def discord(request: HttpRequest, webhook_id: str, token: str) -> HttpResponse:
     return HttpResponse(status=204)
 
 
+@csrf_exempt
+@require_POST
+def build(request: HttpRequest, rest: str) -> HttpResponse:
+    """Like a Netlify build hook: ``200``, empty."""
+    record(request, ReceivedWebhook.Kind.BUILD)
+    return HttpResponse(status=200)
+
+
+@csrf_exempt
+@require_POST
+def revalidate(request: HttpRequest) -> HttpResponse:
+    """Like a Next.js revalidation route: checks the secret, answers ``{"revalidated": true}``."""
+    if request.headers.get("x-revalidate-secret") != settings.INSPECTOR_REVALIDATE_SECRET:
+        return JsonResponse({"message": "Invalid secret"}, status=401)
+    record(request, ReceivedWebhook.Kind.REVALIDATE)
+    return JsonResponse({"revalidated": True})
+
+
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     received = ReceivedWebhook.objects.order_by("-received_at", "-id")[:LIST_LIMIT]

@@ -118,6 +118,8 @@ TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 # A demo value, published in this repository: never reuse it. The inspector verifies the
 # signatures of the requests it receives with the same secret.
 INSPECTOR_SECRET = "whsec_/rU6qaWt7gG5o24TW6o/6uv/u9XjDcTC"
+# The revalidation route's shared secret, as a Next.js site keeps it in its environment.
+INSPECTOR_REVALIDATE_SECRET = "sandbox-revalidate-demo-secret"
 
 # Every destination delivers to the inspector, on this site: the chat ones to endpoints that
 # are shaped like, and answer like, the real services (Slack 200 "ok", Teams Workflows 202,
@@ -163,6 +165,23 @@ WAGTAIL_PUBLISH_HOOKS = {
                 # The admin is usually the one publishing: mail them about their own actions too.
                 "EXCLUDE_ACTOR": False,
                 "HTML_TEMPLATE": "wagtail_publish_hooks/email/body.html",
+            },
+        },
+        # Coalesced: everything published within the window is one build / one revalidation.
+        # Real sites keep the 30 s default; the sandbox uses 2 s so the demo shows it quickly.
+        "build": {
+            "BACKEND": "wagtail_publish_hooks.backends.build_hook.BuildHookBackend",
+            "OPTIONS": {
+                "URL": f"{BASE_URL}/inspector/build_hooks/000000000000000000000000",
+                "COALESCE_SECONDS": 2,
+            },
+        },
+        "revalidate": {
+            "BACKEND": "wagtail_publish_hooks.backends.revalidate.RevalidateBackend",
+            "OPTIONS": {
+                "URL": f"{BASE_URL}/inspector/api/revalidate",
+                "SECRET": INSPECTOR_REVALIDATE_SECRET,
+                "COALESCE_SECONDS": 2,
             },
         },
     },
