@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import ipaddress
+import json
 import os
 import socket
 import threading
@@ -236,6 +237,24 @@ def post(
     )
     raise_for_status(result)
     return result
+
+
+def encode_json(document: Any) -> bytes:
+    """Compact UTF-8 JSON, as the chat and build backends send it."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def post_json(
+    url: str, document: Any, *, timeout: float, connect_timeout: float | None = None
+) -> HttpResult:
+    """:func:`post` a JSON document."""
+    return post(
+        url,
+        body=encode_json(document),
+        headers={"Content-Type": "application/json"},
+        timeout=timeout,
+        connect_timeout=connect_timeout,
+    )
 
 
 def raise_for_status(result: HttpResult) -> None:

@@ -13,7 +13,7 @@ from django.core import checks
 from .. import checks as publish_checks
 from ..conf import MAX_RETRY_AFTER_SECONDS
 from ..exceptions import DeliveryError, DestinationGone
-from ..http import HttpResult, describe_url, post
+from ..http import HttpResult, describe_url, post_json
 from ..summary import Summary, summarize
 from .base import BaseBackend
 
@@ -262,14 +262,9 @@ class DiscordBackend(BaseBackend):
         message = build_message(
             delivery.payload, username=self.username, avatar_url=self.avatar_url
         )
-        body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         try:
-            return post(
-                self.url,
-                body=body,
-                headers={"Content-Type": "application/json"},
-                timeout=self.timeout,
-                connect_timeout=self.connect_timeout,
+            return post_json(
+                self.url, message, timeout=self.timeout, connect_timeout=self.connect_timeout
             )
         except DeliveryError as exc:
             raise explain(exc) from None

@@ -12,7 +12,7 @@ from django.core import checks
 
 from .. import checks as publish_checks
 from ..exceptions import DeliveryError, DestinationGone
-from ..http import HttpResult, describe_url, post
+from ..http import HttpResult, describe_url, encode_json, post_json
 from ..summary import Summary, summarize
 from .base import BaseBackend
 
@@ -62,7 +62,7 @@ def truncate(text: str, limit: int) -> str:
 
 
 def encode(message: Mapping[str, Any]) -> bytes:
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return encode_json(message)
 
 
 def build_card(summary: Summary, *, title_chars: int, fact_chars: int) -> dict[str, Any]:
@@ -177,12 +177,10 @@ class TeamsBackend(BaseBackend):
         return f"Teams workflow at {describe_url(self.url)}"
 
     def deliver(self, delivery: Delivery) -> HttpResult:
-        body = encode(build_message(delivery.payload))
         try:
-            return post(
+            return post_json(
                 self.url,
-                body=body,
-                headers={"Content-Type": "application/json"},
+                build_message(delivery.payload),
                 timeout=self.timeout,
                 connect_timeout=self.connect_timeout,
             )
