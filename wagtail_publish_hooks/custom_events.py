@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from .events import actor_payload
+from .events import actor_payload, json_safe
 
 if TYPE_CHECKING:
     from django.dispatch import Signal
@@ -238,6 +238,6 @@ def _is_json(value: Any) -> bool:
 
 def _to_json(value: Any, what: str) -> Any:
     try:
-        return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+        return json_safe(value)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"{what} must be JSON-serialisable: {exc}") from None

@@ -6,6 +6,7 @@ every destination sends the same data, whatever has happened to the page since.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterable
@@ -73,6 +74,16 @@ def is_known_event_pattern(pattern: str) -> bool:
         prefix = pattern[:-1]
         return any(event_type.startswith(prefix) for event_type in BUILTIN_EVENT_TYPES)
     return False
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as plain JSON types (dates, decimals, UUIDs and lazy strings converted).
+
+    Raises ``TypeError`` or ``ValueError`` for what JSON cannot hold.
+    """
+    from django.core.serializers.json import DjangoJSONEncoder
+
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def isoformat(value: datetime | None) -> str | None:

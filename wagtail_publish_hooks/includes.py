@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
+
+from .events import json_safe
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -31,11 +31,6 @@ KNOWN_INCLUDES = frozenset({API})
 #: The namespace of the router Wagtail's documentation sets up (``WagtailAPIRouter("wagtailapi")``);
 #: ``detail_url`` fields appear when the endpoints are installed under it.
 API_NAMESPACE = "wagtailapi"
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` as plain JSON types (dates, decimals, UUIDs and lazy strings converted)."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
 def is_page(instance: Any) -> bool:

@@ -13,7 +13,7 @@ from django.core import checks
 
 from .. import checks as publish_checks
 from ..exceptions import DeliveryError, DestinationGone
-from ..http import HttpResult, describe_url, post
+from ..http import HttpResult, describe_url, encode_json, post
 from .base import BaseBackend
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ class BuildHookBackend(BaseBackend):
             if self.branch:
                 params["trigger_branch"] = self.branch
             url = with_query(url, params)
-        body = json.dumps(build_body(events, title), separators=(",", ":")).encode("utf-8")
+        body = encode_json(build_body(events, title))
         return url, body, {"Content-Type": "application/json"}
 
     def deliver(self, delivery: Delivery) -> HttpResult:

@@ -14,7 +14,7 @@ from django.utils.module_loading import import_string
 
 from .. import checks as publish_checks
 from ..exceptions import DeliveryError
-from ..http import REDACTED, RESPONSE_EXCERPT_BYTES, HttpResult, describe_url, post
+from ..http import REDACTED, RESPONSE_EXCERPT_BYTES, HttpResult, describe_url, encode_json, post
 from .base import BaseBackend
 
 if TYPE_CHECKING:
@@ -379,7 +379,7 @@ class RevalidateBackend(BaseBackend):
         }
 
     def send(self, request: Request) -> HttpResult:
-        body = json.dumps(request.body(), separators=(",", ":")).encode("utf-8")
+        body = encode_json(request.body())
         try:
             result = post(
                 request.url,

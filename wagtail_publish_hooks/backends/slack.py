@@ -6,7 +6,6 @@ of a request: errors, logs and :meth:`SlackBackend.describe` show its scheme and
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -21,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from .. import checks as publish_checks
 from ..exceptions import DeliveryError, DestinationGone
-from ..http import HttpResult, describe_url, post
+from ..http import HttpResult, describe_url, encode_json, post
 from ..summary import Summary, summarize
 from .base import BaseBackend
 
@@ -294,7 +293,7 @@ class SlackBackend(BaseBackend):
     # -- Sending -------------------------------------------------------------------------------
 
     def deliver(self, delivery: Delivery) -> HttpResult:
-        body = json.dumps(self.build_message(delivery.payload), ensure_ascii=False).encode("utf-8")
+        body = encode_json(self.build_message(delivery.payload))
         held = pacer.held_for(self.url)
         if held > 0:
             raise DeliveryError(
