@@ -212,6 +212,10 @@ def test_delivered_attempt_records_the_deployment(configure, httpserver, blog_in
     assert attempt.outcome == "success"
     assert attempt.status_code == 200
     assert "3c5b7ea0-8f6e-4a3b-b6b8-1d6f3c1f9e2a" in attempt.response_body
+    assert attempt.detail == {
+        "provider": "cloudflare",
+        "deployment_id": "3c5b7ea0-8f6e-4a3b-b6b8-1d6f3c1f9e2a",
+    }
 
 
 def test_cloudflare_success_false_fails_with_its_errors(configure, httpserver, blog_index, deliver):

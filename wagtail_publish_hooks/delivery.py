@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from .conf import RECEIVER_PREFIX, get_backend, get_destinations, get_settings
 from .exceptions import DeliveryError, DestinationGone
+from .events import json_safe
 from .http import HttpResult
 from .models import (
     Attempt,
@@ -318,6 +319,9 @@ def attempt_delivery(
             request_headers=getattr(source, "request_headers", {}) or {},
             response_headers=getattr(source, "response_headers", {}) or {},
             response_body=getattr(source, "response_body", "") or "",
+            detail=_recordable_detail(
+                result.extra if result is not None else getattr(error, "detail", None)
+            ),
         )
         Delivery.objects.filter(pk=delivery.pk, lease_token=token).update(
             status=status,
@@ -351,6 +355,17 @@ def attempt_delivery(
         outcome,
         f" ({error_text})" if error_text else "",
     )
+
+
+def _recordable_detail(detail: Any) -> dict[str, Any]:
+    """A backend's report on an attempt, as JSON; a report JSON cannot hold is noted, not lost."""
+    if not detail:
+        return {}
+    try:
+        value = json_safe(detail)
+    except (TypeError, ValueError):
+        return {"error": "the backend reported a detail that is not JSON-serialisable"}
+    return value if isinstance(value, dict) else {"value": value}
 
 
 def _update_destination_state(

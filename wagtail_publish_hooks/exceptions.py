@@ -7,6 +7,8 @@ PublishHooksError`` around a delivery never swallows a broken setting.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.exceptions import ImproperlyConfigured
 
 
@@ -32,6 +34,7 @@ class DeliveryError(PublishHooksError):
         response_headers: dict[str, str] | None = None,
         response_body: str = "",
         request_headers: dict[str, str] | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -41,6 +44,8 @@ class DeliveryError(PublishHooksError):
         self.response_headers = response_headers or {}
         self.response_body = response_body
         self.request_headers = request_headers or {}
+        #: Recorded on the attempt as ``Attempt.detail`` (JSON-safe, no secrets).
+        self.detail = detail or {}
 
 
 class DestinationGone(DeliveryError):

@@ -173,6 +173,9 @@ class Attempt(models.Model):
     response_headers = models.JSONField(default=dict, blank=True)
     #: The start of the response body, truncated to 4 KiB.
     response_body = models.TextField(blank=True, default="")
+    #: What the backend reports about the attempt beyond HTTP: the URLs purged, the recipients
+    #: mailed, a deployment id. JSON-safe and secret-free.
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
 
     class Meta:
         verbose_name = _("attempt")
