@@ -125,6 +125,9 @@ class Delivery(models.Model):
         verbose_name = _("delivery")
         verbose_name_plural = _("deliveries")
         ordering = ["-created_at", "-pk"]
+        #: ``view_delivery`` (Django's default) lets a user see the deliveries report;
+        #: ``redeliver_delivery`` lets them redeliver and cancel.
+        permissions = [("redeliver_delivery", _("Can redeliver and cancel deliveries"))]
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="wph_delivery_due"),
             models.Index(fields=["destination", "status"], name="wph_delivery_dest_status"),
