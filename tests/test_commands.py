@@ -47,6 +47,7 @@ def test_status_counts_per_destination_and_state(
         "delivered",
         "retrying",
         "failed",
+        "cancelled",
         "state",
     ]
     assert lines[1].split() == [
@@ -57,6 +58,7 @@ def test_status_counts_per_destination_and_state(
         "1",
         "0",
         "1",
+        "0",
         "1",
         "consecutive",
         "failure",

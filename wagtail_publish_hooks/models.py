@@ -66,6 +66,8 @@ class DeliveryStatus(models.TextChoices):
     DELIVERED = "delivered", _("Delivered")
     RETRYING = "retrying", _("Retrying")
     FAILED = "failed", _("Failed")
+    #: Withdrawn by a person before it was sent. Final until redelivered.
+    CANCELLED = "cancelled", _("Cancelled")
 
 
 #: States from which a delivery is sent when due.
@@ -138,7 +140,11 @@ class Delivery(models.Model):
 
     @property
     def is_final(self) -> bool:
-        return self.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+        return self.status in (
+            DeliveryStatus.DELIVERED,
+            DeliveryStatus.FAILED,
+            DeliveryStatus.CANCELLED,
+        )
 
     def covered_events(self) -> list[Event]:
         """Every event this delivery carries, in the order they happened: its own first."""

@@ -169,6 +169,7 @@ class Command(BaseCommand):
                 DeliveryStatus.DELIVERED,
                 DeliveryStatus.FAILED,
                 DeliveryStatus.RETRYING,
+                DeliveryStatus.CANCELLED,
             ):
                 break
             time.sleep(0.2)

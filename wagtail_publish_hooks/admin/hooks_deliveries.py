@@ -1,0 +1,1 @@
+"""Wagtail hooks for the deliveries report, the dashboard panel and a page's deliveries."""

@@ -1,0 +1,1 @@
+"""Wagtail hooks for the destinations screens."""

@@ -1,0 +1,3 @@
+"""Registers the admin screens with Wagtail (each concern has its own module)."""
+
+from .admin import hooks_deliveries, hooks_destinations  # noqa: F401
