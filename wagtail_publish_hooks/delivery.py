@@ -24,8 +24,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from .conf import RECEIVER_PREFIX, get_backend, get_destinations, get_settings
-from .exceptions import DeliveryError, DestinationGone
 from .events import json_safe
+from .exceptions import DeliveryError, DestinationGone
 from .http import HttpResult
 from .models import (
     Attempt,

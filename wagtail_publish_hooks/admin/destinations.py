@@ -1,4 +1,4 @@
-"""The destinations screens: settings-defined ones (read-only, with health) and admin-managed ones."""
+"""The destinations screens: settings-defined ones (read-only, with health), admin-managed ones."""
 
 from __future__ import annotations
 
