@@ -33,6 +33,46 @@ KNOWN_INCLUDES = frozenset({API})
 API_NAMESPACE = "wagtailapi"
 
 
+#: The key of ``Event.included_data`` under which backends keep what they captured with the
+#: event, per destination alias (:func:`capture_for_destinations`). Never added to a body.
+CAPTURED = "captured"
+
+
+def capture_for_destinations(
+    aliases: Iterable[str],
+    event_type: str,
+    instance: models.Model | None,
+    *,
+    using: str | None = None,
+) -> dict[str, Any]:
+    """What the backends of routed destinations need kept from the moment of the event.
+
+    A backend with a ``capture(event_type, instance)`` method is asked; a non-``None`` answer
+    (JSON types) is stored under its alias. It is for what is gone by delivery time, such as the
+    URLs of a page being deleted. Never raises, and runs in a savepoint.
+    """
+    from .conf import get_backend, get_destinations
+
+    captured: dict[str, Any] = {}
+    destinations = get_destinations()
+    for alias in aliases:
+        if alias not in destinations:
+            continue  # a Python receiver
+        try:
+            capture = getattr(get_backend(alias), "capture", None)
+            if capture is None:
+                continue
+            with transaction.atomic(using=using):
+                data = capture(event_type, instance)
+            if data is not None:
+                captured[alias] = json_safe(data)
+        except Exception:
+            logger.exception(
+                "Publish hooks destination %r could not capture data for %s", alias, event_type
+            )
+    return captured
+
+
 def is_page(instance: Any) -> bool:
     from wagtail.models import Page
 

@@ -38,3 +38,16 @@ class Advert(DraftStateMixin, RevisionMixin, models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+class PromoPage(Page):
+    """Links to pages and shows an advert (``ReferenceIndex``); has a feed to purge."""
+
+    body = RichTextField(blank=True)
+    advert = models.ForeignKey(
+        Advert, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def get_publish_hooks_purge_urls(self):
+        """Its feed: a URL only the site knows, purged with the page."""
+        return [f"/feeds/promo-{self.pk}.xml"]

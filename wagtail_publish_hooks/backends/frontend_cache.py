@@ -1,0 +1,498 @@
+"""Frontend-cache purging through the backends of ``wagtail.contrib.frontend_cache``.
+
+The purge requests are made by Wagtail's own backend classes (``HTTPBackend`` for Varnish and
+alike, ``CloudflareBackend``, ``CloudfrontBackend``, the Azure ones, or any other), called with
+``purge_batch()``. Those classes log a failure on the ``wagtail.frontendcache`` logger (or the
+root logger) and return; so while they run, the records they log at ``ERROR`` or above in this
+thread are collected, and any makes the attempt fail and be retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from django.apps import apps
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from .. import checks as publish_checks
+from .. import events
+from ..exceptions import DeliveryError
+from ..http import HttpResult
+from ..purge import ANY_MODEL, PurgeSet, language_variants, resolve_extra_urls
+from .base import BaseBackend
+
+if TYPE_CHECKING:
+    from ..models import Delivery
+
+logger = logging.getLogger("wagtail_publish_hooks")
+
+#: The logger Wagtail's purge backends report failures on.
+WAGTAIL_LOGGER = "wagtail.frontendcache"
+DEFAULT_PURGE_ANCESTORS = 1
+#: How many failure messages an attempt records at most, and how long each may be.
+MAX_ERRORS = 20
+MAX_ERROR_LENGTH = 300
+#: How many URLs an attempt's record lists at most (the count is always exact).
+MAX_RECORDED_URLS = 1000
+
+
+class FailureCollector(logging.Handler):
+    """Keeps the error records logged in one thread while Wagtail's backends run."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.thread = threading.get_ident()
+        self.records: list[logging.LogRecord] = []
+        self._seen: set[int] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or id(record) in self._seen:
+            return
+        self._seen.add(id(record))
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        found = []
+        for record in self.records:
+            try:
+                text = record.getMessage()
+            except Exception:
+                text = str(record.msg)
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                text += f" ({type(exc).__name__})"
+            found.append(" ".join(text.split())[:MAX_ERROR_LENGTH])
+        return found
+
+    def failed_urls(self, urls: list[str]) -> list[str]:
+        """The URLs named by the records (Wagtail's messages pass the URL as an argument)."""
+        batch = set(urls)
+        failed = []
+        for record in self.records:
+            args = record.args if isinstance(record.args, tuple) else ()
+            failed += [arg for arg in args if isinstance(arg, str) and arg in batch]
+        return list(dict.fromkeys(failed))
+
+
+@contextlib.contextmanager
+def collect_failures() -> Iterator[FailureCollector]:
+    """Collect what Wagtail's purge backends log at ``ERROR`` in this thread meanwhile."""
+    collector = FailureCollector()
+    loggers = [logging.getLogger(WAGTAIL_LOGGER), logging.getLogger()]
+    for target in loggers:
+        target.addHandler(collector)
+    try:
+        yield collector
+    finally:
+        for target in loggers:
+            target.removeHandler(collector)
+
+
+def wagtail_signal_handlers_connected() -> bool:
+    """Whether ``wagtail.contrib.frontend_cache`` purges on publish by itself as well.
+
+    Its handlers are connected per page model by its app's ``ready()``; whoever connects them,
+    they can only be connected once their module is imported.
+    """
+    handlers = sys.modules.get("wagtail.contrib.frontend_cache.signal_handlers")
+    if handlers is None:
+        return False
+    from wagtail.signals import page_published, page_unpublished
+
+    wagtail_handlers = {
+        getattr(handlers, "page_published_signal_handler", None),
+        getattr(handlers, "page_unpublished_signal_handler", None),
+    } - {None}
+    for signal in (page_published, page_unpublished):
+        for entry in signal.receivers:
+            receiver = entry[1]
+            if isinstance(receiver, weakref.ReferenceType):
+                receiver = receiver()
+            if receiver in wagtail_handlers:
+                return True
+    return False
+
+
+def batch_size_of(wagtail_backend: Any, option: Any, name: str) -> int | None:
+    """URLs per ``purge_batch()`` call: ``BATCH_SIZE``, else the backend's own limit."""
+    if isinstance(option, Mapping):
+        option = option.get(name)
+    if isinstance(option, int) and not isinstance(option, bool) and option > 0:
+        return option
+    limit = getattr(wagtail_backend, "CHUNK_SIZE", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def chunks(urls: list[str], size: int | None) -> list[list[str]]:
+    if not size:
+        return [urls] if urls else []
+    return [urls[i : i + size] for i in range(0, len(urls), size)]
+
+
+class FrontendCacheBackend(BaseBackend):
+    """Purges everything a merging window's events made stale, through Wagtail's backends.
+
+    ``OPTIONS``: ``BACKENDS`` (a dict shaped like ``WAGTAILFRONTENDCACHE``, or a list of names
+    in it; by default all of ``WAGTAILFRONTENDCACHE``), ``PURGE_ANCESTORS`` (levels of pages
+    above a page purged with it, default 1), ``PURGE_REFERENCING_PAGES`` (default ``True``),
+    ``EXTRA_URLS`` (model labels, or ``"*"``, to dotted paths of callables returning more URLs
+    for a page), ``BATCH_SIZE`` (URLs per purge request, an int or a dict per Wagtail backend
+    name; by default the backend's own limit) and ``COALESCE_SECONDS`` (default 5).
+    """
+
+    supports_coalescing = True
+    default_coalesce_seconds = 5
+    # An alias page has URLs of its own, which are stale too.
+    exclude_aliases_by_default = False
+    option_keys = frozenset(
+        {"BACKENDS", "PURGE_ANCESTORS", "PURGE_REFERENCING_PAGES", "EXTRA_URLS", "BATCH_SIZE"}
+    )
+
+    def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
+        super().__init__(alias=alias, options=options)
+        self.backends_option: Any = options.get("BACKENDS")
+        self.ancestors = int(options.get("PURGE_ANCESTORS", DEFAULT_PURGE_ANCESTORS))
+        self.referencing = bool(options.get("PURGE_REFERENCING_PAGES", True))
+        self.extra_urls_option: Any = options.get("EXTRA_URLS")
+        self.batch_size_option: Any = options.get("BATCH_SIZE")
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    @classmethod
+    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+        messages = cls._check_backends(alias, options)
+        messages += publish_checks.check_positive_number(
+            alias, options, "PURGE_ANCESTORS", integer=True, allow_zero=True
+        )
+        if "PURGE_REFERENCING_PAGES" in options and not isinstance(
+            options["PURGE_REFERENCING_PAGES"], bool
+        ):
+            messages.append(
+                publish_checks.error(
+                    39,
+                    "must be True or False.",
+                    alias=alias,
+                    keys=("OPTIONS", "PURGE_REFERENCING_PAGES"),
+                )
+            )
+        messages += cls._check_batch_size(alias, options)
+        messages += cls._check_extra_urls(alias, options)
+        if wagtail_signal_handlers_connected():
+            messages.append(
+                publish_checks.warning(
+                    9,
+                    "wagtail.contrib.frontend_cache is installed and its signal handlers purge "
+                    "on every publish and unpublish too: pages would be purged twice, once "
+                    "inside the publish (before commit) and once by this destination.",
+                    alias=alias,
+                    keys=("BACKEND",),
+                    hint="Remove 'wagtail.contrib.frontend_cache' from INSTALLED_APPS (its "
+                    "backends work without it), or disconnect its handlers. See the how-to "
+                    "'Migrate from wagtail.contrib.frontend_cache'.",
+                )
+            )
+        return messages
+
+    @staticmethod
+    def _check_backends(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+        from wagtail.contrib.frontend_cache.utils import get_backends
+
+        keys = ("OPTIONS", "BACKENDS")
+        value = options.get("BACKENDS")
+        configured = getattr(settings, "WAGTAILFRONTENDCACHE", None)
+        if value is None:
+            if not configured and not getattr(settings, "WAGTAILFRONTENDCACHE_LOCATION", None):
+                return [
+                    publish_checks.error(
+                        38,
+                        "is not set, and neither is WAGTAILFRONTENDCACHE: nothing would be purged.",
+                        alias=alias,
+                        keys=keys,
+                        hint="Set BACKENDS to a dict shaped like WAGTAILFRONTENDCACHE, such as "
+                        "{'varnish': {'BACKEND': "
+                        "'wagtail.contrib.frontend_cache.backends.HTTPBackend', "
+                        "'LOCATION': 'http://127.0.0.1:6081'}}.",
+                    )
+                ]
+            value_settings = None
+        elif isinstance(value, list | tuple):
+            if not value or not all(isinstance(name, str) for name in value):
+                return [
+                    publish_checks.error(
+                        41, "must be a non-empty list of names.", alias=alias, keys=keys
+                    )
+                ]
+            known = configured if isinstance(configured, Mapping) else {}
+            missing = [name for name in value if name not in known]
+            if missing:
+                return [
+                    publish_checks.error(
+                        41,
+                        f"{', '.join(map(repr, missing))} is not a backend of "
+                        "WAGTAILFRONTENDCACHE.",
+                        alias=alias,
+                        keys=keys,
+                        hint=f"Known: {', '.join(map(repr, known)) or 'none'}.",
+                    )
+                ]
+            return []
+        elif isinstance(value, Mapping):
+            if not value:
+                return [
+                    publish_checks.error(
+                        38, "is an empty dict: nothing would be purged.", alias=alias, keys=keys
+                    )
+                ]
+            bad = [
+                str(name)
+                for name, config in value.items()
+                if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str)
+            ]
+            if bad:
+                return [
+                    publish_checks.error(
+                        37,
+                        f"{', '.join(map(repr, bad))} must be a dict with a 'BACKEND' key, as in "
+                        "WAGTAILFRONTENDCACHE.",
+                        alias=alias,
+                        keys=keys,
+                    )
+                ]
+            value_settings = value
+        else:
+            return [
+                publish_checks.error(
+                    37,
+                    "must be a dict shaped like WAGTAILFRONTENDCACHE, or a list of names in it.",
+                    alias=alias,
+                    keys=keys,
+                )
+            ]
+        try:
+            get_backends(value_settings)
+        except Exception as exc:
+            # Wagtail's configuration errors name keys, never their values.
+            where = keys if value is not None else ()
+            text = " ".join(str(exc).split())[:MAX_ERROR_LENGTH]
+            return [
+                publish_checks.error(
+                    37,
+                    f"a frontend cache backend cannot be built: {type(exc).__name__}: {text}",
+                    alias=alias,
+                    keys=where,
+                )
+            ]
+        return []
+
+    @staticmethod
+    def _check_batch_size(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+        value = options.get("BATCH_SIZE")
+        if value is None:
+            return []
+        keys = ("OPTIONS", "BATCH_SIZE")
+        values = list(value.values()) if isinstance(value, Mapping) else [value]
+        if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
+            return []
+        return [
+            publish_checks.error(
+                39,
+                "must be an integer greater than zero, or a dict of backend names to such "
+                "integers.",
+                alias=alias,
+                keys=keys,
+            )
+        ]
+
+    @staticmethod
+    def _check_extra_urls(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+        value = options.get("EXTRA_URLS")
+        if value is None:
+            return []
+        keys = ("OPTIONS", "EXTRA_URLS")
+        if not isinstance(value, Mapping):
+            return [
+                publish_checks.error(
+                    40,
+                    "must be a dict of page model labels (or '*') to dotted paths of callables.",
+                    alias=alias,
+                    keys=keys,
+                )
+            ]
+        messages: list[checks.CheckMessage] = []
+        for label, path in value.items():
+            where = (*keys, str(label))
+            if label != ANY_MODEL:
+                try:
+                    model = apps.get_model(label)
+                except (LookupError, ValueError, TypeError):
+                    model = None
+                from wagtail.models import Page
+
+                if model is None or not issubclass(model, Page):
+                    messages.append(
+                        publish_checks.error(
+                            40,
+                            f"{label!r} is not an installed page model.",
+                            alias=alias,
+                            keys=where,
+                            hint="Use a label such as 'blog.BlogPage', or '*' for every page.",
+                        )
+                    )
+                    continue
+            target = None
+            if isinstance(path, str) and path:
+                try:
+                    target = import_string(path)
+                except ImportError as exc:
+                    messages.append(
+                        publish_checks.error(
+                            40, f"{path!r} cannot be imported ({exc}).", alias=alias, keys=where
+                        )
+                    )
+                    continue
+            if not callable(target):
+                messages.append(
+                    publish_checks.error(
+                        40, "must be the dotted path of a callable.", alias=alias, keys=where
+                    )
+                )
+        return messages
+
+    # -- the purge set ---------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        option = self.backends_option
+        if isinstance(option, Mapping | list | tuple):
+            names = list(option)
+        else:
+            names = list(getattr(settings, "WAGTAILFRONTENDCACHE", None) or {})
+        return f"Frontend cache purge through {', '.join(map(str, names)) or 'no backend'}"
+
+    def purge_set(self) -> PurgeSet:
+        return PurgeSet(
+            ancestors=self.ancestors,
+            referencing=self.referencing,
+            extra_urls=resolve_extra_urls(self.extra_urls_option),
+        )
+
+    def capture(self, event_type: str, instance: Any) -> dict[str, Any] | None:
+        """For a page being deleted: its purge set, while its rows and references exist."""
+        from wagtail.models import Page
+
+        if event_type != events.PAGE_DELETED or not isinstance(instance, Page):
+            return None
+        return {"urls": self.purge_set().for_page_being_deleted(instance)}
+
+    def urls_for(self, delivery: Delivery) -> tuple[list[str], list[str]]:
+        """The de-duplicated purge set of every event the delivery covers, and their ids."""
+        from ..includes import CAPTURED
+
+        purge_set = self.purge_set()
+        urls: list[str] = []
+        event_ids: list[str] = []
+        for event in delivery.covered_events():
+            event_ids.append(event.event_id)
+            if event.event_type == events.TEST:
+                # publish_hooks test: the home page of every site, to try the backends for real.
+                urls += [root.root_url + "/" for root in purge_set.root_paths()]
+                continue
+            captured = (event.included_data or {}).get(CAPTURED, {}).get(self.alias)
+            urls += purge_set.for_event(event.event_type, event.payload, captured)
+        return language_variants(urls), event_ids
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def wagtail_backends(self) -> dict[str, Any]:
+        from wagtail.contrib.frontend_cache.utils import get_backends
+
+        option = self.backends_option
+        if isinstance(option, Mapping):
+            return get_backends(dict(option))
+        if isinstance(option, list | tuple):
+            return get_backends(None, backends=list(option))
+        return get_backends()
+
+    def deliver(self, delivery: Delivery) -> HttpResult | None:
+        started = time.monotonic()
+        urls, event_ids = self.urls_for(delivery)
+        try:
+            backends = self.wagtail_backends()
+        except Exception as exc:
+            raise DeliveryError(
+                f"the frontend cache backends cannot be built: {type(exc).__name__}: {exc}",
+                retryable=False,
+            ) from None
+        detail: dict[str, Any] = {
+            "urls": urls[:MAX_RECORDED_URLS],
+            "url_count": len(urls),
+            "events": len(event_ids),
+            "backends": {},
+            "batches": 0,
+        }
+        if not backends:
+            raise DeliveryError(
+                "no frontend cache backend is configured", retryable=False, detail=detail
+            )
+        if not urls:
+            backends = {}  # nothing stale (a workflow or custom event): no request at all
+        errors: list[str] = []
+        failed: list[str] = []
+        for name, backend in backends.items():
+            mine = [url for url in urls if backend.invalidates_hostname(urlsplit(url).netloc)]
+            batches = chunks(mine, batch_size_of(backend, self.batch_size_option, name))
+            record: dict[str, Any] = {
+                "class": type(backend).__name__,
+                "urls": len(mine),
+                "batches": len(batches),
+                "errors": 0,
+            }
+            detail["backends"][name] = record
+            detail["batches"] += len(batches)
+            for batch in batches:
+                with collect_failures() as collector:
+                    try:
+                        backend.purge_batch(batch)
+                    except Exception as exc:
+                        text = " ".join(str(exc).split())[:MAX_ERROR_LENGTH]
+                        errors.append(f"{name}: {type(exc).__name__}: {text}")
+                        failed += batch
+                errors += [f"{name}: {message}" for message in collector.messages()]
+                failed += collector.failed_urls(batch)
+                record["errors"] += len(collector.records)
+        duration_ms = int((time.monotonic() - started) * 1000)
+        if errors:
+            failed = list(dict.fromkeys(failed))
+            detail["failed_urls"] = failed[:MAX_RECORDED_URLS]
+            detail["errors"] = errors[:MAX_ERRORS]
+            raise DeliveryError(
+                f"{len(errors)} purge error(s): {errors[0]}"
+                + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+                retryable=True,
+                detail=detail,
+            )
+        logger.info(
+            "Publish hooks destination %r purged %d URL(s) in %d batch(es) for %d event(s)",
+            self.alias,
+            len(urls),
+            detail["batches"],
+            len(event_ids),
+        )
+        return HttpResult(
+            # Wagtail's backends return nothing: there is no one HTTP status to record.
+            status_code=None,  # type: ignore[arg-type]
+            response_headers={},
+            response_body=f"purged {len(urls)} URL(s) in {detail['batches']} batch(es)",
+            request_headers={},
+            duration_ms=duration_ms,
+            extra=detail,
+        )
