@@ -11,7 +11,8 @@ import difflib
 import ipaddress
 import numbers
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from django.apps import apps
@@ -33,15 +34,34 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # E028 to E031 and W007, the email backend (``backends/email.py``).
 # E032 and E033, the build hook backend (``backends/build_hook.py``).
 # E034 to E036 and W008, the revalidation backend (``backends/revalidate.py``).
+# E037 to E041 and W009, the frontend cache backend (``backends/frontend_cache.py``).
+
+
+#: Where the destination being checked is written: in settings, or in the admin's table.
+SETTINGS_DESTINATIONS = f"{SETTING_NAME}['DESTINATIONS']"
+MANAGED_DESTINATIONS = "wagtail_publish_hooks.ManagedDestination"
+_destinations_path: ContextVar[str] = ContextVar(
+    "wagtail_publish_hooks_destinations_path", default=SETTINGS_DESTINATIONS
+)
 
 
 def _path(alias: str | None = None, *keys: str) -> str:
     path = SETTING_NAME
     if alias is not None:
-        path += f"['DESTINATIONS'][{alias!r}]"
+        path = f"{_destinations_path.get()}[{alias!r}]"
     for key in keys:
         path += f"[{key!r}]"
     return path
+
+
+_Message = TypeVar("_Message", bound=checks.CheckMessage)
+
+
+def _annotate(message: _Message, msg: str, keys: Iterable[str]) -> _Message:
+    # The key path and the bare text, so that a form can put the message on the right field.
+    message.setting_keys = tuple(keys)  # type: ignore[attr-defined]
+    message.text = msg  # type: ignore[attr-defined]
+    return message
 
 
 def error(
@@ -54,8 +74,11 @@ def error(
     subject: str | None = None,
 ) -> checks.Error:
     """An error about a setting (``alias`` and ``keys``), or about ``subject`` if given."""
+    keys = tuple(keys)
     where = subject if subject is not None else _path(alias, *keys)
-    return checks.Error(f"{where}: {msg}", hint=hint, id=f"{ID_PREFIX}.E{number:03d}")
+    return _annotate(
+        checks.Error(f"{where}: {msg}", hint=hint, id=f"{ID_PREFIX}.E{number:03d}"), msg, keys
+    )
 
 
 def warning(
@@ -66,8 +89,11 @@ def warning(
     keys: Iterable[str] = (),
     hint: str | None = None,
 ) -> checks.Warning:
-    return checks.Warning(
-        f"{_path(alias, *keys)}: {msg}", hint=hint, id=f"{ID_PREFIX}.W{number:03d}"
+    keys = tuple(keys)
+    return _annotate(
+        checks.Warning(f"{_path(alias, *keys)}: {msg}", hint=hint, id=f"{ID_PREFIX}.W{number:03d}"),
+        msg,
+        keys,
     )
 
 
@@ -265,8 +291,26 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         messages.append(error(3, "must be a dict of alias to destination.", keys=("DESTINATIONS",)))
         return messages
     for alias, config in destinations.items():
-        messages += _check_destination(alias, config)
+        messages += check_destination(alias, config)
     return messages
+
+
+def check_destination(
+    alias: Any, config: Any, *, managed: bool = False
+) -> list[checks.CheckMessage]:
+    """Every mistake in one destination: its alias, keys, backend and the backend's OPTIONS.
+
+    The system checks run it on each destination of the settings, and on each one managed in
+    the admin (``managed``: messages then name ``wagtail_publish_hooks.ManagedDestination``
+    rather than the setting); the admin's form runs it on what was entered. Each message
+    carries ``setting_keys``, the keys it is about (``("OPTIONS", "URL")``), and ``text``, the
+    message without the path.
+    """
+    token = _destinations_path.set(MANAGED_DESTINATIONS if managed else SETTINGS_DESTINATIONS)
+    try:
+        return _check_destination(alias, config)
+    finally:
+        _destinations_path.reset(token)
 
 
 def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
@@ -276,6 +320,9 @@ def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
     for key in ("MAX_ATTEMPTS", "RETENTION_DAYS", "BATCH_SIZE", "LEASE_SECONDS", "CONCURRENCY"):
         messages += check_positive_number(None, raw, key, integer=True, in_options=False)
     messages += check_positive_number(None, raw, "MAX_RUN_SECONDS", in_options=False)
+    messages += check_positive_number(
+        None, raw, "DESTINATIONS_REFRESH_SECONDS", allow_zero=True, in_options=False
+    )
     if "RETRY_SCHEDULE" in raw:
         schedule = raw["RETRY_SCHEDULE"]
         if (
@@ -574,6 +621,8 @@ def check_task_backend(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 hint="Run 'manage.py publish_hooks sweep' every minute.",
             )
         )
+    if type(backend).__module__.split(".")[0] == "django_tasks_rq":
+        messages.extend(_check_rq_job_class(alias))
     queue = settings_.get("QUEUE_NAME", DEFAULTS["QUEUE_NAME"])
     allowed_queues = getattr(backend, "queues", None)
     if isinstance(queue, str) and allowed_queues and queue not in allowed_queues:
@@ -586,6 +635,34 @@ def check_task_backend(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             )
         )
     return messages
+
+
+def _check_rq_job_class(alias: str) -> list[checks.CheckMessage]:
+    """django-tasks-rq's jobs need its own job class in the worker, which ``rqworker`` only
+    uses when told (``RQ["JOB_CLASS"]`` or ``--job-class``); without it every run fails."""
+    from django.conf import settings as django_settings
+
+    rq_settings = getattr(django_settings, "RQ", None)
+    path = rq_settings.get("JOB_CLASS") if isinstance(rq_settings, Mapping) else None
+    try:
+        from django_tasks_rq import Job
+
+        job_class = import_string(path) if isinstance(path, str) else None
+    except ImportError:
+        job_class = None
+    if isinstance(job_class, type) and issubclass(job_class, Job):
+        return []
+    return [
+        warning(
+            16,
+            f"task backend {alias!r} is django-tasks-rq's, but settings.RQ['JOB_CLASS'] is "
+            f"{path!r}, not 'django_tasks_rq.Job': an 'rqworker' started without "
+            "'--job-class django_tasks_rq.Job' fails every delivery run.",
+            keys=("TASK_BACKEND",),
+            hint="Set RQ = {'JOB_CLASS': 'django_tasks_rq.Job'}, or start every worker with "
+            "'--job-class django_tasks_rq.Job' and silence this warning.",
+        )
+    ]
 
 
 def check_receivers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
@@ -629,7 +706,74 @@ def _model_hint(label: str) -> str | None:
     return f"Did you mean {close[0]!r}?" if close else None
 
 
+def check_managed_destinations(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """The destinations managed in the admin: valid, and not shadowed by one in settings.
+
+    Their mistakes are warnings, not errors: they are data, and must not stop ``migrate`` or a
+    deploy. Nothing is reported while the table cannot be read (before ``migrate``).
+    """
+    rows = _managed_destination_rows()
+    if not rows:
+        return []
+    raw = raw_settings().get("DESTINATIONS")
+    in_settings = set(raw) if isinstance(raw, Mapping) else set()
+    messages: list[checks.CheckMessage] = []
+    for row in rows:
+        if row.alias in in_settings:
+            messages.append(managed_alias_taken(row.alias))
+            continue
+        for message in check_destination(row.alias, row.to_config(), managed=True):
+            messages.append(message if message.level < checks.ERROR else _as_w014(row, message))
+    return messages
+
+
+def _as_w014(row: Any, message: checks.CheckMessage) -> checks.CheckMessage:
+    token = _destinations_path.set(MANAGED_DESTINATIONS)
+    try:
+        return warning(
+            14,
+            f"{getattr(message, 'text', message.msg)} ({message.id}) The destination cannot "
+            "deliver until it is fixed in the admin.",
+            alias=row.alias,
+            keys=getattr(message, "setting_keys", ()),
+            hint=message.hint,
+        )
+    finally:
+        _destinations_path.reset(token)
+
+
+def managed_alias_taken(alias: str) -> checks.CheckMessage:
+    """The alias of a destination managed in the admin is also one in settings."""
+    token = _destinations_path.set(MANAGED_DESTINATIONS)
+    try:
+        return warning(
+            13,
+            "has the alias of a destination in WAGTAIL_PUBLISH_HOOKS['DESTINATIONS']; the "
+            "destination of the settings is used, this one is ignored.",
+            alias=alias,
+            hint="Rename or delete one of the two.",
+        )
+    finally:
+        _destinations_path.reset(token)
+
+
+def _managed_destination_rows() -> list[Any]:
+    from django.db import connections, router
+
+    from .models import ManagedDestination
+
+    using = router.db_for_read(ManagedDestination)
+    try:
+        connection = connections[using]
+        if ManagedDestination._meta.db_table not in connection.introspection.table_names():
+            return []
+        return list(ManagedDestination.objects.using(using).order_by("alias"))
+    except Exception:  # no database at hand (yet): nothing to check
+        return []
+
+
 def register() -> None:
     checks.register(check_settings, "wagtail_publish_hooks")
+    checks.register(check_managed_destinations, "wagtail_publish_hooks")
     checks.register(check_receivers, "wagtail_publish_hooks")
     checks.register(check_task_backend, "wagtail_publish_hooks")

@@ -22,6 +22,7 @@ from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
     from .backends.base import BaseBackend
+    from .managed import ManagedDestinations
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -47,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     # Deliveries to different destinations are sent side by side, by up to this many threads
     # of a run, so that one slow destination does not hold up the others.
     "CONCURRENCY": 4,
+    # How often a process looks for destinations added, changed or removed in the admin by
+    # another process (its own changes are seen at once).
+    "DESTINATIONS_REFRESH_SECONDS": 10,
 }
 
 #: Keys a destination may have.
@@ -71,7 +75,8 @@ class Destination:
     backend_path: str
     events: tuple[str, ...] | None = None
     models: tuple[str, ...] | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
+    #: Left out of ``repr()``: URLs, secrets and headers in it are credentials.
+    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: Whether events about alias pages (re-published with their original) are left out.
     exclude_aliases: bool = True
     #: Extra documents captured with the event for this destination (``"api"``).
@@ -145,8 +150,44 @@ def get_settings() -> PublishHooksSettings:
     return PublishHooksSettings(raw_settings())
 
 
-@functools.cache
 def get_destinations() -> dict[str, Destination]:
+    """Every destination well-formed enough to route to: those of the settings, then those
+    managed in the admin (an admin-managed one whose alias is taken in settings is ignored).
+
+    Cheap enough for every publish: the admin-managed ones are kept in memory and looked up
+    again at most every ``DESTINATIONS_REFRESH_SECONDS`` (see :mod:`wagtail_publish_hooks.managed`).
+    """
+    global _merged
+    from_settings = settings_destinations()
+    managed = _managed_destinations().get()
+    merged = _merged
+    if merged is not None and merged[0] is from_settings and merged[1] is managed:
+        return merged[2]
+    destinations = dict(from_settings)
+    for alias, destination in managed.items():
+        destinations.setdefault(alias, destination)
+    _merged = (from_settings, managed, destinations)
+    return destinations
+
+
+def refresh_destinations() -> dict[str, Destination]:
+    """:func:`get_destinations`, after looking for changes to the admin-managed ones now."""
+    _managed_destinations().refresh()
+    return get_destinations()
+
+
+#: The last merge: (settings' destinations, admin-managed ones, both), rebuilt when either changes.
+_merged: tuple[dict[str, Destination], dict[str, Destination], dict[str, Destination]] | None = None
+
+
+def _managed_destinations() -> ManagedDestinations:
+    from .managed import managed_destinations
+
+    return managed_destinations
+
+
+@functools.cache
+def settings_destinations() -> dict[str, Destination]:
     """The destinations from settings that are well-formed enough to route to."""
     destinations: dict[str, Destination] = {}
     raw = get_settings().DESTINATIONS
@@ -163,22 +204,33 @@ def get_destinations() -> dict[str, Destination]:
                 RECEIVER_PREFIX,
             )
             continue
-        options = config.get("OPTIONS") or {}
-        exclude_aliases = config.get("EXCLUDE_ALIASES")
-        destinations[str(alias)] = Destination(
-            alias=str(alias),
-            backend_path=config["BACKEND"],
-            events=_optional_tuple(config.get("EVENTS")),
-            models=_optional_tuple(config.get("MODELS")),
-            options=options if isinstance(options, Mapping) else {},
-            exclude_aliases=(
-                exclude_aliases
-                if isinstance(exclude_aliases, bool)
-                else backend_excludes_aliases(config["BACKEND"])
-            ),
-            include=_optional_tuple(config.get("INCLUDE")) or (),
-        )
+        destination = destination_from_config(str(alias), config)
+        if destination is not None:
+            destinations[str(alias)] = destination
     return destinations
+
+
+def destination_from_config(alias: str, config: Any) -> Destination | None:
+    """A destination from its configuration (a ``DESTINATIONS`` entry), or ``None`` (logged)
+    if it is too malformed to route to."""
+    if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
+        logger.error("Publish hooks destination %r is malformed and is skipped", alias)
+        return None
+    options = config.get("OPTIONS") or {}
+    exclude_aliases = config.get("EXCLUDE_ALIASES")
+    return Destination(
+        alias=alias,
+        backend_path=config["BACKEND"],
+        events=_optional_tuple(config.get("EVENTS")),
+        models=_optional_tuple(config.get("MODELS")),
+        options=options if isinstance(options, Mapping) else {},
+        exclude_aliases=(
+            exclude_aliases
+            if isinstance(exclude_aliases, bool)
+            else backend_excludes_aliases(config["BACKEND"])
+        ),
+        include=_optional_tuple(config.get("INCLUDE")) or (),
+    )
 
 
 def backend_excludes_aliases(backend_path: str) -> bool:
@@ -211,7 +263,7 @@ def get_backend(alias: str) -> BaseBackend:
 
 def clear_caches() -> None:
     get_settings.cache_clear()
-    get_destinations.cache_clear()
+    settings_destinations.cache_clear()
     get_backend.cache_clear()
 
 

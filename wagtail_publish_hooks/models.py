@@ -133,6 +133,9 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "next_attempt_at"], name="wph_delivery_due"),
             models.Index(fields=["destination", "status"], name="wph_delivery_dest_status"),
+            # The deliveries report: a status or a destination, newest first.
+            models.Index(fields=["status", "created_at"], name="wph_delivery_status_created"),
+            models.Index(fields=["destination", "created_at"], name="wph_delivery_dest_created"),
         ]
 
     def __str__(self) -> str:
@@ -216,6 +219,87 @@ class DestinationState(models.Model):
     def is_disabled(self) -> bool:
         return self.disabled_at is not None
 
+    @classmethod
+    def enable(cls, alias: str) -> bool:
+        """Re-enable a disabled destination, with a clean failure count. Whether it was."""
+        return bool(
+            cls.objects.filter(alias=alias, disabled_at__isnull=False).update(
+                disabled_at=None, disabled_reason="", consecutive_failures=0
+            )
+        )
+
+    @classmethod
+    def disable(cls, alias: str, reason: str) -> bool:
+        """Stop delivering to a destination until it is enabled again. Whether it was enabled:
+        its deliveries then fail at once, naming ``reason``, and can be redelivered later."""
+        state, created = cls.objects.get_or_create(
+            alias=alias, defaults={"disabled_at": timezone.now(), "disabled_reason": reason}
+        )
+        if created:
+            return True
+        return bool(
+            cls.objects.filter(pk=state.pk, disabled_at__isnull=True).update(
+                disabled_at=timezone.now(), disabled_reason=reason
+            )
+        )
+
 
 def retention_cutoff(days: int):
     return timezone.now() - timedelta(days=days)
+
+
+class ManagedDestination(models.Model):
+    """A destination configured in the Wagtail admin rather than in settings.
+
+    Its fields are a destination's keys in ``WAGTAIL_PUBLISH_HOOKS["DESTINATIONS"]``; routing,
+    the worker and ``manage.py publish_hooks`` see it like one defined there (see
+    :func:`wagtail_publish_hooks.conf.get_destinations`). The ``SECRET`` option is kept apart
+    from the others, in :attr:`secrets`, so that the admin never displays it.
+    """
+
+    alias = models.CharField(_("alias"), max_length=100, unique=True)
+    backend = models.CharField(_("backend"), max_length=255)
+    #: The backend's ``OPTIONS``, without ``SECRET``.
+    options = models.JSONField(_("options"), default=dict, blank=True)
+    #: The ``SECRET`` option: its secrets, newest first (more than one while rotating). Stored in
+    #: the database as entered; never displayed after the page that showed it once.
+    secrets = models.JSONField(default=list, blank=True, editable=False)
+    #: ``None``: the default (every page event; every model).
+    events = models.JSONField(_("events"), null=True, blank=True)
+    model_labels = models.JSONField(_("models"), null=True, blank=True)
+    #: ``None``: the backend's default.
+    exclude_aliases = models.BooleanField(_("exclude aliases"), null=True, blank=True)
+    include = models.JSONField(_("include"), default=list, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("destination")
+        verbose_name_plural = _("destinations")
+        ordering = ["alias"]
+
+    def __str__(self) -> str:
+        return self.alias
+
+    def secret_option(self) -> str | list[str] | None:
+        """The ``SECRET`` option as settings would hold it."""
+        if not self.secrets:
+            return None
+        return self.secrets[0] if len(self.secrets) == 1 else list(self.secrets)
+
+    def to_config(self) -> dict:
+        """The destination as a ``DESTINATIONS`` entry of the settings would be written."""
+        options = dict(self.options or {})
+        secret = self.secret_option()
+        if secret is not None:
+            options["SECRET"] = secret
+        config: dict = {"BACKEND": self.backend, "OPTIONS": options}
+        if self.events is not None:
+            config["EVENTS"] = self.events
+        if self.model_labels is not None:
+            config["MODELS"] = self.model_labels
+        if self.exclude_aliases is not None:
+            config["EXCLUDE_ALIASES"] = self.exclude_aliases
+        if self.include:
+            config["INCLUDE"] = self.include
+        return config

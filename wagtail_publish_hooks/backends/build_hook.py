@@ -232,6 +232,8 @@ class BuildHookBackend(BaseBackend):
     # A build rebuilds everything: an alias's event would only repeat its original's.
     exclude_aliases_by_default = True
     option_keys = frozenset({"URL", "PROVIDER", "BRANCH", "TIMEOUT", "CONNECT_TIMEOUT"})
+    # The URL embeds the token that lets anyone post.
+    secret_option_keys = frozenset({"URL"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)

@@ -230,6 +230,8 @@ class DiscordBackend(BaseBackend):
     """
 
     option_keys = frozenset({"URL", "USERNAME", "AVATAR_URL", "TIMEOUT", "CONNECT_TIMEOUT"})
+    # The URL embeds the token that lets anyone post.
+    secret_option_keys = frozenset({"URL"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)

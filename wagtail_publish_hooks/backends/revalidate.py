@@ -124,6 +124,7 @@ class RevalidateBackend(BaseBackend):
     option_keys = frozenset(
         {"URL", "SECRET", "SECRET_HEADER", "TAGS", "TIMEOUT", "CONNECT_TIMEOUT"}
     )
+    secret_option_keys = frozenset({"SECRET"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)

@@ -167,6 +167,8 @@ class SlackBackend(BaseBackend):
     """
 
     option_keys = frozenset({"URL", "TEMPLATE", "TIMEOUT", "CONNECT_TIMEOUT", "MIN_INTERVAL"})
+    # The URL embeds the token that lets anyone post.
+    secret_option_keys = frozenset({"URL"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)

@@ -159,6 +159,8 @@ class TeamsBackend(BaseBackend):
     """
 
     option_keys = frozenset({"URL", "TIMEOUT", "CONNECT_TIMEOUT"})
+    # The URL embeds the token that lets anyone post.
+    secret_option_keys = frozenset({"URL"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)

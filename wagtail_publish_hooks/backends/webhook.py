@@ -12,7 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from standardwebhooks.webhooks import Webhook
 
 from .. import checks as publish_checks
-from ..http import HttpResult, describe_url, post
+from ..http import HttpResult, describe_url, encode_text, post
 from .base import BaseBackend
 
 if TYPE_CHECKING:
@@ -29,9 +29,9 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 
 def encode_body(payload: Mapping[str, Any]) -> bytes:
     """The exact bytes sent and signed: compact UTF-8 JSON."""
-    return json.dumps(
-        payload, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":")
-    ).encode("utf-8")
+    return encode_text(
+        json.dumps(payload, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
+    )
 
 
 def secrets_list(value: Any) -> list[str]:

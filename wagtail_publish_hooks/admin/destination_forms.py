@@ -1,0 +1,466 @@
+"""The form of a destination managed in the admin, validated by the system checks' own code."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from django import forms
+from django.core import checks
+from django.utils.html import format_html, format_html_join
+from django.utils.module_loading import import_string
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+
+from ..backends.base import is_secret_option
+from ..checks import check_destination, managed_alias_taken
+from ..conf import raw_settings
+from ..includes import KNOWN_INCLUDES
+from ..models import ManagedDestination
+
+#: The backends shipped with the package, offered in the backend field (any dotted path works).
+SHIPPED_BACKENDS = (
+    ("wagtail_publish_hooks.backends.webhook.WebhookBackend", _("Webhook (signed JSON POST)")),
+    ("wagtail_publish_hooks.backends.slack.SlackBackend", _("Slack")),
+    ("wagtail_publish_hooks.backends.teams.TeamsBackend", _("Microsoft Teams")),
+    ("wagtail_publish_hooks.backends.discord.DiscordBackend", _("Discord")),
+    ("wagtail_publish_hooks.backends.build_hook.BuildHookBackend", _("Build hook")),
+    ("wagtail_publish_hooks.backends.revalidate.RevalidateBackend", _("Frontend revalidation")),
+    ("wagtail_publish_hooks.backends.frontend_cache.FrontendCacheBackend", _("Frontend cache")),
+    ("wagtail_publish_hooks.backends.email.EmailBackend", _("Email")),
+)
+
+#: Which form field shows a check message about a destination key.
+FIELD_FOR_KEY = {
+    "BACKEND": "backend",
+    "OPTIONS": "options",
+    "EVENTS": "events",
+    "MODELS": "model_labels",
+    "EXCLUDE_ALIASES": "exclude_aliases",
+    "INCLUDE": "include",
+}
+
+
+def generate_secret() -> str:
+    """A Standard Webhooks signing secret: ``whsec_`` and base64 of 24 random bytes."""
+    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
+
+
+#: What the options field shows instead of a secret value that is set; left as it is, the
+#: stored value is kept.
+KEPT_SECRET = "[kept: set]"  # noqa: S105 -- a placeholder, not a secret
+#: What the options field shows, after a mistake, instead of a secret typed in that request:
+#: it is not shown back, so it must be typed again.
+RETYPE_SECRET = "[not shown: enter it again]"  # noqa: S105 -- a placeholder, not a secret
+
+_ABSENT = object()
+
+
+def backend_class_of(path: str | None) -> Any:
+    """The backend class at a dotted path, or ``None`` when it cannot be imported."""
+    try:
+        return import_string(path or "")
+    except Exception:
+        return None
+
+
+def hide_secret_options(options: Any, backend_class: Any, stored: Any = _ABSENT) -> Any:
+    """The options with each secret value replaced by a placeholder, for display.
+
+    A value equal to the one stored at the same place (or already the placeholder) becomes
+    :data:`KEPT_SECRET`; any other (typed in a request that the form refused) becomes
+    :data:`RETYPE_SECRET`. Top-level keys follow the backend's ``secret_option_keys`` and the
+    name rule; keys nested in mappings follow the name rule.
+    """
+    return _hide(options, stored, lambda key: is_secret_option(backend_class, key))
+
+
+def _hide(value: Any, stored: Any, is_secret: Any) -> Any:
+    if isinstance(value, dict):
+        stored_map = stored if isinstance(stored, dict) else {}
+        hidden = {}
+        for key, item in value.items():
+            before = stored_map.get(key, _ABSENT)
+            if is_secret(str(key)) and item not in (None, ""):
+                kept = item in (KEPT_SECRET, before)
+                hidden[key] = KEPT_SECRET if kept else RETYPE_SECRET
+            else:
+                hidden[key] = _hide(item, before, lambda name: is_secret_option(None, name))
+        return hidden
+    if isinstance(value, list):
+        stored_list = stored if isinstance(stored, list) else []
+        return [
+            _hide(
+                item,
+                stored_list[index] if index < len(stored_list) else _ABSENT,
+                lambda name: is_secret_option(None, name),
+            )
+            for index, item in enumerate(value)
+        ]
+    return value
+
+
+def keep_secret_options(options: Any, stored: Any) -> tuple[Any, list[tuple[Any, ...]]]:
+    """The submitted options with each :data:`KEPT_SECRET` replaced by the stored value at the
+    same place, and the places where that cannot be done (nothing stored there, or
+    :data:`RETYPE_SECRET` left in)."""
+    unresolved: list[tuple[Any, ...]] = []
+
+    def keep(value: Any, before: Any, path: tuple[Any, ...]) -> Any:
+        if value == KEPT_SECRET and before is not _ABSENT:
+            return before
+        if value in (KEPT_SECRET, RETYPE_SECRET):
+            unresolved.append(path)
+            return value
+        if isinstance(value, dict):
+            stored_map = before if isinstance(before, dict) else {}
+            return {
+                key: keep(item, stored_map.get(key, _ABSENT), (*path, key))
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            stored_list = before if isinstance(before, list) else []
+            return [
+                keep(item, stored_list[i] if i < len(stored_list) else _ABSENT, (*path, i))
+                for i, item in enumerate(value)
+            ]
+        return value
+
+    return keep(options, stored, ()), unresolved
+
+
+class OptionsField(forms.CharField):
+    """The backend's ``OPTIONS`` as JSON text, drawn with its secret values hidden."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hide: Any = None
+
+    def prepare_value(self, value: Any) -> Any:
+        if self.hide is None or not isinstance(value, str):
+            return value
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if not isinstance(parsed, dict):
+            return value
+        return json.dumps(self.hide(parsed), indent=2)
+
+
+def backend_takes_secret(path: str) -> bool:
+    """Whether the backend has a ``SECRET`` option (a backend that accepts anything has)."""
+    try:
+        backend_class = import_string(path)
+    except Exception:
+        return False
+    keys = getattr(backend_class, "option_keys", None)
+    return keys is None or "SECRET" in keys
+
+
+class BackendInput(forms.TextInput):
+    """A text input that suggests the shipped backends and accepts any dotted path."""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
+        list_id = f"{(attrs or {}).get('id') or 'id_' + name}-choices"
+        input_html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
+        options = format_html_join("", '<option value="{}">{}</option>', SHIPPED_BACKENDS)
+        return format_html('{}<datalist id="{}">{}</datalist>', input_html, list_id, options)
+
+
+class ExcludeAliasesSelect(forms.NullBooleanSelect):
+    def __init__(self, attrs: Any = None) -> None:
+        super().__init__(attrs)
+        self.choices = [
+            ("unknown", _("The backend's default")),
+            ("true", _("Yes: leave out events about alias pages")),
+            ("false", _("No: send events about alias pages too")),
+        ]
+
+
+class LinesField(forms.CharField):
+    """A list of strings, one per line; empty means "not set" (``None``)."""
+
+    widget = forms.Textarea(attrs={"rows": 3})
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "\n".join(str(item) for item in value)
+        return value
+
+    def to_python(self, value: Any) -> list[str] | None:  # type: ignore[override]
+        text = super().to_python(value)
+        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+        return lines or None
+
+
+class DestinationForm(forms.ModelForm):
+    """Create or edit a :class:`~wagtail_publish_hooks.models.ManagedDestination`.
+
+    Everything entered is assembled into the configuration a ``DESTINATIONS`` entry would hold
+    and run through :func:`wagtail_publish_hooks.checks.check_destination`: each error of the
+    system checks becomes an error of the field it is about, with its id. Warnings do not stop
+    the form; the view shows them once saved (:attr:`check_warnings`).
+
+    The signing secret is never put into a widget: it is generated (and shown once, by the
+    view, from :attr:`generated_secret`) or typed into a password field that does not render
+    its value back.
+    """
+
+    SECRET_GENERATE = "generate"  # noqa: S105 -- a choice, not a secret
+    SECRET_ENTER = "enter"  # noqa: S105 -- a choice, not a secret
+    SECRET_KEEP = "keep"  # noqa: S105 -- a choice, not a secret
+    SECRET_NONE = "none"  # noqa: S105 -- a choice, not a secret
+
+    backend = forms.CharField(
+        label=_("Backend"),
+        max_length=255,
+        widget=BackendInput(),
+        initial=SHIPPED_BACKENDS[0][0],
+        help_text=_(
+            "The dotted path of a backend class: choose one of the package's, or type your own."
+        ),
+    )
+    options = OptionsField(
+        label=_("Options"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "w-font-mono"}),
+        help_text=_(
+            'The backend\'s OPTIONS as a JSON object, for example {"URL": '
+            '"https://consumer.example.com/hooks"}. The signing secret goes in the field below. '
+            "Secret values (a Slack, Teams, Discord or build-hook URL, any option named like a "
+            "token, key or password) are never shown: leave “[kept: set]” to keep one, or "
+            "replace it."
+        ),
+    )
+    secret_mode = forms.ChoiceField(
+        label=_("Signing secret"),
+        widget=forms.RadioSelect,
+        help_text=_(
+            "The SECRET option of backends that sign their requests (webhooks, revalidation). "
+            "A generated secret is shown once, after saving, and never again."
+        ),
+    )
+    secret_value = forms.CharField(
+        label=_("Secret"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("Only when entering your own: 'whsec_' followed by base64."),
+    )
+    drop_previous_secrets = forms.BooleanField(
+        label=_("Stop signing with the previous secret"),
+        required=False,
+        help_text=_("Once every consumer verifies with the new secret."),
+    )
+    events = LinesField(
+        label=_("Events"),
+        required=False,
+        help_text=_(
+            "Event types or patterns, one per line (page.published, page.*, shop.order_shipped). "
+            "Empty: every page event."
+        ),
+    )
+    model_labels = LinesField(
+        label=_("Models"),
+        required=False,
+        help_text=_("Model labels, one per line (blog.BlogPage; subclasses match). Empty: all."),
+    )
+    exclude_aliases = forms.NullBooleanField(
+        label=_("Exclude alias pages"),
+        required=False,
+        widget=ExcludeAliasesSelect(),
+    )
+    include = forms.MultipleChoiceField(
+        label=_("Include"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        choices=[(name, name) for name in sorted(KNOWN_INCLUDES)],
+        help_text=_("Extra documents sent with each event: 'api' adds the page's API document."),
+    )
+
+    field_order = [
+        "alias",
+        "backend",
+        "options",
+        "secret_mode",
+        "secret_value",
+        "drop_previous_secrets",
+        "events",
+        "model_labels",
+        "exclude_aliases",
+        "include",
+    ]
+
+    class Meta:
+        model = ManagedDestination
+        fields = [
+            "alias",
+            "backend",
+            "options",
+            "events",
+            "model_labels",
+            "exclude_aliases",
+            "include",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.generated_secret: str | None = None
+        self.check_warnings: list[checks.CheckMessage] = []
+        self.fields["alias"].help_text = _(
+            "The name deliveries are recorded under. It cannot be one used in settings."
+        )
+        existing = self.instance.pk is not None and bool(self.instance.secrets)
+        choices = []
+        if existing:
+            count = len(self.instance.secrets)
+            choices.append(
+                (
+                    self.SECRET_KEEP,
+                    _("Set (%(count)s): keep it") % {"count": count}
+                    if count > 1
+                    else _("Set: keep it"),
+                )
+            )
+        choices += [
+            (self.SECRET_GENERATE, _("Generate a new one") if existing else _("Generate one")),
+            (self.SECRET_ENTER, _("Enter one")),
+            (self.SECRET_NONE, _("None: send unsigned requests")),
+        ]
+        self.fields["secret_mode"].choices = choices  # type: ignore[attr-defined]
+        self.fields["secret_mode"].initial = self.SECRET_KEEP if existing else self.SECRET_GENERATE
+        if not (existing and len(self.instance.secrets) > 1):
+            del self.fields["drop_previous_secrets"]
+        if self.instance.pk is not None:
+            self.initial["options"] = json.dumps(self.instance.options or {}, indent=2)
+        else:
+            self.initial.setdefault("options", "{}")
+        self.fields["options"].hide = self._hide_secret_options  # type: ignore[attr-defined]
+
+    def _stored_options(self) -> Any:
+        return (self.instance.options or {}) if self.instance.pk is not None else {}
+
+    def _hide_secret_options(self, options: dict[str, Any]) -> Any:
+        """What the options field shows: the backend is the one submitted, if any."""
+        path = self.instance.backend
+        if self.is_bound:
+            path = self.data.get(self.add_prefix("backend")) or path
+        return hide_secret_options(options, backend_class_of(path), self._stored_options())
+
+    def clean_alias(self) -> str:
+        return self.cleaned_data["alias"].strip()
+
+    def clean_options(self) -> dict[str, Any]:
+        text = (self.cleaned_data.get("options") or "").strip()
+        if not text:
+            return {}
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(
+                _("This is not valid JSON: %(error)s") % {"error": exc}
+            ) from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError(_('Enter a JSON object, such as {"URL": "…"}.'))
+        if "SECRET" in value:
+            raise forms.ValidationError(
+                _("Enter the secret in the “Signing secret” field, where it is never shown.")
+            )
+        # The checks run on the options as they will be stored, with the kept secrets in.
+        value, unresolved = keep_secret_options(value, self._stored_options())
+        if unresolved:
+            where = ", ".join(
+                "OPTIONS" + "".join(f"[{key!r}]" for key in path) for path in unresolved
+            )
+            raise forms.ValidationError(
+                _("%(where)s: enter the value (secrets are not shown back; none is stored here).")
+                % {"where": where}
+            )
+        return value
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or self.cleaned_data
+        alias = cleaned.get("alias")
+        backend = cleaned.get("backend")
+        if not alias or not backend or "options" not in cleaned:
+            return cleaned
+        raw = raw_settings().get("DESTINATIONS")
+        if isinstance(raw, Mapping) and alias in raw:
+            self.add_error("alias", _format(managed_alias_taken(alias)))
+            return cleaned
+        self.secrets = self._secrets(cleaned, backend)
+        config = self._config(cleaned, backend, self.secrets)
+        for message in check_destination(alias, config, managed=True):
+            if message.level < checks.ERROR:
+                self.check_warnings.append(message)
+                continue
+            keys = getattr(message, "setting_keys", ())
+            field = "alias"
+            if keys:
+                field = FIELD_FOR_KEY.get(keys[0], "options")
+                if keys[:2] == ("OPTIONS", "SECRET"):
+                    field = "secret_mode"
+            if field in self.errors:
+                self.errors[field].append(_format(message))
+            else:
+                self.add_error(field, _format(message))
+        return cleaned
+
+    def _secrets(self, cleaned: dict[str, Any], backend: str) -> list[str]:
+        mode = cleaned.get("secret_mode")
+        if not backend_takes_secret(backend):
+            return []
+        if mode == self.SECRET_KEEP:
+            secrets = list(self.instance.secrets or [])
+            if cleaned.get("drop_previous_secrets"):
+                secrets = secrets[:1]
+            return secrets
+        if mode == self.SECRET_GENERATE:
+            if self.generated_secret is None:
+                self.generated_secret = generate_secret()
+            return [self.generated_secret]
+        if mode == self.SECRET_ENTER:
+            value = cleaned.get("secret_value") or ""
+            if not value:
+                self.add_error("secret_value", _("Enter the secret, or choose another option."))
+            return [value] if value else []
+        return []
+
+    def _config(self, cleaned: dict[str, Any], backend: str, secrets: list[str]) -> dict:
+        instance = ManagedDestination(
+            alias=cleaned["alias"],
+            backend=backend,
+            options=cleaned.get("options") or {},
+            secrets=secrets,
+            events=cleaned.get("events"),
+            model_labels=cleaned.get("model_labels"),
+            exclude_aliases=cleaned.get("exclude_aliases"),
+            include=list(cleaned.get("include") or []),
+        )
+        return instance.to_config()
+
+    def save(self, commit: bool = True) -> ManagedDestination:
+        instance = super().save(commit=False)
+        instance.secrets = getattr(self, "secrets", [])
+        instance.include = list(self.cleaned_data.get("include") or [])
+        if commit:
+            instance.save()
+        return instance
+
+
+def _format(message: checks.CheckMessage) -> str:
+    """A check message as a form error: the keys below the field, the text, the id, the hint."""
+    keys = getattr(message, "setting_keys", ())
+    text = getattr(message, "text", message.msg)
+    where = "".join(f"[{key!r}]" for key in keys[1:])
+    if keys and keys[0] == "OPTIONS" and where:
+        where = f"OPTIONS{where}"
+    result = f"{where}: {text}" if where else text
+    result = f"{result} ({message.id})"
+    if message.hint:
+        result = f"{result} {message.hint}"
+    return result
