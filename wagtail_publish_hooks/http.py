@@ -6,19 +6,28 @@ or query (a Slack or build-hook URL *is* a secret) nor any header value.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import heapq
 import ipaddress
+import itertools
 import json
+import logging
 import os
 import socket
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.client import HTTPException
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.connection import allowed_gai_family
 
 from . import __version__
 from .conf import MAX_RETRY_AFTER_SECONDS, get_settings
@@ -49,9 +58,36 @@ _SENSITIVE_HEADER_WORDS = (
 
 _local = threading.local()
 
+#: Networks that need a word of their own in a refusal, beyond what ``ipaddress`` names.
+SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+#: NAT64 prefixes: the last 32 bits are an IPv4 address that a gateway will reach.
+NAT64_NETWORKS = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
+DOCUMENTATION_NETWORKS = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "2001:db8::/32",
+        "3fff::/20",
+    )
+)
+_PINNED_ADDRESS = "_publish_hooks_pinned_address"
+_HTTP_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
 
 def get_session() -> requests.Session:
-    """One pooled session per thread (``requests.Session`` is not documented thread-safe)."""
+    """One pooled session per thread (``requests.Session`` is not documented thread-safe).
+
+    Its adapter resolves each target once, refuses non-public addresses, and connects to the
+    address it checked (see :func:`resolve_target`); connections are pooled per host name and
+    address.
+    """
     session = getattr(_local, "session", None)
     if session is None:
         session = requests.Session()
@@ -62,8 +98,19 @@ def get_session() -> requests.Session:
         ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if ca_bundle:
             session.verify = ca_bundle
+        adapter = PinnedAddressAdapter()
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         _local.session = session
     return session
+
+
+def close_session() -> None:
+    """Close this thread's session and its pooled connections (the next request opens anew)."""
+    session = getattr(_local, "session", None)
+    if session is not None:
+        session.close()
+        del _local.session
 
 
 def describe_url(url: str) -> str:
@@ -80,56 +127,360 @@ def describe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{suffix}"
 
 
+def looks_secret(name: str) -> bool:
+    """Whether a header or option named so carries a secret: its name contains ``auth``,
+    ``secret``, ``token``, ``key``, ``signature``, ``pass``, ``cookie``, ``credential`` or
+    ``session`` (in any case)."""
+    lowered = name.lower()
+    return any(word in lowered for word in _SENSITIVE_HEADER_WORDS)
+
+
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     redacted = {}
     for name, value in headers.items():
-        lowered = name.lower()
-        if any(word in lowered for word in _SENSITIVE_HEADER_WORDS):
+        if looks_secret(name):
             redacted[name] = REDACTED
         else:
             redacted[name] = value
     return redacted
 
 
-def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.is_global and not address.is_multicast
+# -- Safe targets -----------------------------------------------------------------------------
+
+
+def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for (IPv4-mapped, NAT64 or 6to4), if any."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if any(address in network for network in NAT64_NETWORKS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return address.sixtofour
+
+
+def address_class(address: IPAddress) -> str | None:
+    """Why ``address`` is not a public internet address, or ``None`` if it is one.
+
+    An IPv6 address that carries an IPv4 address is judged by that address: IPv4-mapped
+    (``::ffff:a.b.c.d``) and NAT64 (``64:ff9b::a.b.c.d``) by it alone, 6to4
+    (``2002:AABB:CCDD::``) by it and by itself.
+    """
+    inner = embedded_ipv4(address)
+    if inner is not None:
+        inner_class = address_class(inner)
+        if inner_class is not None:
+            return inner_class
+        if address.ipv4_mapped is not None or address in NAT64_NETWORKS[0]:  # type: ignore[union-attr]
+            return None
+    if address.is_unspecified:
+        return "unspecified"
+    if address.is_loopback:
+        return "loopback"
+    if address.is_link_local:
+        return "link-local"
+    if address.is_multicast:
+        return "multicast"
+    if isinstance(address, ipaddress.IPv4Address) and address in SHARED_ADDRESS_SPACE:
+        return "shared address space"
+    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
+        return "site-local"
+    if any(address in network for network in DOCUMENTATION_NETWORKS):
+        return "documentation"
+    if address.is_reserved:
+        return "reserved"
+    if address.is_private:
+        return "private"
+    if not address.is_global:
+        return "not globally routable"
+    return None
+
+
+def is_public_address(address: IPAddress) -> bool:
+    return address_class(address) is None
+
+
+def _allowed_by(networks: tuple[Any, ...], address: IPAddress) -> bool:
+    candidates: list[IPAddress] = [address]
+    inner = embedded_ipv4(address)
+    if inner is not None:
+        candidates.append(inner)
+    return any(
+        candidate.version == network.version and candidate in network
+        for network in networks
+        for candidate in candidates
+    )
+
+
+@dataclass(frozen=True)
+class Target:
+    """A URL's host, resolved once and checked: where the connection goes."""
+
+    hostname: str
+    port: int
+    #: Addresses to connect to, in the resolver's order of preference, every one checked.
+    addresses: tuple[str, ...]
+
+
+def resolve_target(url: str) -> Target:
+    """Resolve the URL's host once and check **every** address it resolves to.
+
+    Loopback, private, link-local, shared (CGNAT), multicast, reserved and unspecified addresses
+    (and IPv6 ones carrying such an IPv4 address) raise :class:`UnsafeDestination` unless
+    ``ALLOW_PRIVATE_NETWORKS`` allows them. The request is then sent to one of the returned
+    addresses, never to a second resolution of the name (no DNS rebinding in between).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        port = parts.port or _HTTP_DEFAULT_PORTS.get(parts.scheme, 80)
+    except ValueError:
+        raise UnsafeDestination("the destination URL is not valid") from None
+    if not host:
+        raise UnsafeDestination(f"{describe_url(url)} has no host")
+    try:
+        infos = socket.getaddrinfo(host, port, allowed_gai_family(), socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise DeliveryError(f"could not resolve {describe_url(url)}: {reason}") from None
+    addresses: list[str] = []
+    for info in infos:
+        text = str(info[4][0])
+        if text not in addresses:
+            addresses.append(text)
+    if not addresses:
+        raise DeliveryError(f"could not resolve {describe_url(url)}: no address")
+    allowed = get_settings().private_networks_allowed()
+    if allowed is not True:
+        networks = allowed if isinstance(allowed, tuple) else ()
+        for text in addresses:
+            address = ipaddress.ip_address(text.split("%", 1)[0])
+            kind = address_class(address)
+            if kind is None or _allowed_by(networks, address):
+                continue
+            raise UnsafeDestination(
+                f"{describe_url(url)} resolves to {address}, a non-public address ({kind}); "
+                "allow it with ALLOW_PRIVATE_NETWORKS"
+            )
+    return Target(hostname=host, port=port, addresses=tuple(addresses))
 
 
 def check_target(url: str) -> None:
-    """Refuse targets on loopback, private, link-local and reserved addresses unless allowed."""
-    allowed = get_settings().private_networks_allowed()
-    if allowed is True:
-        return
+    """Raise :class:`UnsafeDestination` if ``url`` may not be sent to (see
+    :func:`resolve_target`)."""
+    resolve_target(url)
+
+
+class _WatchedPoolMixin:
+    """Lets the current request's deadline watch find the connection it runs on."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        watch = getattr(_local, "watch", None)
+        if watch is not None:
+            watch.conn = conn
+        return conn
+
+
+class _WatchedHTTPConnectionPool(_WatchedPoolMixin, HTTPConnectionPool):
+    pass
+
+
+class _WatchedHTTPSConnectionPool(_WatchedPoolMixin, HTTPSConnectionPool):
+    pass
+
+
+class PinnedAddressAdapter(HTTPAdapter):
+    """Connects to the address that :func:`resolve_target` checked, not to a new lookup.
+
+    The URL's host name is kept for the ``Host`` header, TLS SNI and certificate verification;
+    only the socket goes to the pinned address. Pools are keyed by scheme, address, port and
+    (for TLS) host name, so keep-alive connections are reused per host and address.
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedHTTPConnectionPool,
+            "https": _WatchedHTTPSConnectionPool,
+        }
+
+    def send(  # type: ignore[override]
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        target = resolve_target(request.url or "")
+        if "Host" not in request.headers:
+            request.headers["Host"] = _host_header(request.url or "", target)
+        last = len(target.addresses) - 1
+        for index, address in enumerate(target.addresses):
+            setattr(request, _PINNED_ADDRESS, address)
+            try:
+                return super().send(request, stream, timeout, verify, cert, proxies)
+            except requests.exceptions.ConnectionError as exc:
+                # Nothing was sent if the connection could not be made: try the next address
+                # (an IPv6 address on a host without an IPv6 route, say) while time is left.
+                if index == last or not _never_connected(exc) or _watch_expired():
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_connection_with_tls_context(  # type: ignore[override]
+        self,
+        request: requests.PreparedRequest,
+        verify: Any,
+        proxies: Any = None,
+        cert: Any = None,
+    ) -> HTTPConnectionPool:
+        address = getattr(request, _PINNED_ADDRESS, None)
+        if address is None:
+            raise UnsafeDestination("the request was not resolved and checked first")
+        host_params, key_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs: dict[str, Any] = dict(key_kwargs)
+        hostname = str(host_params["host"]).strip("[]")
+        host_params["host"] = f"[{address}]" if ":" in address else address
+        if host_params["scheme"] == "https":
+            # SNI and certificate verification are for the name, not the address.
+            pool_kwargs.update(server_hostname=hostname, assert_hostname=hostname)
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+
+def _host_header(url: str, target: Target) -> str:
     parts = urlsplit(url)
-    host = parts.hostname
-    if not host:
-        raise UnsafeDestination(f"{describe_url(url)} has no host")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise DeliveryError(f"could not resolve {describe_url(url)}: {exc.strerror}") from None
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if is_public_address(address):
-            continue
-        if allowed and any(
-            _network_contains(network, address)
-            for network in allowed  # type: ignore[union-attr]
-        ):
-            continue
-        raise UnsafeDestination(
-            f"{describe_url(url)} resolves to {address}, a non-public address; "
-            "allow it with ALLOW_PRIVATE_NETWORKS"
-        )
+    host = target.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port and parts.port != _HTTP_DEFAULT_PORTS.get(parts.scheme):
+        host += f":{parts.port}"
+    return host
 
 
-def _network_contains(network: Any, address: Any) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return address.version == network.version and address in network
+def _never_connected(exc: BaseException) -> bool:
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NewConnectionError | ConnectTimeoutError):
+            return True
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        pending += [arg for arg in current.args if isinstance(arg, BaseException)]
+    return False
+
+
+# -- Deadlines --------------------------------------------------------------------------------
+
+
+class _Watch:
+    """One request's deadline. When it passes, the request's socket is shut down, which ends
+    whatever read or write is blocked on it: a peer that trickles bytes cannot hold a worker
+    beyond the deadline, however short each wait for a byte."""
+
+    __slots__ = ("conn", "deadline", "expired", "finished", "lock")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.conn: Any = None
+        self.expired = False
+        self.finished = False
+        self.lock = threading.Lock()
+
+    def expire(self) -> bool:
+        """Called at the deadline; returns whether to look again shortly (not yet connected)."""
+        with self.lock:
+            if self.finished:
+                return False
+            self.expired = True
+            sock = getattr(self.conn, "sock", None)
+            if sock is None:
+                return True
+            # The plain socket's shutdown, also for a TLS socket: it acts on the file
+            # descriptor and leaves the TLS object to the thread that is reading.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            return False
+
+    def finish(self) -> None:
+        with self.lock:
+            self.finished = True
+
+
+class _Watchdog:
+    """One thread per process that enforces every request's deadline."""
+
+    RECHECK_SECONDS = 0.05
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._condition = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._counter = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, watch: _Watch) -> None:
+        with self._condition:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="publish-hooks-deadlines", daemon=True
+                )
+                self._thread.start()
+            heapq.heappush(self._heap, (watch.deadline, next(self._counter), watch))
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while True:
+                    while self._heap and self._heap[0][2].finished:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._condition.wait()
+                        continue
+                    wait = self._heap[0][0] - time.monotonic()
+                    if wait <= 0:
+                        _, _, due = heapq.heappop(self._heap)
+                        break
+                    self._condition.wait(wait)
+            if due.expire():
+                due.deadline = time.monotonic() + self.RECHECK_SECONDS
+                self.watch(due)
+
+
+class _HideRequestTargets(logging.Filter):
+    """urllib3 logs each request line at DEBUG, path and query included. For a delivery the
+    path can be the credential (Slack, Discord, build hooks), so while this thread sends one,
+    request targets in urllib3's log records are replaced by ``/…``."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(_local, "watch", None) is not None and isinstance(record.args, tuple):
+            record.args = tuple(
+                "/…" if isinstance(arg, str) and arg.startswith("/") and arg != "/" else arg
+                for arg in record.args
+            )
+        return True
+
+
+for _logger_name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection"):
+    logging.getLogger(_logger_name).addFilter(_HideRequestTargets())
+
+_watchdog = _Watchdog()
+# A forked worker (RQ, for one) starts with no watchdog thread and maybe a held lock.
+os.register_at_fork(after_in_child=_watchdog._reset)
+
+
+def _watch_expired() -> bool:
+    watch = getattr(_local, "watch", None)
+    return bool(watch is not None and watch.expired)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -173,14 +524,44 @@ def post(
 ) -> HttpResult:
     """POST ``body`` to ``url``; return the result or raise ``DeliveryError``.
 
-    Redirects are never followed. The response body is read up to ``RESPONSE_READ_LIMIT`` within
-    the overall ``timeout``; the first ``RESPONSE_EXCERPT_BYTES`` are kept.
+    The host is resolved once, every address checked, and the connection made to a checked
+    address. Redirects are never followed. The whole exchange (connecting, sending, the
+    response's head and body) must end within ``timeout`` seconds, however the peer spaces its
+    bytes; the response body is read up to ``RESPONSE_READ_LIMIT`` and its first
+    ``RESPONSE_EXCERPT_BYTES`` kept.
     """
-    check_target(url)
     request_headers = {"User-Agent": USER_AGENT, **headers}
+    # An encoded body could inflate without bound when decoded; the raw bytes are what is kept.
+    request_headers.setdefault("Accept-Encoding", "identity")
     recorded_headers = redact_headers(request_headers)
     connect = min(connect_timeout or timeout, timeout)
     started = time.monotonic()
+    watch = _Watch(started + timeout)
+    _local.watch = watch
+    _watchdog.watch(watch)
+    try:
+        return _exchange(url, body, request_headers, recorded_headers, connect, timeout, watch)
+    finally:
+        watch.finish()
+        _local.watch = None
+
+
+def _exchange(
+    url: str,
+    body: bytes,
+    request_headers: dict[str, str],
+    recorded_headers: dict[str, str],
+    connect: float,
+    timeout: float,
+    watch: _Watch,
+) -> HttpResult:
+    started = time.monotonic()
+
+    def failure(message: str, **kwargs: Any) -> DeliveryError:
+        if watch.expired:
+            message = f"no complete response from {describe_url(url)} within {timeout:g} s"
+        return DeliveryError(message, request_headers=recorded_headers, **kwargs)
+
     try:
         response = get_session().post(
             url,
@@ -191,42 +572,38 @@ def post(
             stream=True,
         )
     except requests.exceptions.ConnectTimeout:
-        raise DeliveryError(
-            f"connection to {describe_url(url)} timed out after {connect:g} s",
-            request_headers=recorded_headers,
-        ) from None
+        raise failure(f"connection to {describe_url(url)} timed out after {connect:g} s") from None
     except requests.exceptions.ReadTimeout:
-        raise DeliveryError(
-            f"no response from {describe_url(url)} within {timeout:g} s",
-            request_headers=recorded_headers,
-        ) from None
+        raise failure(f"no response from {describe_url(url)} within {timeout:g} s") from None
     except requests.exceptions.SSLError:
-        raise DeliveryError(
-            f"TLS error talking to {describe_url(url)}", request_headers=recorded_headers
-        ) from None
+        raise failure(f"TLS error talking to {describe_url(url)}") from None
     except requests.exceptions.ConnectionError as exc:
-        raise DeliveryError(
-            f"could not connect to {describe_url(url)}: {_connection_reason(exc)}",
-            request_headers=recorded_headers,
+        raise failure(
+            f"could not connect to {describe_url(url)}: {_connection_reason(exc)}"
         ) from None
     except requests.exceptions.RequestException as exc:
-        raise DeliveryError(
-            f"request to {describe_url(url)} failed: {type(exc).__name__}",
-            request_headers=recorded_headers,
-        ) from None
+        raise failure(f"request to {describe_url(url)} failed: {type(exc).__name__}") from None
 
     try:
-        raw_body, complete = _read_limited(response, deadline=started + timeout)
-    except (requests.exceptions.RequestException, OSError) as exc:
+        raw_body, complete = _read_limited(response)
+    except (
+        requests.exceptions.RequestException,
+        urllib3.exceptions.HTTPError,
+        OSError,
+        HTTPException,
+    ) as exc:
         response.close()
-        raise DeliveryError(
+        raise failure(
             f"response from {describe_url(url)} broke off: {type(exc).__name__}",
             status_code=response.status_code,
-            request_headers=recorded_headers,
         ) from None
     if not complete:
         # An unread remainder would poison the pooled connection: drop it instead.
         response.close()
+    if watch.expired:
+        # Whatever the status said, the receiver did not finish in time: another attempt
+        # is safer than guessing (deliveries are at least once).
+        raise failure("")
     duration_ms = int((time.monotonic() - started) * 1000)
     result = HttpResult(
         status_code=response.status_code,
@@ -241,7 +618,19 @@ def post(
 
 def encode_json(document: Any) -> bytes:
     """Compact UTF-8 JSON, as the chat and build backends send it."""
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return encode_text(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
+
+
+def encode_text(text: str) -> bytes:
+    """``text`` as UTF-8. Python strings can hold lone surrogates (from data handed to
+    ``emit()``, say), which UTF-8 cannot: each becomes U+FFFD rather than failing every attempt.
+    """
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Through UTF-16, a surrogate pair written as two code points becomes its character.
+        repaired = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        return repaired.encode("utf-8")
 
 
 def post_json(
@@ -295,15 +684,20 @@ def _header(headers: dict[str, str], name: str) -> str | None:
     return None
 
 
-def _read_limited(response: requests.Response, *, deadline: float) -> tuple[bytes, bool]:
+def _read_limited(response: requests.Response) -> tuple[bytes, bool]:
+    """Up to ``RESPONSE_READ_LIMIT`` bytes of the body as sent (not decoded), and whether that
+    was all of it. The deadline watch ends a body that trickles in for too long."""
+    raw = response.raw
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(chunk_size=8192):
+    while size < RESPONSE_READ_LIMIT:
+        chunk = raw.read(min(8192, RESPONSE_READ_LIMIT - size), decode_content=False)
+        if not chunk:
+            raw.release_conn()
+            return b"".join(chunks), True
         chunks.append(chunk)
         size += len(chunk)
-        if size >= RESPONSE_READ_LIMIT or time.monotonic() > deadline:
-            return b"".join(chunks), False
-    return b"".join(chunks), True
+    return b"".join(chunks), False
 
 
 def _excerpt(raw: bytes, encoding: str | None) -> str:
@@ -323,6 +717,8 @@ def _connection_reason(exc: BaseException) -> str:
         ("temporary failure in name resolution", "name not resolved"),
         ("remotedisconnected", "remote end closed the connection"),
         ("badstatusline", "invalid HTTP response"),
+        ("got more than 100 headers", "too many response headers"),
+        ("linetoolong", "response line too long"),
         ("connection aborted", "connection aborted"),
     ):
         if needle in text:

@@ -82,18 +82,22 @@ class Summary:
 
 
 def summarize(payload: Mapping[str, Any]) -> Summary:
-    """The facts of a webhook body (``{"id", "type", "timestamp", "data"}``)."""
+    """The facts of a webhook body (``{"id", "type", "timestamp", "data"}``).
+
+    Custom events carry whatever data their sender gave, so every fact is taken only if it has
+    the expected shape; a message is written whatever the data.
+    """
     event_type = str(payload.get("type", ""))
-    data = payload.get("data") or {}
-    subject = data.get("page") or data.get("snippet") or data.get("object") or {}
+    data = _mapping(payload.get("data"))
+    subject = _mapping(data.get("page") or data.get("snippet") or data.get("object"))
     title = subject.get("title") or subject.get("repr") or data.get("message") or event_type
-    url = subject.get("url")
-    urls = subject.get("urls") or []
-    if not url and urls:
-        url = urls[0]
-    actor = data.get("actor") or {}
-    moved = data.get("moved") or {}
-    previous = (moved.get("urls_before") or [None])[0]
+    url = _text(subject.get("url"))
+    urls = subject.get("urls")
+    if not url and isinstance(urls, list | tuple) and urls:
+        url = _text(urls[0])
+    actor = _mapping(data.get("actor"))
+    before = _mapping(data.get("moved")).get("urls_before")
+    previous = _text(before[0]) if isinstance(before, list | tuple) and before else None
     return Summary(
         event_id=str(payload.get("id", "")),
         event_type=event_type,
@@ -101,13 +105,21 @@ def summarize(payload: Mapping[str, Any]) -> Summary:
         verb=VERBS.get(event_type, event_type.rsplit(".", 1)[-1].replace("_", " ")),
         tone=TONES.get(event_type, "neutral"),
         title=str(title),
-        object_type=subject.get("type"),
-        url=url if isinstance(url, str) else None,
-        actor=actor.get("username") if isinstance(actor, Mapping) else None,
+        object_type=_text(subject.get("type")),
+        url=url,
+        actor=_text(actor.get("username")),
         site=_site(url),
         scheduled=bool(data.get("scheduled")),
         previous_url=previous,
     )
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _site(url: str | None) -> str | None:
@@ -115,4 +127,7 @@ def _site(url: str | None) -> str | None:
         return None
     from urllib.parse import urlsplit
 
-    return urlsplit(url).hostname
+    try:
+        return urlsplit(url).hostname
+    except ValueError:  # such as an unclosed "[" in an IPv6 host
+        return None
