@@ -2,8 +2,10 @@
 
 A run claims a batch of due deliveries with a lease (so no two workers send one at once), asks
 each destination's backend to send, records every attempt, and decides what happens next:
-delivered, another attempt later, or failed. Each delivery's outcome is committed as soon as it
-is known, so a crash re-sends at most the delivery in flight (with the same ``webhook-id``).
+delivered, another attempt later, or failed. Outcomes are committed a few at a time (at most
+``FLUSH_SIZE`` of them, none held back longer than ``FLUSH_SECONDS``), so a crash re-sends at
+most those few deliveries (with the same ``webhook-id``) and a fast destination does not wait
+for one commit per delivery.
 """
 
 from __future__ import annotations
@@ -19,15 +21,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.db import connection, connections, transaction
-from django.db.models import F
+from django.db import OperationalError, connection, connections, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
-from .conf import RECEIVER_PREFIX, get_backend, get_destinations, get_settings
+from .conf import (
+    RECEIVER_PREFIX,
+    get_backend,
+    get_destinations,
+    get_settings,
+    refresh_destinations,
+)
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
 from .http import HttpResult
 from .models import (
+    DUE_STATUSES,
     Attempt,
     AttemptOutcome,
     Delivery,
@@ -41,6 +50,13 @@ T = TypeVar("T")
 
 #: Longest error text kept on a delivery or attempt.
 MAX_ERROR_LENGTH = 2000
+
+#: How many times a run tries to claim when SQLite reports the database locked.
+CLAIM_TRIES = 5
+
+#: Outcomes committed together at most, and the longest an outcome waits for its commit.
+FLUSH_SIZE = 25
+FLUSH_SECONDS = 0.25
 
 
 @dataclass
@@ -98,6 +114,28 @@ def claim_due_deliveries(limit: int, *, lease_seconds: int) -> tuple[uuid.UUID, 
     return token, claimed
 
 
+def claim_with_retries(limit: int, lease_seconds: int) -> tuple[uuid.UUID, list[Delivery]]:
+    """Claim, trying again a few times if SQLite reports the database locked.
+
+    SQLite cannot turn a read transaction into a write one while another connection has
+    written since it began: it fails at once instead of waiting. With several workers on one
+    SQLite file, a claim (a read, then a write) can meet that; another try a moment later
+    succeeds. (``"transaction_mode": "IMMEDIATE"`` in the database's ``OPTIONS`` avoids it.)
+    """
+    for attempt in range(CLAIM_TRIES):
+        try:
+            return claim_due_deliveries(limit, lease_seconds=lease_seconds)
+        except OperationalError:
+            if (
+                connection.vendor != "sqlite"
+                or connection.in_atomic_block
+                or attempt == CLAIM_TRIES - 1
+            ):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def run_due_deliveries(
     *,
     max_seconds: float | None = None,
@@ -113,9 +151,7 @@ def run_due_deliveries(
     )
     out_of_time = False
     while not out_of_time:
-        token, batch = claim_due_deliveries(
-            settings.BATCH_SIZE, lease_seconds=settings.LEASE_SECONDS
-        )
+        token, batch = claim_with_retries(settings.BATCH_SIZE, settings.LEASE_SECONDS)
         if not batch:
             break
         states = {
@@ -175,14 +211,97 @@ def send_in_order(
 ) -> bool:
     """Send claimed deliveries one after the other. Returns whether time ran out."""
     lease = Lease(token, get_settings().LEASE_SECONDS)
-    for index, delivery in enumerate(deliveries):
-        if time.monotonic() > deadline:
-            release_deliveries(deliveries[index:], token)
-            return True
-        if not lease.hold(delivery, deliveries[index:]):
-            continue  # the lease ran out and another worker took this delivery over
-        attempt_delivery(delivery, token, summary, states=states)
+    recorder = OutcomeRecorder(token)
+    try:
+        for index, delivery in enumerate(deliveries):
+            if recorder.is_due():
+                recorder.flush()
+            if time.monotonic() > deadline:
+                recorder.flush()
+                release_deliveries(deliveries[index:], token)
+                return True
+            if not lease.hold(delivery, deliveries[index:]):
+                continue  # the lease ran out and another worker took this delivery over
+            attempt_delivery(delivery, token, summary, states=states, recorder=recorder)
+    finally:
+        recorder.flush()
     return False
+
+
+@dataclass
+class Outcome:
+    """One attempt's result, waiting to be committed with others."""
+
+    delivery: Delivery
+    attempt: Attempt
+    #: The destination whose health the attempt counts for (``None``: not counted).
+    alias: str | None
+    success: bool
+    at: datetime
+    gone_reason: str | None = None
+
+
+class OutcomeRecorder:
+    """Commits the outcomes of a run's attempts in small groups: one transaction, one
+    ``INSERT`` of attempts, one ``UPDATE`` per kind of outcome (all "delivered, HTTP 200" at
+    once) and one per destination's health. ``delivered_at`` is the time of that commit; each
+    attempt keeps its own start and duration."""
+
+    def __init__(self, token: uuid.UUID) -> None:
+        self.token = token
+        self.pending: list[Outcome] = []
+        self.oldest = 0.0
+
+    def add(self, outcome: Outcome) -> None:
+        if not self.pending:
+            self.oldest = time.monotonic()
+        self.pending.append(outcome)
+        if len(self.pending) >= FLUSH_SIZE or outcome.gone_reason is not None:
+            self.flush()
+
+    def is_due(self) -> bool:
+        return bool(self.pending) and time.monotonic() - self.oldest >= FLUSH_SECONDS
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        outcomes, self.pending = self.pending, []
+        kinds: dict[tuple[Any, ...], list[int]] = {}
+        for outcome in outcomes:
+            delivery = outcome.delivery
+            retrying = delivery.status == DeliveryStatus.RETRYING
+            key = (
+                delivery.status,
+                delivery.next_attempt_at if retrying else None,
+                delivery.last_status_code,
+                delivery.last_error,
+            )
+            kinds.setdefault(key, []).append(delivery.pk)
+        now = timezone.now()
+        with transaction.atomic():
+            Attempt.objects.bulk_create([outcome.attempt for outcome in outcomes])
+            for (status, next_attempt_at, status_code, error_text), pks in kinds.items():
+                changes: dict[str, Any] = {}
+                if next_attempt_at is not None:
+                    changes["next_attempt_at"] = next_attempt_at
+                # Only rows this run still holds: one whose lease was lost belongs to another.
+                Delivery.objects.filter(pk__in=pks, lease_token=self.token).update(
+                    status=status,
+                    attempts=F("attempts") + 1,
+                    lease_token=None,
+                    lease_expires_at=None,
+                    last_status_code=status_code,
+                    last_error=error_text,
+                    delivered_at=now if status == DeliveryStatus.DELIVERED else None,
+                    updated_at=now,
+                    **changes,
+                )
+            by_alias: dict[str, list[Outcome]] = {}
+            for outcome in outcomes:
+                if outcome.alias is not None:
+                    by_alias.setdefault(outcome.alias, []).append(outcome)
+            for alias, results in by_alias.items():
+                _update_destination_state(alias, results)
 
 
 def in_own_connection(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -240,8 +359,10 @@ def attempt_delivery(
     summary: RunSummary,
     *,
     states: dict[str, DestinationState],
+    recorder: OutcomeRecorder | None = None,
 ) -> None:
-    """Send one claimed delivery and record what happened.
+    """Send one claimed delivery and record what happened (through ``recorder``, which may
+    hold the record back a moment to commit it with others; without one, at once).
 
     ``states`` holds the batch's destination states; it is updated when a destination is
     disabled, so the rest of the batch sees it.
@@ -256,6 +377,9 @@ def attempt_delivery(
     configured = delivery.destination in get_destinations() or delivery.destination.startswith(
         RECEIVER_PREFIX
     )
+    if not configured:
+        # Perhaps created in the admin a moment ago, by another process.
+        configured = delivery.destination in refresh_destinations()
     state = states.get(delivery.destination)
     if not configured:
         error = DeliveryError(
@@ -307,40 +431,48 @@ def attempt_delivery(
     status_code = result.status_code if result is not None else getattr(error, "status_code", None)
     source = result if result is not None else error
 
-    with transaction.atomic():
-        Attempt.objects.create(
-            delivery=delivery,
-            number=attempt_number,
-            started_at=started_at,
-            duration_ms=duration_ms,
-            outcome=outcome,
-            status_code=status_code,
-            error=error_text,
-            request_headers=getattr(source, "request_headers", {}) or {},
-            response_headers=getattr(source, "response_headers", {}) or {},
-            response_body=getattr(source, "response_body", "") or "",
-            detail=_recordable_detail(
-                result.extra if result is not None else getattr(error, "detail", None)
-            ),
-        )
-        Delivery.objects.filter(pk=delivery.pk, lease_token=token).update(
-            status=status,
-            attempts=F("attempts") + 1,
-            next_attempt_at=next_attempt_at,
-            lease_token=None,
-            lease_expires_at=None,
-            last_status_code=status_code,
-            last_error=error_text,
-            delivered_at=now if status == DeliveryStatus.DELIVERED else None,
-            updated_at=now,
-        )
-        if configured and (state is None or not state.is_disabled):
-            _update_destination_state(
-                delivery.destination,
-                success=error is None,
-                now=now,
-                gone_reason=error_text if gone else None,
-            )
+    attempt = Attempt(
+        delivery=delivery,
+        number=attempt_number,
+        started_at=started_at,
+        duration_ms=duration_ms,
+        outcome=outcome,
+        status_code=status_code,
+        error=error_text,
+        request_headers=getattr(source, "request_headers", {}) or {},
+        response_headers=getattr(source, "response_headers", {}) or {},
+        response_body=getattr(source, "response_body", "") or "",
+        detail=_recordable_detail(
+            result.extra if result is not None else getattr(error, "detail", None)
+        ),
+    )
+    delivery.status = status
+    delivery.attempts = attempt_number
+    delivery.next_attempt_at = next_attempt_at
+    delivery.lease_token = None
+    delivery.lease_expires_at = None
+    delivery.last_status_code = status_code
+    delivery.last_error = error_text
+    delivery.delivered_at = now if status == DeliveryStatus.DELIVERED else None
+    delivery.updated_at = now
+    record = Outcome(
+        delivery=delivery,
+        attempt=attempt,
+        alias=(
+            delivery.destination
+            if configured and (state is None or not state.is_disabled)
+            else None
+        ),
+        success=error is None,
+        at=now,
+        gone_reason=error_text if gone else None,
+    )
+    if recorder is None:
+        recorder = OutcomeRecorder(token)
+        recorder.add(record)
+        recorder.flush()
+    else:
+        recorder.add(record)
     if gone:
         states[delivery.destination] = DestinationState(
             alias=delivery.destination, disabled_at=now, disabled_reason=error_text
@@ -368,22 +500,27 @@ def _recordable_detail(detail: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def _update_destination_state(
-    alias: str, *, success: bool, now: datetime, gone_reason: str | None
-) -> None:
-    if success:
-        changes = {"last_success_at": now, "consecutive_failures": 0}
+def _update_destination_state(alias: str, outcomes: list[Outcome]) -> None:
+    """Count a destination's attempts, in the order made, in its health: one ``UPDATE``."""
+    successes = [index for index, outcome in enumerate(outcomes) if outcome.success]
+    failures = [outcome.at for outcome in outcomes if not outcome.success]
+    trailing = len(outcomes) - 1 - successes[-1] if successes else len(outcomes)
+    changes: dict[str, Any] = {}
+    if successes:
+        changes["last_success_at"] = outcomes[successes[-1]].at
+        changes["consecutive_failures"] = trailing
     else:
-        changes = {"last_failure_at": now, "consecutive_failures": F("consecutive_failures") + 1}
-    if gone_reason is not None:
-        changes.update(disabled_at=now, disabled_reason=gone_reason)
+        changes["consecutive_failures"] = F("consecutive_failures") + trailing
+    if failures:
+        changes["last_failure_at"] = max(failures)
+    gone = [outcome for outcome in outcomes if outcome.gone_reason is not None]
+    if gone:
+        changes.update(disabled_at=gone[-1].at, disabled_reason=gone[-1].gone_reason)
     if not DestinationState.objects.filter(alias=alias).update(**changes):
-        create = {
-            k: (1 if k == "consecutive_failures" and not success else v) for k, v in changes.items()
-        }
+        create = {**changes, "consecutive_failures": trailing}
         DestinationState.objects.get_or_create(alias=alias, defaults=create)
-    if gone_reason is not None:
-        logger.warning("Publish hooks destination %r is disabled: %s", alias, gone_reason)
+    if gone:
+        logger.warning("Publish hooks destination %r is disabled: %s", alias, gone[-1].gone_reason)
 
 
 def _ceil_second(value: datetime) -> datetime:
@@ -407,6 +544,26 @@ def redeliver(deliveries) -> int:
 
         schedule_dispatch()
     return count
+
+
+def cancel_deliveries(deliveries) -> int:
+    """Withdraw deliveries that are waiting to be sent. Returns the count.
+
+    Only pending and retrying ones are cancelled, and one being sent only if its worker's lease
+    has run out: the conditional ``UPDATE`` re-checks this row by row, so a delivery a worker
+    holds is never withdrawn under it (it finishes, and its outcome stands).
+    """
+    now = timezone.now()
+    lease_free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+    cancellable = (Q(status__in=DUE_STATUSES) & lease_free) | Q(
+        status=DeliveryStatus.SENDING, lease_expires_at__lte=now
+    )
+    return deliveries.filter(cancellable).update(
+        status=DeliveryStatus.CANCELLED,
+        lease_token=None,
+        lease_expires_at=None,
+        updated_at=now,
+    )
 
 
 def release_expired_leases() -> int:

@@ -17,11 +17,12 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .conf import capture_enabled, get_backend, get_destinations
 from .events import build_body, new_event_id
-from .includes import apply_includes, build_included_data
+from .includes import CAPTURED, apply_includes, build_included_data, capture_for_destinations
 from .models import Delivery, DeliveryStatus, Event
 from .receivers import ReceivedEvent, Receiver, call_in_process
 from .routing import Route, in_process_receivers_for, route_to, routes_for
@@ -37,14 +38,17 @@ def record_event(
     actor: Any = None,
     destinations: Iterable[str] | None = None,
     is_alias: bool = False,
+    reconciled: bool = False,
 ) -> Event | None:
     """Write an event and one delivery per destination, and dispatch them after commit.
 
     ``data`` may be a callable, called only once routing found a destination. ``destinations``
     bypasses routing (used to send a test event to one alias). ``is_alias`` marks an event about
     an alias page re-published or unpublished with its original: destinations and receivers
-    that exclude aliases (``EXCLUDE_ALIASES``) do not receive it. Extra documents that a routed
-    destination asked for (``INCLUDE``) are built here and stored with the event.
+    that exclude aliases (``EXCLUDE_ALIASES``) do not receive it. ``reconciled`` marks an event
+    that ``publish_hooks reconcile`` found missing (``"reconciled": true`` in the body). Extra
+    documents that a routed destination asked for (``INCLUDE``) are built here and stored with
+    the event.
     ``durable=False`` receivers that match are called after commit. Returns ``None`` when
     capture is disabled or no destination records the event. The queries issued do not depend
     on the number of destinations.
@@ -69,7 +73,14 @@ def record_event(
     wanted = {name for route in routes for name in route.include}
     wanted.update(name for receiver in in_process for name in receiver.include)
     included_data = build_included_data(wanted, instance, using=using) if wanted else {}
+    captured = capture_for_destinations(
+        [route.alias for route in routes], event_type, instance, using=using
+    )
+    if captured:
+        included_data = {**included_data, CAPTURED: captured}
     payload = build_body(event_id=event_id, event_type=event_type, timestamp=now, data=data)
+    if reconciled:
+        payload["reconciled"] = True
 
     if in_process:
         _call_after_commit(
@@ -120,6 +131,12 @@ def record_event(
                 )
             )
         Delivery.objects.using(using).bulk_create(new_deliveries)
+        for delivery in new_deliveries:
+            if delivery.destination in windows and delivery.pk is not None:
+                transaction.on_commit(
+                    functools.partial(delivery_opened, delivery.destination, delivery.pk),
+                    using=using,
+                )
         if merged_into:
             through = Delivery.coalesced_events.through
             through.objects.using(using).bulk_create(
@@ -156,16 +173,39 @@ def attach_to_open_delivery(alias: str, now: datetime, *, using: str) -> int | N
     condition re-checked: so an event is either merged before the claim or starts a delivery of
     its own, never merged into one already being sent.
     """
+    # A delivery this transaction opened is invisible to workers until commit, so it stays
+    # open however long the transaction runs (a bulk publish longer than the window).
+    opened_here = opened_in_this_transaction(alias, using)
     waiting = Delivery.objects.using(using).filter(
+        Q(next_attempt_at__gt=now) | Q(pk__in=opened_here),
         destination=alias,
         status=DeliveryStatus.PENDING,
         lease_token__isnull=True,
-        next_attempt_at__gt=now,
     )
     pk = waiting.order_by("next_attempt_at", "pk").values_list("pk", flat=True).first()
     if pk is None or not waiting.filter(pk=pk).update(updated_at=now):
         return None
     return pk
+
+
+def delivery_opened(alias: str, pk: int) -> None:
+    """Nothing to do on commit: marks a merging delivery opened in the transaction.
+
+    Django drops the marker with a savepoint that is rolled back, and with the transaction.
+    """
+
+
+def opened_in_this_transaction(alias: str, using: str) -> list[int]:
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return []
+    return [
+        entry[1].args[1]
+        for entry in connection.run_on_commit
+        if isinstance(entry[1], functools.partial)
+        and entry[1].func is delivery_opened
+        and entry[1].args[0] == alias
+    ]
 
 
 def _call_after_commit(
@@ -234,3 +274,19 @@ def dispatch_after_commit() -> None:
 
 def enqueued_in_this_transaction() -> None:
     """Nothing to do on commit: the task row commits with the deliveries."""
+
+
+def send_test_event(alias: str) -> Delivery | None:
+    """Record a ``publish_hooks.test`` event for one destination, bypassing its filters, and
+    return its delivery (sent after commit, like any other). ``None`` when capture is disabled.
+
+    Used by ``manage.py publish_hooks test`` and the admin's "Send test event".
+    """
+    from .events import TEST
+
+    event = record_event(
+        TEST,
+        data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
+        destinations=[alias],
+    )
+    return event.deliveries.get() if event is not None else None

@@ -1,16 +1,16 @@
-"""``manage.py publish_hooks``: inspect, test, redeliver, sweep and prune. Safe to run from cron."""
+"""``manage.py publish_hooks``: inspect, test, redeliver, sweep, prune, reconcile. Cron-safe."""
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from wagtail_publish_hooks import events
 from wagtail_publish_hooks.conf import get_backend, get_destinations, get_settings
 from wagtail_publish_hooks.delivery import (
     redeliver,
@@ -24,7 +24,7 @@ from wagtail_publish_hooks.models import (
     Event,
     retention_cutoff,
 )
-from wagtail_publish_hooks.outbox import record_event
+from wagtail_publish_hooks.outbox import send_test_event
 from wagtail_publish_hooks.receivers import get_receiver, registered_receivers
 from wagtail_publish_hooks.tasks import enqueue_delivery_run
 
@@ -76,6 +76,27 @@ class Command(BaseCommand):
         prune = sub.add_parser("prune", help="Delete finished events older than RETENTION_DAYS.")
         prune.add_argument("--days", type=int, help="Override RETENTION_DAYS.")
         prune.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
+
+        reconcile = sub.add_parser(
+            "reconcile",
+            help="Record the events of publishes and unpublishes that were never recorded.",
+        )
+        reconcile.add_argument(
+            "--since",
+            default="24h",
+            metavar="DURATION",
+            help="Look at changes this far back: 30m, 2h, 1d (default: 24h).",
+        )
+        reconcile.add_argument(
+            "--grace",
+            default="1m",
+            metavar="DURATION",
+            help="Leave changes younger than this alone: their event may be on its way "
+            "(default: 1m).",
+        )
+        reconcile.add_argument(
+            "--dry-run", action="store_true", help="List what is missing, record nothing."
+        )
 
         enable = sub.add_parser("enable", help="Re-enable a destination that was disabled.")
         enable.add_argument("alias")
@@ -148,16 +169,11 @@ class Command(BaseCommand):
             raise CommandError(
                 f"Destination {alias!r} cannot be built: {exc}. Run 'manage.py check' for details."
             ) from None
-        event = record_event(
-            events.TEST,
-            data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
-            destinations=[alias],
-        )
-        if event is None:
+        delivery = send_test_event(alias)
+        if delivery is None:
             raise CommandError("Capture is disabled (WAGTAIL_PUBLISH_HOOKS['ENABLED'] is False).")
-        delivery = event.deliveries.get()
         self.stdout.write(
-            f"Test event {event.event_id} queued for {alias!r} "
+            f"Test event {delivery.event.event_id} queued for {alias!r} "
             f"({backend.describe()}), delivery #{delivery.pk}."
         )
         if wait <= 0:
@@ -250,7 +266,7 @@ class Command(BaseCommand):
             raise CommandError("--days must be zero or more.")
         cutoff = retention_cutoff(days)
         unfinished = Delivery.objects.exclude(
-            status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED)
+            status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
         ).values("event_id")
         old = Event.objects.filter(created_at__lt=cutoff).exclude(pk__in=unfinished)
         total = old.count()
@@ -277,13 +293,42 @@ class Command(BaseCommand):
             )
         )
 
+    # -- reconcile -------------------------------------------------------------------------------
+
+    def handle_reconcile(self, *, since: str, grace: str, dry_run: bool, **options: Any) -> None:
+        from wagtail_publish_hooks.reconcile import parse_duration, reconcile
+
+        try:
+            window, settle = parse_duration(since), parse_duration(grace)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        retention = get_settings().RETENTION_DAYS
+        if isinstance(retention, int) and window > timedelta(days=retention):
+            raise CommandError(
+                f"--since {since} reaches beyond RETENTION_DAYS ({retention}): events older "
+                "than that are pruned, and their publishes would be sent again."
+            )
+        if not dry_run and not get_settings().ENABLED:
+            raise CommandError("Capture is disabled (WAGTAIL_PUBLISH_HOOKS['ENABLED'] is False).")
+        now = timezone.now()
+        found = reconcile(now - window, until=now - settle, dry_run=dry_run)
+        for missing, event in found:
+            if dry_run:
+                self.info(f"Would record {missing.describe()}")
+            elif event is not None:
+                self.info(f"Recorded {event.event_id}: {missing.describe()}")
+        recorded = sum(1 for _, event in found if event is not None)
+        if dry_run:
+            self.info(f"{len(found)} missing event(s) since {since} ago; nothing recorded.")
+        elif found:
+            self.info(self.style.SUCCESS(f"{recorded} missing event(s) recorded."))
+        else:
+            self.info(f"No missing events since {since} ago.")
+
     # -- enable ----------------------------------------------------------------------------------
 
     def handle_enable(self, *, alias: str, **options: Any) -> None:
-        updated = DestinationState.objects.filter(alias=alias, disabled_at__isnull=False).update(
-            disabled_at=None, disabled_reason="", consecutive_failures=0
-        )
-        if updated:
+        if DestinationState.enable(alias):
             self.info(self.style.SUCCESS(f"Destination {alias!r} is enabled again."))
         else:
             self.info(f"Destination {alias!r} was not disabled.")
