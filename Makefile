@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 
 .PHONY: help
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(STAMP): pyproject.toml
 	@test -x "$(PYTHON)" || { echo "No Python interpreter for row $(ROW) (PYTHON=$(PYTHON))"; exit 1; }
@@ -36,6 +36,14 @@ venv: $(STAMP) ## Create the virtual environment with everything installed
 .PHONY: test
 test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-postgres
+test-postgres: $(STAMP) ## Run the whole test suite on a throwaway local PostgreSQL
+	PUBLISH_HOOKS_TEST_DB=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+.PHONY: soak
+soak: $(STAMP) ## Soak: 20,000 events through 4 workers against a flaky sink, on PostgreSQL
+	$(BIN)/python benchmarks/soak.py
 
 .PHONY: lint
 lint: $(STAMP) ## ruff (lint and format check) and mypy
@@ -55,6 +63,7 @@ docs: $(STAMP) ## Build the documentation, strict (warnings fail)
 .PHONY: bench
 bench: $(STAMP) ## Run the benchmarks (figures as ratios)
 	$(BIN)/python benchmarks/publish_overhead.py
+	$(BIN)/python benchmarks/purge_set.py
 
 .PHONY: demo
 demo: $(STAMP) ## Run the sandbox site and worker on 127.0.0.1:8000 (admin / changeme)

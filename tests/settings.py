@@ -3,6 +3,7 @@
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -70,13 +71,37 @@ TEMPLATES = [
 SQLITE_PATH = os.environ.get(
     "TEST_SQLITE_PATH", os.path.join(tempfile.gettempdir(), f"wph-tests-{os.getpid()}.sqlite3")
 )
-DATABASES = {
+DATABASES: dict[str, dict[str, Any]] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": SQLITE_PATH,
         "TEST": {"NAME": SQLITE_PATH},
     }
 }
+
+# PostgreSQL: ``DATABASE_URL`` (it wins), or ``PUBLISH_HOOKS_TEST_DB=postgres`` for a throwaway
+# local cluster started here (tests/pgcluster.py) and stopped when this process exits.
+if not os.environ.get("DATABASE_URL") and os.environ.get("PUBLISH_HOOKS_TEST_DB") == "postgres":
+    from tests.pgcluster import start_cluster
+
+    os.environ["DATABASE_URL"] = start_cluster().url("wph")
+if os.environ.get("DATABASE_URL"):
+    import dj_database_url
+
+    DATABASES = {"default": dict(dj_database_url.parse(os.environ["DATABASE_URL"]))}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        INSTALLED_APPS.append("django.contrib.postgres")  # Wagtail's search index needs it
+    if os.environ.get("PUBLISH_HOOKS_TEST_DB_IS_TEST") == "1":
+        # A subprocess of the test run (a real worker): the URL names the test database.
+        DATABASES["default"]["TEST"] = {"NAME": DATABASES["default"]["NAME"]}
+    else:
+        # The test run: the subprocesses it starts inherit the URL of its test database.
+        from tests.pgcluster import database_url
+
+        TEST_DATABASE_NAME = f"test_{DATABASES['default']['NAME']}"
+        DATABASES["default"]["TEST"] = {"NAME": TEST_DATABASE_NAME}
+        os.environ["DATABASE_URL"] = database_url(os.environ["DATABASE_URL"], TEST_DATABASE_NAME)
+        os.environ["PUBLISH_HOOKS_TEST_DB_IS_TEST"] = "1"
 
 STATIC_URL = "/static/"
 STATIC_ROOT = str(BASE_DIR / "static")
@@ -90,7 +115,13 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
-WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
+WAGTAILSEARCH_BACKENDS: dict[str, dict[str, Any]] = {
+    "default": {"BACKEND": "wagtail.search.backends.database"}
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Wagtail's PostgreSQL search backend renormalises every index entry on each save
+    # (quadratic in a bulk publish); no test searches, so the index is not kept up to date.
+    WAGTAILSEARCH_BACKENDS["default"]["AUTO_UPDATE"] = False
 
 WAGTAIL_PUBLISH_HOOKS = {
     "DESTINATIONS": {},
@@ -109,3 +140,10 @@ if os.environ.get("PUBLISH_HOOKS_TEST_SETTINGS"):
     import json
 
     WAGTAIL_PUBLISH_HOOKS = json.loads(os.environ["PUBLISH_HOOKS_TEST_SETTINGS"])
+
+# Subprocesses started by the RQ tests (real rqworker processes) use that Redis as task queue.
+if os.environ.get("PUBLISH_HOOKS_TEST_REDIS_URL"):
+    INSTALLED_APPS.append("django_rq")
+    RQ_QUEUES = {"default": {"URL": os.environ["PUBLISH_HOOKS_TEST_REDIS_URL"]}}
+    RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}

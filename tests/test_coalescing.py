@@ -69,6 +69,21 @@ def test_a_bulk_publish_is_one_delivery(configure, pages, deliver):
     )
 
 
+def test_a_transaction_longer_than_the_window_is_still_one_delivery(configure, pages, deliver):
+    # Workers cannot see the delivery before the transaction commits, so it stays open to the
+    # transaction's later events even after its window has passed.
+    configure(DESTINATIONS={"build": {"BACKEND": RECORDER, "OPTIONS": {"COALESCE_SECONDS": 0.2}}})
+    first, second = pages(2)
+    with transaction.atomic():
+        first.save_revision().publish()
+        time.sleep(0.3)
+        second.save_revision().publish()
+    delivery = Delivery.objects.get()
+    assert len(delivery.covered_events()) == 2
+    deliver()
+    assert [len(send) for send in CoalescingRecorder.sends] == [2]
+
+
 def test_separate_publishes_within_the_window_merge(configure, pages, deliver):
     configure(DESTINATIONS={"build": {"BACKEND": RECORDER, "OPTIONS": {"COALESCE_SECONDS": 60}}})
     for page in pages(5):
@@ -127,11 +142,13 @@ def test_coalesce_seconds_0_sends_each_event(configure, pages):
 
 
 def test_a_short_window_is_sent_by_the_worker_when_it_closes(configure, pages, deliver):
-    configure(DESTINATIONS={"build": {"BACKEND": RECORDER, "OPTIONS": {"COALESCE_SECONDS": 0.5}}})
+    # Long enough for three publishes on a busy machine; the test waits for it to close.
+    configure(DESTINATIONS={"build": {"BACKEND": RECORDER, "OPTIONS": {"COALESCE_SECONDS": 3}}})
     for page in pages(3):
         page.save_revision().publish()
     assert CoalescingRecorder.sends == []
-    time.sleep(0.6)
+    closes = Delivery.objects.get().next_attempt_at
+    time.sleep(max(0.0, (closes - timezone.now()).total_seconds()) + 0.1)
     deliver()
     assert [len(send) for send in CoalescingRecorder.sends] == [3]
 

@@ -177,7 +177,7 @@ def test_a_receiver_that_raises_is_retried_recorded_and_redelivered(configure, d
     row = next(line for line in out.getvalue().splitlines() if line.startswith("python:flaky"))
     assert row.split() == [
         *("python:flaky", "PythonBackend"),
-        *("0", "0", "0", "1", "0"),  # pending, sending, delivered, retrying, failed
+        *("0", "0", "0", "1", "0", "0"),  # pending, sending, delivered, retrying, failed, cancelled
         *("1", "consecutive", "failure"),
     ]
 
