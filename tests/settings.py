@@ -76,6 +76,9 @@ DATABASES: dict[str, dict[str, Any]] = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": SQLITE_PATH,
         "TEST": {"NAME": SQLITE_PATH},
+        # Tests share the file with real worker processes: IMMEDIATE transactions wait for the
+        # write lock (up to the timeout) instead of failing with "database is locked".
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 30},
     }
 }
 
