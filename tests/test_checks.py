@@ -173,7 +173,22 @@ CASES = [
     ),
     ("W005", dest(EVENTS=[]), "['consumer']['EVENTS']: is empty"),
     ("W005", dest(MODELS=[]), "['consumer']['MODELS']: is empty"),
+    (
+        "W017",
+        {**dest(OPTIONS={"TIMEOUT": 30}), "LEASE_SECONDS": 60},
+        "['consumer']['OPTIONS']['TIMEOUT']: a request may take 30 s",
+    ),
+    (
+        "W017",
+        {**dest(), "LEASE_SECONDS": 20},
+        "['consumer']['OPTIONS']['TIMEOUT']: a request may take 15 s",
+    ),
 ]
+
+
+def test_a_lease_longer_than_twice_the_timeout_is_quiet(settings):
+    quiet = {**dest(OPTIONS={"TIMEOUT": 29}), "LEASE_SECONDS": 60}
+    assert [m.id for m in run(settings, quiet)] == []
 
 
 @pytest.mark.parametrize(

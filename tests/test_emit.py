@@ -114,6 +114,16 @@ def test_emit_without_an_object(webhook_destination, bodies):
     assert Event.objects.get().content_type is None
 
 
+def test_lone_surrogates_in_emitted_data_are_replaced(webhook_destination, bodies):
+    # Python strings may hold them; UTF-8 and PostgreSQL's JSON cannot.
+    webhook_destination(EVENTS=["shop.stock_low"])
+    emit("shop.stock_low", data={"sku": "A\ud800-1", "pair": "\ud83d\ude00"})
+    assert Event.objects.get().payload["data"]["sku"] == "A\ufffd-1"
+    [body] = bodies()
+    assert body["data"]["sku"] == "A\ufffd-1"
+    assert body["data"]["pair"] == "\U0001f600"
+
+
 def test_custom_events_are_routed_by_type_and_model(configure, httpserver, advert, editor):
     httpserver.expect_request("/adverts").respond_with_data("ok")
     httpserver.expect_request("/all").respond_with_data("ok")

@@ -292,6 +292,44 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         return messages
     for alias, config in destinations.items():
         messages += check_destination(alias, config)
+    messages += _check_lease_against_timeouts(raw.get("LEASE_SECONDS"), destinations)
+    return messages
+
+
+#: The request timeout of the shipped HTTP backends when ``OPTIONS["TIMEOUT"]`` is not given.
+DEFAULT_REQUEST_TIMEOUT = 15.0
+
+
+def _check_lease_against_timeouts(
+    lease: Any, destinations: Mapping[Any, Any]
+) -> list[checks.CheckMessage]:
+    """W017: a send that can outlast half the lease may be claimed again while still running.
+
+    A run renews its claims when less than half of ``LEASE_SECONDS`` is left, before each send;
+    a request allowed to take longer than that can see its claim expire and another worker send
+    the same delivery at the same time.
+    """
+    if lease is None:
+        lease = DEFAULTS["LEASE_SECONDS"]
+    if not _is_number(lease) or lease <= 0:
+        return []  # reported by the checks of the setting itself
+    messages: list[checks.CheckMessage] = []
+    for alias, config in destinations.items():
+        if not isinstance(config, Mapping) or not isinstance(config.get("OPTIONS", {}), Mapping):
+            continue
+        timeout = config.get("OPTIONS", {}).get("TIMEOUT", DEFAULT_REQUEST_TIMEOUT)
+        if _is_number(timeout) and timeout >= lease / 2:
+            messages.append(
+                warning(
+                    17,
+                    f"a request may take {timeout:g} s, but claims are renewed only when less "
+                    f"than half of LEASE_SECONDS ({lease:g} s) is left: a slow send can be "
+                    "claimed again and sent twice at the same time.",
+                    alias=str(alias),
+                    keys=("OPTIONS", "TIMEOUT"),
+                    hint=f"Set LEASE_SECONDS above {2 * timeout:g}, or lower TIMEOUT.",
+                )
+            )
     return messages
 
 

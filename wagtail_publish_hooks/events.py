@@ -79,11 +79,18 @@ def is_known_event_pattern(pattern: str) -> bool:
 def json_safe(value: Any) -> Any:
     """``value`` as plain JSON types (dates, decimals, UUIDs and lazy strings converted).
 
-    Raises ``TypeError`` or ``ValueError`` for what JSON cannot hold.
+    Lone surrogates, which Python strings can hold but UTF-8 and PostgreSQL's JSON cannot,
+    become U+FFFD. Raises ``TypeError`` or ``ValueError`` for what JSON cannot hold.
     """
     from django.core.serializers.json import DjangoJSONEncoder
 
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    text = json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Through UTF-16, a surrogate pair written as two code points becomes its character.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return json.loads(text)
 
 
 def isoformat(value: datetime | None) -> str | None:
