@@ -113,6 +113,21 @@ def _is_int(value: Any) -> bool:
 # -- Helpers the backends use for their OPTIONS --------------------------------------------------
 
 
+def check_callable_path(
+    number: int, path: Any, *, alias: str, keys: Iterable[str]
+) -> list[checks.CheckMessage]:
+    """Error ``number`` unless ``path`` is the dotted path of an importable callable."""
+    if not isinstance(path, str) or not path:
+        return [error(number, "must be the dotted path of a callable.", alias=alias, keys=keys)]
+    try:
+        target = import_string(path)
+    except ImportError as exc:
+        return [error(number, f"{path!r} cannot be imported ({exc}).", alias=alias, keys=keys)]
+    if not callable(target):
+        return [error(number, f"{path!r} is not callable.", alias=alias, keys=keys)]
+    return []
+
+
 def check_url_option(
     alias: str, options: Mapping[str, Any], key: str = "URL", *, required: bool = True
 ) -> list[checks.CheckMessage]:

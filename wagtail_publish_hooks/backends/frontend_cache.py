@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
-from django.utils.module_loading import import_string
 
 from .. import checks as publish_checks
 from .. import events
@@ -349,23 +348,7 @@ class FrontendCacheBackend(BaseBackend):
                         )
                     )
                     continue
-            target = None
-            if isinstance(path, str) and path:
-                try:
-                    target = import_string(path)
-                except ImportError as exc:
-                    messages.append(
-                        publish_checks.error(
-                            40, f"{path!r} cannot be imported ({exc}).", alias=alias, keys=where
-                        )
-                    )
-                    continue
-            if not callable(target):
-                messages.append(
-                    publish_checks.error(
-                        40, "must be the dotted path of a callable.", alias=alias, keys=where
-                    )
-                )
+            messages += publish_checks.check_callable_path(40, path, alias=alias, keys=where)
         return messages
 
     # -- the purge set ---------------------------------------------------------------------------

@@ -270,26 +270,7 @@ class RevalidateBackend(BaseBackend):
                             )
                         )
                         continue
-            if not isinstance(path, str) or not path:
-                messages.append(
-                    publish_checks.error(
-                        35, "must be the dotted path of a callable.", alias=alias, keys=where
-                    )
-                )
-                continue
-            try:
-                target = import_string(path)
-            except ImportError as exc:
-                messages.append(
-                    publish_checks.error(
-                        35, f"{path!r} cannot be imported ({exc}).", alias=alias, keys=where
-                    )
-                )
-                continue
-            if not callable(target):
-                messages.append(
-                    publish_checks.error(35, f"{path!r} is not callable.", alias=alias, keys=where)
-                )
+            messages += publish_checks.check_callable_path(35, path, alias=alias, keys=where)
         return messages
 
     # -- building the requests -------------------------------------------------------------------
