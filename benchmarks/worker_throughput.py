@@ -167,26 +167,9 @@ def setup_django(db_path: Path, hooks: dict[str, Any], journal_mode: str) -> dic
 
 
 def build_page() -> Any:
-    from wagtail.models import Locale, Page, Site
+    from benchmark_site import draft_blog_page
 
-    from tests.testapp.models import BlogIndexPage, BlogPage
-
-    site = Site.objects.filter(is_default_site=True).select_related("root_page").first()
-    if site is None:
-        locale, _ = Locale.objects.get_or_create(language_code="en")
-        root = Page.get_first_root_node() or Page.add_root(
-            instance=Page(title="Root", slug="root", locale=locale)
-        )
-        home = Page(title="Home", slug="home", locale=locale)
-        root.add_child(instance=home)
-        Site.objects.create(hostname="localhost", port=80, root_page=home, is_default_site=True)
-    else:
-        home = site.root_page.specific
-    index = BlogIndexPage(title="News", slug="news")
-    home.add_child(instance=index)
-    page = BlogPage(title="Benchmark post", slug="benchmark-post", intro="Hello", live=False)
-    index.add_child(instance=page)
-    return page
+    return draft_blog_page()
 
 
 class Workers:
