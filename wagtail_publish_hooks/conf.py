@@ -81,6 +81,9 @@ class Destination:
     exclude_aliases: bool = True
     #: Extra documents captured with the event for this destination (``"api"``).
     include: tuple[str, ...] = ()
+    #: Whether it is managed in the admin (a ``ManagedDestination`` row) rather than defined in
+    #: settings: such a destination is held to the limits an admin user is trusted with.
+    managed: bool = False
 
     def get_backend(self) -> BaseBackend:
         return get_backend(self.alias)
@@ -210,7 +213,9 @@ def settings_destinations() -> dict[str, Destination]:
     return destinations
 
 
-def destination_from_config(alias: str, config: Any) -> Destination | None:
+def destination_from_config(
+    alias: str, config: Any, *, managed: bool = False
+) -> Destination | None:
     """A destination from its configuration (a ``DESTINATIONS`` entry), or ``None`` (logged)
     if it is too malformed to route to."""
     if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
@@ -230,6 +235,7 @@ def destination_from_config(alias: str, config: Any) -> Destination | None:
             else backend_excludes_aliases(config["BACKEND"])
         ),
         include=_optional_tuple(config.get("INCLUDE")) or (),
+        managed=managed,
     )
 
 

@@ -110,7 +110,7 @@ def build_destinations(rows: Any) -> dict[str, Destination]:
         if row.alias.startswith(RECEIVER_PREFIX):
             continue  # reported by the system checks (W014)
         config: Mapping[str, Any] = row.to_config()
-        destination = destination_from_config(row.alias, config)
+        destination = destination_from_config(row.alias, config, managed=True)
         if destination is not None:
             destinations[row.alias] = destination
     return destinations
