@@ -53,9 +53,24 @@ def test_a_missing_object_is_403_not_404_without_permission(client, django_user_
     assert client.get(admin_url("page_deliveries", 999)).status_code == 403
 
 
+def grant_page_permission(user, page, codename: str = "change_page") -> None:
+    from django.contrib.auth.models import Permission
+    from wagtail.models import GroupPagePermission
+
+    GroupPagePermission.objects.create(
+        group=user.groups.get(),
+        page=page,
+        permission=Permission.objects.get(content_type__app_label="wagtailcore", codename=codename),
+    )
+
+
 def test_view_delivery_sees_but_cannot_act(client, django_user_model, site_root):
-    client.force_login(user_with(django_user_model, "view_delivery"))
+    user = user_with(django_user_model, "view_delivery")
+    client.force_login(user)
     delivery = make_delivery(status=DeliveryStatus.FAILED)
+    # A page's deliveries need access to the page too.
+    assert client.get(admin_url("page_deliveries", site_root.pk)).status_code == 403
+    grant_page_permission(user, site_root)
     home = settings_menu(client)
     assert "publish-hooks-deliveries" in home
     assert reverse("wagtail_publish_hooks:deliveries") in home

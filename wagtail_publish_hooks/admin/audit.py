@@ -24,10 +24,24 @@ LOG_ACTIONS = (
 
 
 def delivery_label(delivery: Delivery) -> str:
-    """How a delivery is named in the audit log: "#12 page.published "Hello" → consumer"."""
+    """How a delivery is named in the audit log: "#12 page.published → consumer".
+
+    Without the object's title: Wagtail shows these entries to everyone who may view
+    deliveries, and the title is the object's, shown only to those who may see the object.
+    """
+    return f"#{delivery.pk} {delivery.event.event_type} → {delivery.destination}"[:255]
+
+
+def log_data(delivery: Delivery) -> dict[str, Any]:
+    """What an entry records: the event and the object it is about, by type and id."""
     event = delivery.event
-    about = f" “{event.object_repr}”" if event.object_repr else ""
-    return f"#{delivery.pk} {event.event_type}{about} → {delivery.destination}"[:255]
+    return {
+        "destination": delivery.destination,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "content_type": event.content_type_id,
+        "object_id": event.object_id,
+    }
 
 
 def log_delivery_actions(deliveries: Iterable[Delivery], action: str, user: Any) -> None:
@@ -47,12 +61,7 @@ def log_delivery_actions(deliveries: Iterable[Delivery], action: str, user: Any)
             timestamp=now,
             uuid=shared,
             user=user if getattr(user, "is_authenticated", False) else None,
-            data={
-                "destination": delivery.destination,
-                "event_id": delivery.event.event_id,
-                "event_type": delivery.event.event_type,
-                "object": delivery.event.object_repr,
-            },
+            data=log_data(delivery),
         )
         for delivery in deliveries
     ]

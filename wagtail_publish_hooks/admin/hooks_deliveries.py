@@ -14,7 +14,7 @@ from wagtail.admin.ui.menus.pages import PageMenuItem
 from .audit import LOG_ACTIONS
 from .dashboard import DeliveriesPanel
 from .menu import publish_hooks_menu_item
-from .permissions import can_view_deliveries
+from .permissions import ObjectAccess, can_view_deliveries
 from .viewsets import DeliveriesViewSet
 
 
@@ -46,7 +46,8 @@ class PageDeliveriesMenuItem(PageMenuItem):
     url_name = "wagtail_publish_hooks:page_deliveries"
 
     def is_shown(self, user: Any) -> bool:
-        return can_view_deliveries(user)
+        # Only for a page the user has access to: the view answers 403 otherwise.
+        return can_view_deliveries(user) and ObjectAccess(user).can_see_page(self.page)
 
 
 @hooks.register("register_page_header_buttons")
@@ -55,8 +56,12 @@ def page_deliveries_button(page: Any, user: Any, view_name: str, next_url: Any =
 
 
 class SnippetDeliveriesMenuItem(MenuItem):
+    def __init__(self, *args: Any, instance: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.instance = instance
+
     def is_shown(self, user: Any) -> bool:
-        return can_view_deliveries(user)
+        return can_view_deliveries(user) and ObjectAccess(user).can_see_instance(self.instance)
 
 
 @hooks.register("register_snippet_listing_buttons")
@@ -70,4 +75,5 @@ def snippet_deliveries_button(snippet: Any, user: Any, next_url: Any = None) -> 
         ),
         icon_name="resubmit",
         priority=60,
+        instance=snippet,
     )

@@ -6,11 +6,11 @@ import json
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db import models
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -30,9 +30,9 @@ from wagtail.models import Page
 
 from ..delivery import cancel_deliveries, redeliver
 from ..models import DUE_STATUSES, Attempt, Delivery, DeliveryStatus, Event
-from .audit import CANCEL, REDELIVER, delivery_label, log_delivery_actions
+from .audit import CANCEL, REDELIVER, delivery_label, log_data, log_delivery_actions
 from .filters import DeliveryFilterSet
-from .permissions import can_redeliver
+from .permissions import ObjectAccess, can_redeliver, is_page_model, is_snippet_model
 
 NAMESPACE = "wagtail_publish_hooks"
 
@@ -42,6 +42,12 @@ REDACTED = "[redacted]"
 
 #: How many deliveries a bulk action updates per statement.
 BULK_CHUNK = 500
+
+#: Query parameters of the report that are not filters.
+REPORT_PARAMETERS = ("q", "p", "ordering", "_w_filter_fragment", "next")
+
+#: Shown instead of the title of an object the user may not see.
+WITHHELD = gettext_lazy("(not shown: you have no access to it)")
 
 
 def url(name: str, *args: Any) -> str:
@@ -70,19 +76,55 @@ def deliveries_queryset() -> QuerySet[Delivery]:
     return Delivery.objects.select_related("event").defer("event__payload", "event__included_data")
 
 
-def search_deliveries(queryset: QuerySet[Delivery], query: str) -> QuerySet[Delivery]:
-    """Search by the title of the page or object (and by event id, for support requests)."""
+def search_deliveries(
+    queryset: QuerySet[Delivery], query: str, access: ObjectAccess
+) -> QuerySet[Delivery]:
+    """Search by the title of the page or object (and by event id, for support requests).
+
+    Titles are searched only among the objects the user may see: a search that matched hidden
+    titles would let anyone spell them out one letter at a time.
+    """
     query = query.strip()
     if not query:
         return queryset
-    return queryset.filter(Q(event__object_repr__icontains=query) | Q(event__event_id=query))
+    title = Q(event__object_repr__icontains=query)
+    if not access.sees_everything:
+        title &= access.condition()
+    return queryset.filter(title | Q(event__event_id=query))
 
 
-def filtered_deliveries(request: HttpRequest, base: QuerySet[Delivery]) -> QuerySet[Delivery]:
-    """``base`` narrowed by the report's filters and search in ``request.GET``."""
+def filter_errors(request: HttpRequest, filters: DeliveryFilterSet) -> list[str]:
+    """Why the filters in ``request.GET`` cannot select deliveries, if they cannot: an invalid
+    value, an unknown parameter or one given twice. A bulk action refuses such a selection
+    rather than act on more than the user asked for."""
+    errors = []
+    unknown = filters.unknown_parameters(allowed=REPORT_PARAMETERS)
+    if unknown:
+        errors.append(
+            _("Unknown or repeated filter: %(names)s.") % {"names": ", ".join(unknown)}
+        )
+    if not filters.is_valid():
+        for name, messages_ in filters.errors.items():
+            label = filters.form.fields[name].label if name in filters.form.fields else name
+            errors.append(
+                _("Invalid filter “%(label)s”: %(error)s")
+                % {"label": label, "error": " ".join(str(m) for m in messages_)}
+            )
+    return errors
+
+
+def filtered_deliveries(
+    request: HttpRequest, base: QuerySet[Delivery]
+) -> tuple[QuerySet[Delivery], list[str]]:
+    """``base`` narrowed by the report's filters and search in ``request.GET``, and the errors
+    that make the filters unusable (then the queryset selects nothing)."""
     filters = DeliveryFilterSet(data=request.GET, request=request)
-    queryset = filters.filter_queryset(base) if filters.is_valid() else base
-    return search_deliveries(queryset, request.GET.get("q", ""))
+    errors = filter_errors(request, filters)
+    if errors:
+        return base.none(), errors
+    queryset = filters.filter_queryset(base)
+    access = ObjectAccess(request.user)
+    return search_deliveries(queryset, request.GET.get("q", ""), access), []
 
 
 def report_querystring(request: HttpRequest) -> str:
@@ -92,6 +134,36 @@ def report_querystring(request: HttpRequest) -> str:
         query.pop(name, None)
     encoded = query.urlencode()
     return f"?{encoded}" if encoded else ""
+
+
+def shown_title(delivery: Delivery) -> str:
+    """The title of the delivery's object, if the user may see that object (``object_visible``,
+    annotated by :class:`ObjectAccess`)."""
+    title = delivery.event.object_repr
+    if not title or getattr(delivery, "object_visible", False):
+        return title
+    return str(WITHHELD)
+
+
+def shown_label(delivery: Delivery) -> str:
+    """``#12 page.published → consumer``, with the object's title if the user may see it."""
+    label = delivery_label(delivery)
+    if delivery.event.object_repr and getattr(delivery, "object_visible", False):
+        label += f" · “{delivery.event.object_repr}”"
+    return label
+
+
+def find_instance(model: type[models.Model], raw_pk: Any) -> Any:
+    """The instance of ``model`` whose primary key is ``raw_pk`` (as given in a URL), or 404:
+    a key of the wrong shape or beyond the column's range is a missing object, not an error."""
+    try:
+        pk = model._meta.pk.to_python(raw_pk)  # type: ignore[union-attr]
+        instance = model._default_manager.filter(pk=pk).first()
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        raise Http404 from None
+    if instance is None:
+        raise Http404
+    return instance
 
 
 class ForbiddenMixin:
@@ -150,11 +222,22 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
     default_ordering = "-created_at"
     paginate_by = 50
 
+    def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
+        super().setup(request, *args, **kwargs)
+        # No spreadsheet export: it would read the whole table in one request.
+        self.is_export = False
+
+    @cached_property
+    def access(self) -> ObjectAccess:
+        return ObjectAccess(self.request.user)
+
     def get_base_queryset(self) -> QuerySet[Delivery]:
-        return deliveries_queryset()
+        return self.access.annotate(deliveries_queryset())
 
     def search_queryset(self, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
-        return search_deliveries(queryset, self.search_query) if self.is_searching else queryset
+        if not self.is_searching:
+            return queryset
+        return search_deliveries(queryset, self.search_query, self.access)
 
     def order_queryset(self, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
         ordering = self.ordering or self.default_ordering
@@ -171,7 +254,7 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
                 accessor="event.event_type",
                 get_url=lambda delivery: url("delivery", delivery.pk),
             ),
-            Column("object", label=gettext_lazy("Page or object"), accessor="event.object_repr"),
+            Column("object", label=gettext_lazy("Page or object"), accessor=shown_title),
             Column("destination", label=gettext_lazy("Destination"), sort_key="destination"),
             StatusColumn(),
             NumberColumn("attempts", label=gettext_lazy("Attempts"), sort_key="attempts"),
@@ -257,12 +340,23 @@ class ObjectDeliveriesView(DeliveryIndexView):
         return self.object_and_types[1]
 
     def get_object_and_types(self) -> tuple[Any, list[int]]:
+        """The object (404 if it is not one the package records events for, or is missing;
+        403 if the user may not see it) and the content types its events are recorded with."""
         raise NotImplementedError(f"{type(self).__name__} must say which object it shows")
 
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        self.object_and_types  # noqa: B018 (404 or 403 before anything is shown)
+        return super().get(request, *args, **kwargs)
+
     def get_base_queryset(self) -> QuerySet[Delivery]:
-        return deliveries_queryset().filter(
-            event__content_type_id__in=self.content_type_ids,
-            event__object_id=str(self.object.pk),
+        # The user may see the object (checked above): its title is shown on every row.
+        return (
+            deliveries_queryset()
+            .filter(
+                event__content_type_id__in=self.content_type_ids,
+                event__object_id=str(self.object.pk),
+            )
+            .annotate(object_visible=models.Value(True))
         )
 
     def get_page_title(self) -> str:
@@ -290,7 +384,9 @@ class PageDeliveriesView(ObjectDeliveriesView):
     index_url_name = f"{NAMESPACE}:deliveries"
 
     def get_object_and_types(self) -> tuple[Any, list[int]]:
-        page = get_object_or_404(Page, pk=self.kwargs["page_id"])
+        page = find_instance(Page, self.kwargs["page_id"])
+        if not self.access.can_see_page(page):
+            raise PermissionDenied
         # Events name the page's specific type; any recorded with the base type count too.
         types = [page.content_type_id, ContentType.objects.get_for_model(Page).pk]
         return page, types
@@ -316,12 +412,22 @@ class SnippetDeliveriesView(ObjectDeliveriesView):
             content_type = ContentType.objects.get_by_natural_key(
                 self.kwargs["app_label"], self.kwargs["model_name"]
             )
-        except ContentType.DoesNotExist:
+        except (ContentType.DoesNotExist, ValueError):
             raise Http404 from None
         model = content_type.model_class()
-        if model is None:
+        # Pages have their own view. Snippets are the objects events are recorded for; another
+        # model (an instance given to emit()) only when events were recorded for it and the
+        # user holds a permission on it: nobody learns here about models they cannot see.
+        if model is None or is_page_model(model):
             raise Http404
-        instance = get_object_or_404(model, pk=self.kwargs["pk"])
+        if not is_snippet_model(model) and not (
+            self.access.can_see_model(model)
+            and Event.objects.filter(content_type=content_type).exists()
+        ):
+            raise Http404
+        instance = find_instance(model, self.kwargs["pk"])
+        if not self.access.can_see_instance(instance):
+            raise PermissionDenied
         return instance, [content_type.pk]
 
     def url_args(self) -> tuple[str, str, str]:
@@ -345,17 +451,22 @@ class DeliveryDetailView(
     header_icon = "resubmit"
 
     @cached_property
+    def access(self) -> ObjectAccess:
+        return ObjectAccess(self.request.user)
+
+    @cached_property
     def delivery(self) -> Delivery:
         # Looked up after the permission check (see ObjectDeliveriesView).
-        return get_object_or_404(
-            Delivery.objects.select_related("event", "event__actor"), pk=self.kwargs["pk"]
+        return find_instance_in(
+            self.access.annotate(Delivery.objects.select_related("event", "event__actor")),
+            self.kwargs["pk"],
         )
 
     def get_page_title(self) -> str:
         return _("Delivery #%(id)s") % {"id": self.delivery.pk}
 
     def get_page_subtitle(self) -> str:
-        return delivery_label(self.delivery)
+        return shown_label(self.delivery)
 
     def get_breadcrumbs_items(self) -> list[dict[str, Any]]:
         return [
@@ -391,30 +502,59 @@ class DeliveryDetailView(
         context = super().get_context_data(**kwargs)
         delivery = self.delivery
         event = delivery.event
+        # What reveals the object (its title, the payload with its title, URLs and API data,
+        # what the destination answered about it, links to it) is shown only to a user who
+        # may see the object.
+        visible = bool(delivery.object_visible)  # type: ignore[attr-defined]
         attempts = [
             {
                 "attempt": attempt,
                 "request_headers": redact_headers(attempt.request_headers),
                 "response_headers": redact_headers(attempt.response_headers),
-                "detail": pretty_json(attempt.detail) if attempt.detail else "",
+                "detail": pretty_json(attempt.detail) if attempt.detail and visible else "",
+                "response_body": attempt.response_body if visible else "",
             }
             for attempt in Attempt.objects.filter(delivery=delivery).order_by("-number")
         ]
-        covered = delivery.covered_events()
+        merged = list(
+            self.access.annotate(delivery.coalesced_events.order_by("created_at", "pk"), prefix="")
+        )
+        event.object_visible = visible  # type: ignore[attr-defined]
+        covered = [
+            {
+                "event": covered_event,
+                "title": (
+                    covered_event.object_repr if covered_event.object_visible else str(WITHHELD)
+                ),
+            }
+            for covered_event in [event, *merged]
+        ]
         context.update(
             delivery=delivery,
             event=event,
-            payload=pretty_json(delivery.payload),
+            object_visible=visible,
+            object_title=shown_title(delivery),
+            payload=pretty_json(delivery.payload) if visible else "",
             covered_events=covered if len(covered) > 1 else [],
             attempts=attempts,
-            object_url=object_admin_url(event),
-            object_deliveries_url=object_deliveries_url(event),
+            object_url=object_admin_url(event) if visible else None,
+            object_deliveries_url=object_deliveries_url(event) if visible else None,
             can_redeliver=self.can_redeliver,
             status_classname=(
                 "w-status--primary" if delivery.status == DeliveryStatus.DELIVERED else ""
             ),
         )
         return context
+
+
+def find_instance_in(queryset: QuerySet[Any], raw_pk: Any) -> Any:
+    try:
+        instance = queryset.filter(pk=raw_pk).first()
+    except (ValidationError, ValueError, TypeError, OverflowError):
+        raise Http404 from None
+    if instance is None:
+        raise Http404
+    return instance
 
 
 def object_admin_url(event: Event) -> str | None:
@@ -458,10 +598,13 @@ class DeliveryActionView(
 
     @cached_property
     def delivery(self) -> Delivery:
-        return get_object_or_404(Delivery.objects.select_related("event"), pk=self.kwargs["pk"])
+        access = ObjectAccess(self.request.user)
+        return find_instance_in(
+            access.annotate(Delivery.objects.select_related("event")), self.kwargs["pk"]
+        )
 
     def get_page_subtitle(self) -> str:
-        return delivery_label(self.delivery)
+        return shown_label(self.delivery)
 
     def get_breadcrumbs_items(self) -> list[dict[str, Any]]:
         return [
@@ -515,7 +658,7 @@ class RedeliverView(DeliveryActionView):
             action=REDELIVER,
             user=request.user,
             title=delivery_label(self.delivery),
-            data=_log_data(self.delivery),
+            data=log_data(self.delivery),
         )
         messages.success(request, _("Delivery #%(id)s queued again.") % {"id": self.delivery.pk})
 
@@ -542,18 +685,9 @@ class CancelView(DeliveryActionView):
             action=CANCEL,
             user=request.user,
             title=delivery_label(self.delivery),
-            data=_log_data(self.delivery),
+            data=log_data(self.delivery),
         )
         messages.success(request, _("Delivery #%(id)s cancelled.") % {"id": self.delivery.pk})
-
-
-def _log_data(delivery: Delivery) -> dict[str, Any]:
-    return {
-        "destination": delivery.destination,
-        "event_id": delivery.event.event_id,
-        "event_type": delivery.event.event_type,
-        "object": delivery.event.object_repr,
-    }
 
 
 class BulkActionView(
@@ -562,7 +696,9 @@ class BulkActionView(
     """Confirm (GET) and carry out (POST) an action on every matching delivery.
 
     The selection is the report's filters and search, from the query string, narrowed to the
-    statuses the action applies to.
+    statuses the action applies to. Filters that cannot be applied as given (an invalid value,
+    an unknown or repeated parameter) refuse the action: it never acts on more than the report
+    with those filters shows.
     """
 
     model = Delivery
@@ -574,8 +710,16 @@ class BulkActionView(
     log_action = ""
 
     def selection(self) -> QuerySet[Delivery]:
+        return self.filtered[0]
+
+    @cached_property
+    def filtered(self) -> tuple[QuerySet[Delivery], list[str]]:
         base = Delivery.objects.filter(status__in=self.statuses)
         return filtered_deliveries(self.request, base)
+
+    @property
+    def filter_errors(self) -> list[str]:
+        return self.filtered[1]
 
     def report_url(self) -> str:
         return url("deliveries") + report_querystring(self.request)
@@ -589,21 +733,35 @@ class BulkActionView(
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
-        count = self.selection().count()
+        errors = self.filter_errors
+        count = 0 if errors else self.selection().count()
         context.update(
             action_url=self.request.get_full_path(),
             action_label=self.action_label if count else "",
-            confirmation_message=self.get_confirmation_message(count),
+            confirmation_message=(
+                _("Nothing was done: the filters cannot select deliveries as given.")
+                if errors
+                else self.get_confirmation_message(count)
+            ),
+            errors=errors,
             cancel_url=get_valid_next_url_from_request(self.request) or self.report_url(),
             next_url=get_valid_next_url_from_request(self.request),
             count=count,
         )
         return context
 
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = super().get(request, *args, **kwargs)
+        if self.filter_errors:
+            response.status_code = 400
+        return response
+
     def get_confirmation_message(self, count: int) -> str:
         raise NotImplementedError(f"{type(self).__name__} must describe its action")
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if self.filter_errors:
+            return self.get(request, *args, **kwargs)
         with transaction.atomic():
             # One transaction: one delivery run is enqueued, when it commits.
             done = self.apply_in_chunks(request)
@@ -625,7 +783,8 @@ class BulkActionView(
                     "destination",
                     "event__event_id",
                     "event__event_type",
-                    "event__object_repr",
+                    "event__content_type_id",
+                    "event__object_id",
                 )
                 .order_by("pk")[:BULK_CHUNK]
             )
