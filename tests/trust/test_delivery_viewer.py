@@ -352,7 +352,8 @@ def test_object_scoped_bulk_actions_stay_scoped(client, tree):
     elsewhere = deliver_about(tree["news"], status=DeliveryStatus.PENDING)
     client.force_login(news_viewer(tree, "wagtail_publish_hooks.redeliver_delivery"))
     content = client.get(admin_url("page_deliveries", tree["public"].pk)).content.decode()
-    [link] = set(re.findall(r'href="(/admin/publish-hooks/deliveries/cancel-pending/[^"]*)"', content))
+    bulk = r'href="(/admin/publish-hooks/deliveries/cancel-pending/[^"]*)"'
+    [link] = set(re.findall(bulk, content))
     link = html.unescape(link)
     assert f"object_id={tree['public'].pk}" in link
     assert client.post(link).status_code == 302

@@ -35,7 +35,7 @@ from .. import events
 from ..conf import get_destinations
 from ..models import Delivery, DeliveryStatus
 from ..receivers import registered_receivers
-from .permissions import is_snippet_model, page_models
+from .permissions import page_models
 
 #: The "Created" shortcuts: value → (label, age). The dashboard links to ``24h``.
 PERIODS = {
@@ -185,9 +185,12 @@ class DeliveryFilterSet(WagtailFilterSet):
         for name in ("destination", "event_type"):
             value = self.data.get(name) if self.data is not None else None
             field = self.form.fields[name]
-            if value and not forms.ChoiceField.valid_value(field, value):
-                if field.valid_value(value):
-                    field.choices = [*field.choices, (value, value)]
+            if (
+                value
+                and not forms.ChoiceField.valid_value(field, value)
+                and field.valid_value(value)
+            ):
+                field.choices = [*field.choices, (value, value)]
 
     def filter_destination(self, queryset: QuerySet[Delivery], name: str, value: str):
         if value == REMOVED:

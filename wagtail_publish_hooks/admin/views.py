@@ -7,8 +7,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -100,9 +99,7 @@ def filter_errors(request: HttpRequest, filters: DeliveryFilterSet) -> list[str]
     errors = []
     unknown = filters.unknown_parameters(allowed=REPORT_PARAMETERS)
     if unknown:
-        errors.append(
-            _("Unknown or repeated filter: %(names)s.") % {"names": ", ".join(unknown)}
-        )
+        errors.append(_("Unknown or repeated filter: %(names)s.") % {"names": ", ".join(unknown)})
     if not filters.is_valid():
         for name, messages_ in filters.errors.items():
             label = filters.form.fields[name].label if name in filters.form.fields else name
