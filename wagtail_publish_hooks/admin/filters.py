@@ -108,12 +108,15 @@ def event_models() -> list[type[models.Model]]:
     return sorted(found, key=lambda model: model._meta.label_lower)
 
 
-def event_content_types(request: Any) -> QuerySet[ContentType]:
+def filterable_content_type_ids() -> set[int]:
+    """The content types of :func:`event_models`, the "Object type" filter's choices."""
     # get_for_models() answers from Django's content type cache once it is warm.
-    content_types = ContentType.objects.get_for_models(
-        *event_models(), for_concrete_models=False
-    ).values()
-    ids = sorted(content_type.pk for content_type in content_types)
+    content_types = ContentType.objects.get_for_models(*event_models(), for_concrete_models=False)
+    return {content_type.pk for content_type in content_types.values()}
+
+
+def event_content_types(request: Any) -> QuerySet[ContentType]:
+    ids = sorted(filterable_content_type_ids())
     return ContentType.objects.filter(pk__in=ids).order_by("app_label", "model")
 
 

@@ -30,7 +30,7 @@ from wagtail.models import Page
 from ..delivery import cancel_deliveries, redeliver
 from ..models import DUE_STATUSES, Attempt, Delivery, DeliveryStatus, Event
 from .audit import CANCEL, REDELIVER, delivery_label, log_data, log_delivery_actions
-from .filters import DeliveryFilterSet
+from .filters import DeliveryFilterSet, filterable_content_type_ids
 from .permissions import ObjectAccess, can_redeliver, is_page_model, is_snippet_model
 
 NAMESPACE = "wagtail_publish_hooks"
@@ -367,6 +367,14 @@ class ObjectDeliveriesView(DeliveryIndexView):
         items.append({"url": reverse(self.index_url_name), "label": _("Deliveries")})
         items.append({"url": "", "label": self.object_title()})
         return items
+
+    @cached_property
+    def header_buttons(self) -> list[HeaderButton]:
+        # The bulk actions are scoped to the object by its type, which must be one the filter
+        # knows (the instance of a model that emit() was given may not be).
+        if self.content_type_ids[0] not in filterable_content_type_ids():
+            return []
+        return super().header_buttons
 
     def bulk_querystring(self) -> str:
         query = self.request.GET.copy()
