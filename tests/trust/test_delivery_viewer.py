@@ -347,6 +347,26 @@ def test_bulk_action_with_a_valid_filter_acts_on_that_filter_only(client, tree):
     assert Delivery.objects.get(pk=other.pk).status == DeliveryStatus.PENDING
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "?destination=a",
+        "?destination=-removed",  # neither is configured here
+        "?destination=a&status=pending&period=7d&event_type=page.published",
+        "?destination=a&event_type=shop.order_shipped&q=Hello",
+        "?destination=a&created_at_from=2000-01-01&created_at_to=2999-12-31",
+        "?destination=a&object_id=1&ordering=-created_at&p=1",
+    ],
+)
+def test_valid_filters_are_not_refused(client, tree, query):
+    make_delivery(destination="a", status=DeliveryStatus.PENDING)
+    client.force_login(news_viewer(tree, "wagtail_publish_hooks.redeliver_delivery"))
+    confirm = client.get(admin_url("cancel_pending") + query)
+    assert confirm.status_code == 200
+    assert "Nothing was done" not in text(confirm)
+
+
 def test_bulk_search_matches_the_same_rows_as_the_report(client, tree):
     """A title search in a bulk action takes only what the report shows for it."""
     secret = deliver_about(tree["secret"], status=DeliveryStatus.PENDING)

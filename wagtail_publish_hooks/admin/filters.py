@@ -211,9 +211,11 @@ class DeliveryFilterSet(WagtailFilterSet):
         and those given more than once: a bulk action refuses to guess what they meant."""
         known = set(allowed)
         for name, field in self.form.fields.items():
-            suffixes = getattr(field.widget, "widgets_names", None)
-            if suffixes:
-                known.update(f"{name}{suffix}" for suffix in suffixes)
+            widget = field.widget
+            if hasattr(widget, "suffixed"):  # django-filter's: created_at_from, created_at_to
+                known.update(widget.suffixed(name, suffix) for suffix in widget.suffixes)
+            elif isinstance(widget, forms.MultiWidget):
+                known.update(f"{name}{suffix}" for suffix in widget.widgets_names)  # type: ignore[attr-defined]
             else:
                 known.add(name)
         data = self.data
