@@ -220,6 +220,18 @@ def test_report_withholds_titles_of_objects_the_user_may_not_see(client, tree):
     assert WITHHELD not in content
 
 
+def test_a_viewer_without_any_other_permission_sees_no_title(client, tree):
+    secret = deliver_about(tree["secret"])
+    make_delivery("About nothing in particular")
+    client.force_login(admin_user("bare", "wagtail_publish_hooks.view_delivery"))
+    response = client.get(admin_url("deliveries"), {"q": "a"})
+    assert [WITHHELD in row for row in rows(response)] == [False]  # the one without an object
+    content = text(client.get(admin_url("deliveries")))
+    assert SECRET_TITLE not in content and WITHHELD in content
+    content = text(client.get(admin_url("delivery", secret.pk)))
+    assert SECRET_TITLE not in content and "you do not have access to" in content
+
+
 def test_search_does_not_match_hidden_titles(client, tree):
     """Else a viewer could spell out a hidden title one letter at a time."""
     secret = deliver_about(tree["secret"])

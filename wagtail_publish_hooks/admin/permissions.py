@@ -26,7 +26,7 @@ from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permission_policies.base import BasePermissionPolicy
 from wagtail.permissions import page_permission_policy, policy_registry
 
-from ..models import Delivery, Event
+from ..models import Delivery
 
 #: Page permissions that give access to a page (and the pages below it): those that show it in
 #: Wagtail's page explorer.
@@ -165,9 +165,3 @@ class ObjectAccess:
 
     def can_see_model(self, model: type[models.Model]) -> bool:
         return model_policy(model).user_has_any_permission(self.user, MODEL_ACTIONS)
-
-    def event_visible(self, event: Event) -> bool:
-        """For one event (the detail view): the same rule as :meth:`annotate`."""
-        if self.sees_everything or not event.content_type_id or not event.object_id:
-            return True
-        return Event.objects.filter(pk=event.pk).filter(self.condition(prefix="")).exists()
