@@ -895,12 +895,20 @@ def _as_w020(row: Any, message: checks.CheckMessage) -> checks.CheckMessage:
 
 def _check_encryption_current(rows: list[Any]) -> list[checks.CheckMessage]:
     """W021: secrets stored in plaintext, or under a key that no longer encrypts."""
-    from .encryption import encrypted_values, is_encrypted, under_current_key
+    from .encryption import encrypted_values, is_encrypted, map_secret_values, under_current_key
 
     stale = []
     for row in rows:
         values = [*(row.secrets or []), *encrypted_values(row.options or {})]
-        plaintext = any(not is_encrypted(value) for value in row.secrets or [])
+        plain_options: list[Any] = []
+        map_secret_values(
+            row.options or {},
+            row.is_secret_option,
+            lambda value, found=plain_options: (
+                found.append(value) if not is_encrypted(value) else None
+            ),
+        )
+        plaintext = bool(plain_options) or any(not is_encrypted(v) for v in row.secrets or [])
         if plaintext or not all(under_current_key(value) for value in values):
             stale.append(row.alias)
     if not stale:

@@ -180,5 +180,16 @@ def decrypt_all(value: Any) -> Any:
     return value
 
 
+def rotate_all(value: Any) -> Any:
+    """``value`` with every encrypted string in it encrypted again with the current key."""
+    if is_encrypted(value):
+        return rotate(value)
+    if isinstance(value, dict):
+        return {key: rotate_all(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [rotate_all(item) for item in value]
+    return value
+
+
 def clear_caches() -> None:
     _fernets.cache_clear()
