@@ -901,13 +901,12 @@ def _check_encryption_current(rows: list[Any]) -> list[checks.CheckMessage]:
     for row in rows:
         values = [*(row.secrets or []), *encrypted_values(row.options or {})]
         plain_options: list[Any] = []
-        map_secret_values(
-            row.options or {},
-            row.is_secret_option,
-            lambda value, found=plain_options: (
-                found.append(value) if not is_encrypted(value) else None
-            ),
-        )
+
+        def note(value: Any, found: list[Any] = plain_options) -> None:
+            if not is_encrypted(value):
+                found.append(value)
+
+        map_secret_values(row.options or {}, row.is_secret_option, note)
         plaintext = bool(plain_options) or any(not is_encrypted(v) for v in row.secrets or [])
         if plaintext or not all(under_current_key(value) for value in values):
             stale.append(row.alias)
