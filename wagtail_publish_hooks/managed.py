@@ -45,6 +45,7 @@ class ManagedDestinations:
         self._destinations: dict[str, Destination] = {}
         self._fingerprint: frozenset[tuple[Any, ...]] | None = None
         self._next_check = 0.0
+        self._context: tuple[Any, ...] | None = None
 
     def get(self) -> dict[str, Destination]:
         """The destinations, looking at the table only when the refresh interval has passed.
@@ -88,11 +89,14 @@ class ManagedDestinations:
             fingerprint = frozenset(
                 ManagedDestination.objects.using(using).values_list("pk", "alias", "updated_at")
             )
-            if fingerprint == self._fingerprint:
+            # What decides which rows may be built changes with the settings too.
+            context = (managed_backend_paths(), _key_fingerprint())
+            if fingerprint == self._fingerprint and context == self._context:
                 return
             rows = list(ManagedDestination.objects.using(using).order_by("alias"))
         self._destinations = build_destinations(rows)
         self._fingerprint = frozenset((row.pk, row.alias, row.updated_at) for row in rows)
+        self._context = context
         from .conf import get_backend
 
         get_backend.cache_clear()
@@ -104,6 +108,15 @@ class _nothing:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _key_fingerprint() -> str:
+    """A digest of the encryption keys in use (never the keys themselves)."""
+    import hashlib
+
+    from .encryption import _configured_keys
+
+    return hashlib.sha256(repr(_configured_keys()).encode()).hexdigest()
 
 
 def _seconds(value: Any) -> float:
