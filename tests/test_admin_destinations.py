@@ -764,3 +764,144 @@ def test_the_listing_draws_each_destination_chart(admin, settings_destination, h
     html = admin.get(url("index")).content.decode()
     assert "1 attempt to from-settings in the last 7 days: 0 succeeded" in html
     assert 'data-attempts="1"' in html
+
+
+# -- Secrets follow their target -------------------------------------------------------------
+
+
+def test_switching_slack_to_webhook_while_keeping_the_url_is_refused(
+    admin, settings_destination, httpserver
+):
+    token = secrets.token_hex(12)
+    stored = httpserver.url_for(slack_path(token))
+    destination = ManagedDestination.objects.create(
+        alias="team", backend=SLACK, options={"URL": stored}
+    )
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(destination, {"URL": KEPT_SECRET}, backend=WEBHOOK, secret_mode="none"),
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert token not in html
+    assert "the backend changed" in str(response.context["form"].errors["options"])
+    destination.refresh_from_db()
+    assert destination.backend == SLACK and destination.plain_options() == {"URL": stored}
+    # Even drawn for the webhook backend, where URL is no secret, the stored one is not shown.
+    assert token not in admin.get(url("edit", destination.pk)).content.decode()
+
+
+def test_a_kept_header_secret_does_not_follow_a_new_host(admin, settings_destination, httpserver):
+    bearer = "Bearer " + secrets.token_hex(16)
+    destination = ManagedDestination.objects.create(
+        alias="hooks",
+        backend=WEBHOOK,
+        options={"URL": httpserver.url_for("/hooks"), "HEADERS": {"Authorization": bearer}},
+    )
+    kept = {"HEADERS": {"Authorization": KEPT_SECRET}}
+    for elsewhere in (
+        "https://attacker.example/hooks",
+        httpserver.url_for("/hooks").replace("http://", "https://"),  # the scheme
+        httpserver.url_for("/hooks").replace(str(httpserver.port), str(httpserver.port + 1)),
+    ):
+        response = admin.post(
+            url("edit", destination.pk), edit_data(destination, {"URL": elsewhere, **kept})
+        )
+        assert response.status_code == 200, elsewhere
+        errors = str(response.context["form"].errors["options"])
+        assert "the target changed" in errors and "enter it again" in errors
+        assert bearer not in response.content.decode()
+    destination.refresh_from_db()
+    assert destination.plain_options()["URL"] == httpserver.url_for("/hooks")
+    # Another path on the same host keeps it; so does typing it again for a new host.
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(destination, {"URL": httpserver.url_for("/other"), **kept}),
+    )
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.plain_options()["HEADERS"] == {"Authorization": bearer}
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(
+            destination,
+            {"URL": "https://new.example/hooks", "HEADERS": {"Authorization": "Bearer typed"}},
+        ),
+    )
+    assert response.status_code == 302
+
+
+def test_a_revalidation_secret_is_entered_again_for_a_new_host(
+    admin, settings_destination, httpserver
+):
+    secret_value = "rv-" + secrets.token_hex(16)
+    destination = ManagedDestination.objects.create(
+        alias="frontend",
+        backend=REVALIDATE,
+        options={"URL": httpserver.url_for("/api/revalidate"), "COALESCE_SECONDS": 0},
+        secrets=[secret_value],
+    )
+    moved = {"URL": "https://attacker.example/api/revalidate", "COALESCE_SECONDS": 0}
+    response = admin.post(url("edit", destination.pk), edit_data(destination, moved))
+    assert response.status_code == 200
+    assert "enter a secret" in str(response.context["form"].errors["secret_mode"]).lower()
+    assert secret_value not in response.content.decode()
+    destination.refresh_from_db()
+    assert destination.plain_options()["URL"] == httpserver.url_for("/api/revalidate")
+    # Per-site endpoints: adding a host is a new target too.
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(
+            destination,
+            {
+                "URL": {"*": httpserver.url_for("/api/revalidate"), "b.example": moved["URL"]},
+                "COALESCE_SECONDS": 0,
+            },
+        ),
+    )
+    assert response.status_code == 200
+    # Entered again, it is stored for the new host.
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(destination, moved, secret_mode="enter", secret_value="rv-new-one"),
+    )
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.plain_secrets() == ["rv-new-one"]
+
+
+def test_a_webhook_signing_secret_may_stay_when_the_host_changes(
+    admin, settings_destination, httpserver
+):
+    """It signs the requests and never leaves this server: the new host cannot learn it."""
+    signing = make_secret()
+    destination = ManagedDestination.objects.create(
+        alias="hooks", backend=WEBHOOK, options={"URL": httpserver.url_for("/h")}, secrets=[signing]
+    )
+    response = admin.post(
+        url("edit", destination.pk), edit_data(destination, {"URL": "https://new.example/h"})
+    )
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.plain_secrets() == [signing]
+    # A change of backend does not keep it: a revalidation backend would send it.
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(destination, {"URL": "https://new.example/h"}, backend=REVALIDATE),
+    )
+    assert response.status_code == 200
+    assert "the backend changed" in str(response.context["form"].errors["secret_mode"])
+
+
+def test_encrypted_looking_values_are_refused(admin, settings_destination, httpserver):
+    response = admin.post(
+        url("add"),
+        form_data(
+            httpserver,
+            options=json.dumps(
+                {"URL": "https://x.example", "HEADERS": {"X": "wph-encrypted:v1:gAAAA"}}
+            ),
+        ),
+    )
+    assert response.status_code == 200
+    assert "encrypted values" in str(response.context["form"].errors["options"])
