@@ -461,3 +461,25 @@ def test_the_data_migration_encrypts_and_its_reverse_decrypts(configure):
     migration.decrypt_rows(apps, Editor())
     rows = {row.alias: row for row in ManagedDestination.objects.all()}
     assert rows["hook"].secrets == [secret] and rows["team"].options == {"URL": slack_url}
+
+
+def test_a_stored_row_that_names_code_is_w020_and_not_built(configure):
+    """The full hostile set is in tests/trust/test_manager_code.py."""
+    configure(DESTINATIONS={})
+    ManagedDestination.objects.bulk_create(
+        [
+            ManagedDestination(
+                alias="tags",
+                backend="wagtail_publish_hooks.backends.revalidate.RevalidateBackend",
+                options={"URL": "https://x.example/api", "TAGS": "subprocess.Popen"},
+            )
+        ]
+    )
+    assert "tags" not in refresh_destinations()
+    [message] = [
+        m for m in checks.run_checks(tags=["wagtail_publish_hooks"]) if m.id.endswith("W020")
+    ]
+    assert message.msg.startswith(
+        "wagtail_publish_hooks.ManagedDestination['tags']['OPTIONS']['TAGS']: names code, and "
+        "may be set in settings only, not in the admin. (wagtail_publish_hooks.E045)"
+    )

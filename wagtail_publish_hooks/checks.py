@@ -468,11 +468,11 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
         # backend's own checks see the rest only.
         trust = _check_managed_options(backend_class, alias, options)
         messages += trust
-        flagged = {
-            getattr(m, "setting_keys", ())[1]
-            for m in trust
-            if len(getattr(m, "setting_keys", ())) > 1
-        }
+        where: list[tuple[str, ...]] = [getattr(m, "setting_keys", ()) for m in trust]
+        # A message about OPTIONS as a whole (a broken check) leaves the backend's checks none.
+        flagged = {keys[1] if len(keys) > 1 else None for keys in where}
+        if None in flagged:
+            return messages
         options = {key: value for key, value in options.items() if key not in flagged}
     known = backend_class.option_keys
     if backend_class.supports_coalescing:
