@@ -317,3 +317,24 @@ def test_a_managed_row_shadowed_by_settings_does_not_touch_the_settings_destinat
     site.expect_request("/ops").respond_with_data("ok")
     draft_blog_page.save_revision().publish()
     assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # A key spelled with JSON escapes is the key itself once parsed.
+        '{"BACKENDS": ["varnish"], "\\u0045XTRA_URLS": {"*": "tests.trust.canary.run"}}',
+        # A duplicate key: the last one wins, and is the one checked and stored.
+        '{"BACKENDS": ["varnish"], '
+        '"BACKENDS": {"x": {"BACKEND": "tests.trust.canary.PurgeBackend"}}}',
+        # A list holding a dict.
+        '{"BACKENDS": ["varnish", {"BACKEND": "subprocess.Popen", "LOCATION": "id"}]}',
+    ],
+)
+def test_json_tricks_are_refused(adder, site, text):
+    values = data(FRONTEND_CACHE, {})
+    values["options"] = text
+    response = adder.post(url("add"), values)
+    assert response.status_code == 200
+    assert "E045" in str(response.context["form"].errors["options"])
+    assert not Row.objects.exists()
