@@ -905,3 +905,36 @@ def test_encrypted_looking_values_are_refused(admin, settings_destination, https
     )
     assert response.status_code == 200
     assert "encrypted values" in str(response.context["form"].errors["options"])
+
+
+def test_a_destination_whose_keys_are_lost_is_listed_broken_and_fixed_by_entering_secrets(
+    admin, settings_destination, httpserver, settings
+):
+    from cryptography.fernet import Fernet
+
+    def use_key() -> None:
+        key = Fernet.generate_key().decode()
+        settings.WAGTAIL_PUBLISH_HOOKS = {
+            **settings.WAGTAIL_PUBLISH_HOOKS,
+            "ENCRYPTION_KEYS": [key],
+        }
+
+    use_key()
+    token = secrets.token_hex(12)
+    destination = ManagedDestination.objects.create(
+        alias="team", backend=SLACK, options={"URL": httpserver.url_for(slack_path(token))}
+    )
+    use_key()  # the key that encrypted it is gone
+    html = admin.get(url("index")).content.decode()
+    assert "Broken, not used" in html and "wagtail_publish_hooks.E047" in html
+    edit = admin.get(url("edit", destination.pk))
+    assert edit.status_code == 200
+    assert RETYPE_SECRET in edit.content.decode() and "wph-encrypted" not in edit.content.decode()
+    response = admin.post(url("edit", destination.pk), edit_data(destination, {"URL": KEPT_SECRET}))
+    assert response.status_code == 200  # nothing to keep
+    new_url = httpserver.url_for(slack_path("new" + secrets.token_hex(8)))
+    response = admin.post(url("edit", destination.pk), edit_data(destination, {"URL": new_url}))
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.plain_options() == {"URL": new_url}
+    assert "Broken, not used" not in admin.get(url("index")).content.decode()

@@ -150,6 +150,16 @@ def _holds_encrypted(value: Any) -> bool:
     )
 
 
+def _replace_encrypted(value: Any, replacement: str) -> Any:
+    if isinstance(value, str) and value.startswith(PREFIX):
+        return replacement
+    if isinstance(value, dict):
+        return {key: _replace_encrypted(item, replacement) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_encrypted(item, replacement) for item in value]
+    return value
+
+
 def origin(url: Any) -> Any:
     """Where a URL sends to: (scheme, host, port); the text itself when it is no URL."""
     if not isinstance(url, str):
@@ -386,7 +396,10 @@ class DestinationForm(forms.ModelForm):
                 # Keys lost: nothing can be kept; the secrets must be entered again.
                 self.stored_undecryptable = True
                 self._stored_plain = {}
-            self.initial["options"] = json.dumps(self._stored_plain, indent=2)
+            shown = self._stored_plain
+            if self.stored_undecryptable:
+                shown = _replace_encrypted(self.instance.options or {}, RETYPE_SECRET)
+            self.initial["options"] = json.dumps(shown, indent=2)
         else:
             self.initial.setdefault("options", "{}")
         self.fields["options"].hide = self._hide_secret_options  # type: ignore[attr-defined]
