@@ -294,6 +294,9 @@ def test_a_python_receiver_name_cannot_be_taken(adder, site):
 
 
 def test_a_manager_cannot_disable_or_enable_a_destination_of_the_settings(changer, site):
+    detail = changer.get(url("detail", "operators")).content.decode()
+    assert url("disable", "operators") not in detail
+    assert url("send_test", "operators") in detail  # a test event stops nothing
     assert changer.post(url("disable", "operators")).status_code == 403
     assert not DestinationState.objects.exists()
     DestinationState.disable("operators", "by the operator")

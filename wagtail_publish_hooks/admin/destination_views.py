@@ -327,6 +327,10 @@ class DestinationDetailView(ForbiddenAs403, generic.base.WagtailAdminTemplateMix
         context["row"] = self.row
         context["chart"] = chart_svg(self.row.outcomes, height=96, bar_width=4)
         context["can_manage"] = can_manage_destinations(self.request.user)
+        # Disabling the operator's destinations is for superusers (see DestinationActionView).
+        context["can_switch"] = context["can_manage"] and (
+            self.row.managed or self.request.user.is_superuser
+        )
         return context
 
 
