@@ -159,8 +159,8 @@ def test_a_generated_secret_is_shown_once_and_never_again(
     secret = shown_secret(response)
     assert "no-store" in response["Cache-Control"]
     destination = ManagedDestination.objects.get(alias="managed")
-    assert destination.secrets == [secret]
-    assert destination.options == {"URL": httpserver.url_for("/managed")}
+    assert destination.plain_secrets() == [secret]
+    assert destination.plain_options() == {"URL": httpserver.url_for("/managed")}
 
     instance = destination.pk
     pages = [
@@ -183,7 +183,7 @@ def test_a_generated_secret_is_shown_once_and_never_again(
     assert edit.status_code == 302
     assert secret not in admin.get(edit["Location"]).content.decode()
     destination.refresh_from_db()
-    assert destination.secrets == [secret] and destination.events == ["page.published"]
+    assert destination.plain_secrets() == [secret] and destination.events == ["page.published"]
 
     # Nor do the command line, the audit log or the logs show it.
     httpserver.expect_request("/managed").respond_with_data("ok")
@@ -204,13 +204,13 @@ def test_an_entered_secret_is_stored_and_not_shown(admin, settings_destination, 
         url("add"), form_data(httpserver, secret_mode="enter", secret_value=entered)
     )
     assert response.status_code == 302
-    assert ManagedDestination.objects.get().secrets == [entered]
+    assert ManagedDestination.objects.get().plain_secrets() == [entered]
     assert entered not in admin.get(response["Location"]).content.decode()
 
 
 def test_no_secret_sends_unsigned_and_warns(admin, settings_destination, httpserver):
     response = admin.post(url("add"), form_data(httpserver, secret_mode="none"), follow=True)
-    assert ManagedDestination.objects.get().secrets == []
+    assert ManagedDestination.objects.get().plain_secrets() == []
     assert "wagtail_publish_hooks.W004" in response.content.decode()
 
 
@@ -226,7 +226,7 @@ def test_backends_without_a_secret_option_get_none(admin, settings_destination):
         },
     )
     assert response.status_code == 302, response.content[:3000]
-    assert ManagedDestination.objects.get().secrets == []
+    assert ManagedDestination.objects.get().plain_secrets() == []
 
 
 # -- Secret options: a Slack URL, a revalidation secret, a header named like a token -----------
@@ -311,7 +311,10 @@ def test_a_slack_url_is_never_shown_kept_by_the_placeholder_and_replaced_when_ty
     )
     assert response.status_code == 302, response.content[:3000]
     destination.refresh_from_db()
-    assert destination.options == {"URL": httpserver.url_for(slack_path(token)), "MIN_INTERVAL": 0}
+    assert destination.plain_options() == {
+        "URL": httpserver.url_for(slack_path(token)),
+        "MIN_INTERVAL": 0,
+    }
     assert destination.events == ["page.*"]
     httpserver.expect_request(slack_path(token), method="POST").respond_with_data("ok")
     admin.post(url("send_test", "team"))
@@ -327,7 +330,7 @@ def test_a_slack_url_is_never_shown_kept_by_the_placeholder_and_replaced_when_ty
     )
     assert response.status_code == 302, response.content[:3000]
     destination.refresh_from_db()
-    assert destination.options["URL"] == httpserver.url_for(slack_path(new_token))
+    assert destination.plain_options()["URL"] == httpserver.url_for(slack_path(new_token))
     httpserver.expect_request(slack_path(new_token), method="POST").respond_with_data("ok")
     admin.post(url("send_test", "team"))
     assert httpserver.log[-1][0].path == slack_path(new_token)
@@ -370,7 +373,7 @@ def test_a_refused_form_does_not_show_back_a_secret_typed_into_it(
     assert response.status_code == 200
     assert "enter the value" in response.content.decode()
     destination.refresh_from_db()
-    assert destination.options == {"URL": stored}
+    assert destination.plain_options() == {"URL": stored}
     assert ManagedDestination.objects.count() == 1
 
 
@@ -400,7 +403,7 @@ def test_a_revalidation_secret_and_a_token_header_are_never_shown_and_kept(
         options={"URL": httpserver.url_for("/hooks"), "HEADERS": {"Authorization": bearer}},
     )
     frontend = ManagedDestination.objects.get(alias="frontend")
-    assert frontend.secrets == [secret_value]
+    assert frontend.plain_secrets() == [secret_value]
     assert_never_shown(admin, frontend, secret_value)
     assert_never_shown(admin, hooks, bearer)
     # The revalidate URL is no secret: it is shown, and the placeholders keep the rest.
@@ -427,9 +430,9 @@ def test_a_revalidation_secret_and_a_token_header_are_never_shown_and_kept(
     assert response.status_code == 302, response.content[:3000]
     frontend.refresh_from_db()
     hooks.refresh_from_db()
-    assert frontend.secrets == [secret_value]
-    assert frontend.options["SECRET_HEADER"] == "x-frontend"
-    assert hooks.options["HEADERS"] == {"Authorization": bearer}
+    assert frontend.plain_secrets() == [secret_value]
+    assert frontend.plain_options()["SECRET_HEADER"] == "x-frontend"
+    assert hooks.plain_options()["HEADERS"] == {"Authorization": bearer}
 
     httpserver.expect_request("/api/revalidate").respond_with_json({"revalidated": True})
     httpserver.expect_request("/hooks").respond_with_data("ok")
@@ -477,9 +480,9 @@ def test_a_revalidation_secret_and_a_token_header_are_never_shown_and_kept(
         (
             {"backend": "wagtail_publish_hooks.backends.nope.NopeBackend"},
             "backend",
-            "wagtail_publish_hooks.E005",
+            "wagtail_publish_hooks.E044",
         ),
-        ({"backend": "tests.backends.NotABackend"}, "backend", "wagtail_publish_hooks.E006"),
+        ({"backend": "tests.backends.NotABackend"}, "backend", "wagtail_publish_hooks.E044"),
         (
             {"events": "page.publish"},
             "events",
@@ -540,7 +543,7 @@ def test_rotating_keeps_the_previous_secret_on_request_and_is_audited(
     second = shown_secret(response)
     assert second != first and first not in response.content.decode()
     destination.refresh_from_db()
-    assert destination.secrets == [second, first]
+    assert destination.plain_secrets() == [second, first]
     edit_html = admin.get(url("edit", destination.pk)).content.decode()
     assert first not in edit_html and second not in edit_html
     assert "Stop signing with the previous secret" in edit_html
@@ -549,7 +552,7 @@ def test_rotating_keeps_the_previous_secret_on_request_and_is_audited(
         form_data(httpserver, secret_mode="keep", drop_previous_secrets="on"),
     )
     destination.refresh_from_db()
-    assert destination.secrets == [second]
+    assert destination.plain_secrets() == [second]
     rotate, drop = ModelLogEntry.objects.filter(
         action="wagtail_publish_hooks.rotate_secret"
     ).order_by("pk")
@@ -558,7 +561,7 @@ def test_rotating_keeps_the_previous_secret_on_request_and_is_audited(
 
     third = shown_secret(admin.post(url("rotate_secret", destination.pk)))
     destination.refresh_from_db()
-    assert destination.secrets == [third]
+    assert destination.plain_secrets() == [third]
 
 
 # -- Enable, disable, test --------------------------------------------------------------------
@@ -761,3 +764,177 @@ def test_the_listing_draws_each_destination_chart(admin, settings_destination, h
     html = admin.get(url("index")).content.decode()
     assert "1 attempt to from-settings in the last 7 days: 0 succeeded" in html
     assert 'data-attempts="1"' in html
+
+
+# -- Secrets follow their target -------------------------------------------------------------
+
+
+def test_switching_slack_to_webhook_while_keeping_the_url_is_refused(
+    admin, settings_destination, httpserver
+):
+    token = secrets.token_hex(12)
+    stored = httpserver.url_for(slack_path(token))
+    destination = ManagedDestination.objects.create(
+        alias="team", backend=SLACK, options={"URL": stored}
+    )
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(destination, {"URL": KEPT_SECRET}, backend=WEBHOOK, secret_mode="none"),
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert token not in html
+    assert "the backend changed" in str(response.context["form"].errors["options"])
+    destination.refresh_from_db()
+    assert destination.backend == SLACK and destination.plain_options() == {"URL": stored}
+    # Even drawn for the webhook backend, where URL is no secret, the stored one is not shown.
+    assert token not in admin.get(url("edit", destination.pk)).content.decode()
+
+
+def test_a_kept_header_secret_does_not_follow_a_new_host(admin, settings_destination, httpserver):
+    bearer = "Bearer " + secrets.token_hex(16)
+    destination = ManagedDestination.objects.create(
+        alias="hooks",
+        backend=WEBHOOK,
+        options={"URL": httpserver.url_for("/hooks"), "HEADERS": {"Authorization": bearer}},
+    )
+    kept = {"HEADERS": {"Authorization": KEPT_SECRET}}
+    for elsewhere in (
+        "https://attacker.example/hooks",
+        httpserver.url_for("/hooks").replace("http://", "https://"),  # the scheme
+        httpserver.url_for("/hooks").replace(str(httpserver.port), str(httpserver.port + 1)),
+    ):
+        response = admin.post(
+            url("edit", destination.pk), edit_data(destination, {"URL": elsewhere, **kept})
+        )
+        assert response.status_code == 200, elsewhere
+        errors = str(response.context["form"].errors["options"])
+        assert "the target changed" in errors and "enter it again" in errors
+        assert bearer not in response.content.decode()
+    destination.refresh_from_db()
+    assert destination.plain_options()["URL"] == httpserver.url_for("/hooks")
+    # Another path on the same host keeps it; so does typing it again for a new host.
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(destination, {"URL": httpserver.url_for("/other"), **kept}),
+    )
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.plain_options()["HEADERS"] == {"Authorization": bearer}
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(
+            destination,
+            {"URL": "https://new.example/hooks", "HEADERS": {"Authorization": "Bearer typed"}},
+        ),
+    )
+    assert response.status_code == 302
+
+
+def test_a_revalidation_secret_is_entered_again_for_a_new_host(
+    admin, settings_destination, httpserver
+):
+    secret_value = "rv-" + secrets.token_hex(16)
+    destination = ManagedDestination.objects.create(
+        alias="frontend",
+        backend=REVALIDATE,
+        options={"URL": httpserver.url_for("/api/revalidate"), "COALESCE_SECONDS": 0},
+        secrets=[secret_value],
+    )
+    moved = {"URL": "https://attacker.example/api/revalidate", "COALESCE_SECONDS": 0}
+    response = admin.post(url("edit", destination.pk), edit_data(destination, moved))
+    assert response.status_code == 200
+    assert "enter a secret" in str(response.context["form"].errors["secret_mode"]).lower()
+    assert secret_value not in response.content.decode()
+    destination.refresh_from_db()
+    assert destination.plain_options()["URL"] == httpserver.url_for("/api/revalidate")
+    # Per-site endpoints: adding a host is a new target too.
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(
+            destination,
+            {
+                "URL": {"*": httpserver.url_for("/api/revalidate"), "b.example": moved["URL"]},
+                "COALESCE_SECONDS": 0,
+            },
+        ),
+    )
+    assert response.status_code == 200
+    # Entered again, it is stored for the new host.
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(destination, moved, secret_mode="enter", secret_value="rv-new-one"),
+    )
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.plain_secrets() == ["rv-new-one"]
+
+
+def test_a_webhook_signing_secret_may_stay_when_the_host_changes(
+    admin, settings_destination, httpserver
+):
+    """It signs the requests and never leaves this server: the new host cannot learn it."""
+    signing = make_secret()
+    destination = ManagedDestination.objects.create(
+        alias="hooks", backend=WEBHOOK, options={"URL": httpserver.url_for("/h")}, secrets=[signing]
+    )
+    response = admin.post(
+        url("edit", destination.pk), edit_data(destination, {"URL": "https://new.example/h"})
+    )
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.plain_secrets() == [signing]
+    # A change of backend does not keep it: a revalidation backend would send it.
+    response = admin.post(
+        url("edit", destination.pk),
+        edit_data(destination, {"URL": "https://new.example/h"}, backend=REVALIDATE),
+    )
+    assert response.status_code == 200
+    assert "the backend changed" in str(response.context["form"].errors["secret_mode"])
+
+
+def test_encrypted_looking_values_are_refused(admin, settings_destination, httpserver):
+    response = admin.post(
+        url("add"),
+        form_data(
+            httpserver,
+            options=json.dumps(
+                {"URL": "https://x.example", "HEADERS": {"X": "wph-encrypted:v1:gAAAA"}}
+            ),
+        ),
+    )
+    assert response.status_code == 200
+    assert "encrypted values" in str(response.context["form"].errors["options"])
+
+
+def test_a_destination_whose_keys_are_lost_is_listed_broken_and_fixed_by_entering_secrets(
+    admin, settings_destination, httpserver, settings
+):
+    from cryptography.fernet import Fernet
+
+    def use_key() -> None:
+        key = Fernet.generate_key().decode()
+        settings.WAGTAIL_PUBLISH_HOOKS = {
+            **settings.WAGTAIL_PUBLISH_HOOKS,
+            "ENCRYPTION_KEYS": [key],
+        }
+
+    use_key()
+    token = secrets.token_hex(12)
+    destination = ManagedDestination.objects.create(
+        alias="team", backend=SLACK, options={"URL": httpserver.url_for(slack_path(token))}
+    )
+    use_key()  # the key that encrypted it is gone
+    html = admin.get(url("index")).content.decode()
+    assert "Broken, not used" in html and "wagtail_publish_hooks.E047" in html
+    edit = admin.get(url("edit", destination.pk))
+    assert edit.status_code == 200
+    assert RETYPE_SECRET in edit.content.decode() and "wph-encrypted" not in edit.content.decode()
+    response = admin.post(url("edit", destination.pk), edit_data(destination, {"URL": KEPT_SECRET}))
+    assert response.status_code == 200  # nothing to keep
+    new_url = httpserver.url_for(slack_path("new" + secrets.token_hex(8)))
+    response = admin.post(url("edit", destination.pk), edit_data(destination, {"URL": new_url}))
+    assert response.status_code == 302
+    destination.refresh_from_db()
+    assert destination.plain_options() == {"URL": new_url}
+    assert "Broken, not used" not in admin.get(url("index")).content.decode()

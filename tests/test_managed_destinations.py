@@ -277,3 +277,209 @@ def test_a_running_worker_delivers_to_destinations_created_and_changed_after_it_
         if request.path != "/settings":
             Webhook(secret).verify(request.get_data(), dict(request.headers))
     assert secret not in output
+
+
+# -- The registry of backends a managed destination may use -------------------------------------
+
+RECORDING = "tests.backends.RecordingBackend"
+
+
+def test_an_operator_approved_backend_is_offered_and_delivers(configure, draft_blog_page):
+    from tests.backends import RecordingBackend
+    from wagtail_publish_hooks.managed import managed_backend_choices
+
+    configure(DESTINATIONS={})
+    ManagedDestination.objects.create(alias="custom", backend=RECORDING)
+    assert "custom" not in refresh_destinations()  # not approved: never built
+    configure(DESTINATIONS={}, MANAGED_BACKENDS=[RECORDING])
+    assert (RECORDING, "RecordingBackend") in managed_backend_choices()
+    assert ("wagtail_publish_hooks.backends.slack.SlackBackend", "Slack") in (
+        managed_backend_choices()
+    )
+    RecordingBackend.received = []
+    assert "custom" in refresh_destinations()
+    draft_blog_page.save_revision().publish()
+    assert [payload["type"] for payload in RecordingBackend.received] == ["page.published"]
+
+
+def test_managed_backends_and_encryption_keys_are_checked(configure):
+    configure(
+        MANAGED_BACKENDS=["tests.backends.NotABackend", "tests.nope.Nope", 3],
+        ENCRYPTION_KEYS=["not-a-key"],
+    )
+    messages = [m for m in checks.run_checks(tags=["wagtail_publish_hooks"]) if "E046" in m.id]
+    texts = [m.msg for m in messages]
+    assert any("NotABackend' is not a subclass" in text for text in texts)
+    assert any("'tests.nope.Nope' cannot be imported" in text for text in texts)
+    assert any("3 is not a dotted path" in text for text in texts)
+    assert any("ENCRYPTION_KEYS']: item 0 is not a Fernet key" in text for text in texts)
+    assert "not-a-key" not in str(texts)  # a key is never printed
+    configure(ENCRYPTION_KEYS="one-key")
+    assert any(
+        "must be None or a non-empty list" in m.msg
+        for m in checks.run_checks(tags=["wagtail_publish_hooks"])
+        if m.id.endswith("E046")
+    )
+
+
+# -- Secrets at rest --------------------------------------------------------------------------
+
+
+def test_secrets_are_encrypted_when_saved_and_decrypted_when_routed(configure, httpserver):
+    configure(DESTINATIONS={})
+    secret = make_secret()
+    bearer = "Bearer tok" + os.urandom(8).hex()
+    row = ManagedDestination.objects.create(
+        alias="managed",
+        backend=WEBHOOK,
+        options={"URL": httpserver.url_for("/m"), "HEADERS": {"Authorization": bearer, "X": "y"}},
+        secrets=[secret],
+    )
+    row.refresh_from_db()
+    assert row.secrets[0].startswith("wph-encrypted:v1:")
+    assert row.options["HEADERS"]["Authorization"].startswith("wph-encrypted:v1:")
+    assert row.options["HEADERS"]["X"] == "y" and row.options["URL"] == httpserver.url_for("/m")
+    options = refresh_destinations()["managed"].options
+    assert options["SECRET"] == secret and options["HEADERS"]["Authorization"] == bearer
+
+
+def test_rows_whose_keys_are_lost_are_an_error_and_never_break_a_publish(
+    configure, settings, httpserver, draft_blog_page
+):
+    configure(DESTINATIONS={})
+    managed("lost", httpserver.url_for("/lost"), secrets=[make_secret()])
+    managed("fine", httpserver.url_for("/fine"))
+    settings.SECRET_KEY = "another-key-altogether"
+    configure(DESTINATIONS={})
+    assert set(refresh_destinations()) == {"fine"}
+    messages = checks.run_checks(tags=["wagtail_publish_hooks"])
+    lost = [m for m in messages if m.id == "wagtail_publish_hooks.E047"]
+    assert [m.msg.split(":")[0] for m in lost] == [
+        "wagtail_publish_hooks.ManagedDestination['lost']"
+    ]
+    httpserver.expect_request("/fine").respond_with_data("ok")
+    draft_blog_page.save_revision().publish()
+    assert list(Delivery.objects.values_list("destination", "status")) == [
+        ("fine", DeliveryStatus.DELIVERED)
+    ]
+
+
+def test_rotating_secret_key_with_fallbacks_keeps_every_destination(configure, settings):
+    configure(DESTINATIONS={})
+    secret = make_secret()
+    managed("managed", "https://consumer.example/hooks", secrets=[secret])
+    old = settings.SECRET_KEY
+    settings.SECRET_KEY = "the-new-secret-key"
+    settings.SECRET_KEY_FALLBACKS = [old]
+    configure(DESTINATIONS={})
+    assert refresh_destinations()["managed"].options["SECRET"] == secret
+    ids = [m.id for m in checks.run_checks(tags=["wagtail_publish_hooks"])]
+    assert "wagtail_publish_hooks.W021" in ids  # under the fallback: re-encrypt
+    call_command("publish_hooks", "reencrypt", stdout=StringIO())
+    settings.SECRET_KEY_FALLBACKS = []
+    configure(DESTINATIONS={})
+    assert refresh_destinations()["managed"].options["SECRET"] == secret
+    ids = [m.id for m in checks.run_checks(tags=["wagtail_publish_hooks"])]
+    assert "wagtail_publish_hooks.W021" not in ids
+
+
+def test_encryption_keys_rotate_first_encrypts_all_decrypt(configure, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import CommandError
+
+    first, second = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    configure(DESTINATIONS={}, ENCRYPTION_KEYS=[first])
+    secret = make_secret()
+    row = managed("managed", "https://consumer.example/hooks", secrets=[secret])
+    managed("slack", "https://hooks.slack.example/services/T/B/x")
+    ManagedDestination.objects.filter(alias="slack").update(
+        backend="wagtail_publish_hooks.backends.slack.SlackBackend"
+    )
+    stored = ManagedDestination.objects.get(pk=row.pk).secrets[0]
+    token = stored[len("wph-encrypted:v1:") :].encode()
+    assert Fernet(first.encode()).decrypt(token)  # the first key encrypted it
+
+    configure(DESTINATIONS={}, ENCRYPTION_KEYS=[second, first])
+    assert refresh_destinations()["managed"].options["SECRET"] == secret
+    by_id = {m.id: m for m in checks.run_checks(tags=["wagtail_publish_hooks"])}
+    # The row saved as a webhook holds its Slack URL in plaintext: it is reported too.
+    assert "'managed', 'slack'" in by_id["wagtail_publish_hooks.W021"].msg
+    out = StringIO()
+    call_command("publish_hooks", "reencrypt", stdout=out)
+    assert "2 destination(s)" in out.getvalue()
+    slack = ManagedDestination.objects.get(alias="slack")
+    assert slack.options["URL"].startswith("wph-encrypted:v1:")
+
+    configure(DESTINATIONS={}, ENCRYPTION_KEYS=[second])
+    assert refresh_destinations()["managed"].options["SECRET"] == secret
+    assert "wagtail_publish_hooks.W021" not in [
+        m.id for m in checks.run_checks(tags=["wagtail_publish_hooks"])
+    ]
+    configure(DESTINATIONS={}, ENCRYPTION_KEYS=[first])  # the current key lost
+    with pytest.raises(CommandError, match="'managed'"):
+        call_command("publish_hooks", "reencrypt", stdout=StringIO())
+    assert "managed" not in refresh_destinations()
+
+
+def test_the_data_migration_encrypts_and_its_reverse_decrypts(configure):
+    import importlib
+
+    from django.db.migrations.executor import MigrationExecutor
+
+    configure(DESTINATIONS={})
+    state = MigrationExecutor(connection).loader.project_state(
+        ("wagtail_publish_hooks", "0009_encrypt_managed_secrets")
+    )
+    apps = state.apps  # the historical model, as the migration sees it
+    migration = importlib.import_module(
+        "wagtail_publish_hooks.migrations.0009_encrypt_managed_secrets"
+    )
+    secret = make_secret()
+    slack_url = "https://hooks.slack.example/services/T/B/" + os.urandom(8).hex()
+    slack = "wagtail_publish_hooks.backends.slack.SlackBackend"
+    ManagedDestination.objects.bulk_create(  # as the table was before: plaintext
+        [
+            ManagedDestination(
+                alias="hook",
+                backend=WEBHOOK,
+                options={"URL": "https://x.example"},
+                secrets=[secret],
+            ),
+            ManagedDestination(alias="team", backend=slack, options={"URL": slack_url}),
+        ]
+    )
+
+    class Editor:
+        connection = connection
+
+    migration.encrypt_rows(apps, Editor())
+    raw = json.dumps(list(ManagedDestination.objects.values("secrets", "options")))
+    assert secret not in raw and slack_url not in raw and "https://x.example" in raw
+    assert refresh_destinations()["team"].options["URL"] == slack_url
+    migration.encrypt_rows(apps, Editor())  # twice changes nothing
+    assert refresh_destinations()["hook"].options["SECRET"] == secret
+    migration.decrypt_rows(apps, Editor())
+    rows = {row.alias: row for row in ManagedDestination.objects.all()}
+    assert rows["hook"].secrets == [secret] and rows["team"].options == {"URL": slack_url}
+
+
+def test_a_stored_row_that_names_code_is_w020_and_not_built(configure):
+    """The full hostile set is in tests/trust/test_manager_code.py."""
+    configure(DESTINATIONS={})
+    ManagedDestination.objects.bulk_create(
+        [
+            ManagedDestination(
+                alias="tags",
+                backend="wagtail_publish_hooks.backends.revalidate.RevalidateBackend",
+                options={"URL": "https://x.example/api", "TAGS": "subprocess.Popen"},
+            )
+        ]
+    )
+    assert "tags" not in refresh_destinations()
+    [message] = [
+        m for m in checks.run_checks(tags=["wagtail_publish_hooks"]) if m.id.endswith("W020")
+    ]
+    assert message.msg.startswith(
+        "wagtail_publish_hooks.ManagedDestination['tags']['OPTIONS']['TAGS']: names code, and "
+        "may be set in settings only, not in the admin. (wagtail_publish_hooks.E045)"
+    )

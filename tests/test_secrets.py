@@ -12,10 +12,12 @@ import logging
 import secrets as secrets_module
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from io import StringIO
 
 import pytest
 from django.core import checks
 from django.core.management import CommandError, call_command
+from django.urls import reverse
 from standardwebhooks.webhooks import Webhook
 
 from tests import sinks
@@ -288,3 +290,74 @@ def test_two_secrets_sign_twice_and_each_verifies_alone_on_every_attempt(
             Webhook(key).verify(request.body, headers)
     # The same event id on both attempts: the receiver's idempotency key.
     assert len({request.header("webhook-id") for request in sink.requests}) == 1
+
+
+# -- Destinations managed in the admin: encrypted at rest ----------------------------------------
+
+
+def test_the_database_holds_no_secret_of_a_managed_destination(configure, admin_client):
+    """Created through the admin's form, every kind of secret; then the whole database dumped
+    (``dumpdata``) and the table read with raw SQL, every column."""
+    from django.db import connection
+
+    from wagtail_publish_hooks.models import ManagedDestination
+
+    configure(DESTINATIONS={})
+    values = {
+        "signing": make_secret(),
+        "bearer": token(),
+        "revalidate": token(),
+        "slack": token(),
+        "discord": token(),
+        "teams": token(),
+        "build hook": token(),
+        "api key": token(),
+    }
+    forms = [
+        ("hooks", "webhook.WebhookBackend", "enter", values["signing"],
+         {"URL": "https://consumer.example/hooks",
+          "HEADERS": {"Authorization": f"Bearer {values['bearer']}",
+                      "X-Api-Key": values["api key"]}}),
+        ("frontend", "revalidate.RevalidateBackend", "enter", values["revalidate"],
+         {"URL": "https://frontend.example/api/revalidate"}),
+        ("team", "slack.SlackBackend", "none", "",
+         {"URL": f"https://hooks.slack.com/services/T0/B0/{values['slack']}"}),
+        ("discord", "discord.DiscordBackend", "none", "",
+         {"URL": f"https://discord.com/api/webhooks/1/{values['discord']}"}),
+        ("teams", "teams.TeamsBackend", "none", "",
+         {"URL": f"https://x.logic.azure.com/workflows/a/triggers/manual/paths/invoke?sig={values['teams']}"}),
+        ("deploy", "build_hook.BuildHookBackend", "none", "",
+         {"URL": f"https://api.netlify.com/build_hooks/{values['build hook']}"}),
+    ]  # fmt: skip
+    for alias, backend, mode, secret_value, options in forms:
+        response = admin_client.post(
+            reverse("publish_hooks_destinations:add"),
+            {
+                "alias": alias,
+                "backend": f"{BACKENDS}.{backend}",
+                "options": json.dumps(options),
+                "secret_mode": mode,
+                "secret_value": secret_value,
+                "exclude_aliases": "unknown",
+            },
+        )
+        assert response.status_code == 302, response.content[:2000]
+    assert ManagedDestination.objects.count() == len(forms)
+    # Each still reaches its consumer with its secrets.
+    assert get_destinations()["team"].options["URL"].endswith(values["slack"])
+    assert get_destinations()["hooks"].options["SECRET"] == values["signing"]
+
+    out = StringIO()
+    call_command("dumpdata", stdout=out)
+    dumped = out.getvalue()
+    assert "wagtail_publish_hooks.manageddestination" in dumped
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(ManagedDestination._meta.db_table)
+        cursor.execute(f"SELECT * FROM {table}")  # noqa: S608 -- a model's own table
+        rows = cursor.fetchall()
+    assert len(rows) == len(forms)
+    raw = repr(rows)
+    assert "consumer.example" in raw  # what is not secret stays readable
+    for name, value in values.items():
+        assert value not in dumped, name
+        assert value not in raw, name

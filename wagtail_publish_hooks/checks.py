@@ -35,6 +35,7 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # E032 and E033, the build hook backend (``backends/build_hook.py``).
 # E034 to E036 and W008, the revalidation backend (``backends/revalidate.py``).
 # E037 to E041 and W009, the frontend cache backend (``backends/frontend_cache.py``).
+# E045, ``BaseBackend.check_managed_options`` (``backends/base.py``) and its overrides.
 
 
 #: Where the destination being checked is written: in settings, or in the admin's table.
@@ -301,6 +302,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 )
             )
     messages += _check_globals(raw)
+    messages += _check_managed_settings(raw)
     destinations = raw.get("DESTINATIONS", {})
     if not isinstance(destinations, Mapping):
         messages.append(error(3, "must be a dict of alias to destination.", keys=("DESTINATIONS",)))
@@ -461,6 +463,17 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
         return messages
     if backend_class is None:
         return messages
+    if _destinations_path.get() == MANAGED_DESTINATIONS:
+        # Options that name code are refused before any check could import them: the
+        # backend's own checks see the rest only.
+        trust = _check_managed_options(backend_class, alias, options)
+        messages += trust
+        where: list[tuple[str, ...]] = [getattr(m, "setting_keys", ()) for m in trust]
+        # A message about OPTIONS as a whole (a broken check) leaves the backend's checks none.
+        flagged = {keys[1] if len(keys) > 1 else None for keys in where}
+        if None in flagged:
+            return messages
+        options = {key: value for key, value in options.items() if key not in flagged}
     known = backend_class.option_keys
     if backend_class.supports_coalescing:
         # Every coalescing backend takes the merging window.
@@ -510,6 +523,8 @@ def _check_backend(
             )
         )
         return None
+    if _destinations_path.get() == MANAGED_DESTINATIONS:
+        return _check_managed_backend(alias, path, messages)
     try:
         backend_class = import_string(path)
     except ImportError as exc:
@@ -763,8 +778,13 @@ def check_managed_destinations(app_configs=None, **kwargs) -> list[checks.CheckM
     """The destinations managed in the admin: valid, and not shadowed by one in settings.
 
     Their mistakes are warnings, not errors: they are data, and must not stop ``migrate`` or a
-    deploy. Nothing is reported while the table cannot be read (before ``migrate``).
+    deploy. A row that names code (W020) is never built. A row whose secrets cannot be
+    decrypted (E047) is an error: the keys that encrypted them are gone from the settings,
+    which is the operator's to fix. Nothing is reported while the table cannot be read (before
+    ``migrate``). Nothing a row names is imported.
     """
+    from .encryption import DecryptionError
+
     rows = _managed_destination_rows()
     if not rows:
         return []
@@ -775,8 +795,191 @@ def check_managed_destinations(app_configs=None, **kwargs) -> list[checks.CheckM
         if row.alias in in_settings:
             messages.append(managed_alias_taken(row.alias))
             continue
-        for message in check_destination(row.alias, row.to_config(), managed=True):
+        trust = check_managed_trust(row.alias, row.backend, row.options)
+        if trust:
+            messages += [_as_w020(row, message) for message in trust]
+            continue
+        try:
+            config = row.to_config()
+        except DecryptionError:
+            messages.append(undecryptable(row.alias))
+            continue
+        for message in check_destination(row.alias, config, managed=True):
             messages.append(message if message.level < checks.ERROR else _as_w014(row, message))
+    messages += _check_encryption_current(rows)
+    return messages
+
+
+def check_managed_trust(alias: str, backend: Any, options: Any) -> list[checks.CheckMessage]:
+    """E044 and E045: a destination managed in the admin that names code, found by comparing
+    strings and keys only (nothing it names is imported or called)."""
+    token = _destinations_path.set(MANAGED_DESTINATIONS)
+    try:
+        messages: list[checks.CheckMessage] = []
+        if not isinstance(backend, str) or not backend:
+            return [error(4, "is required.", alias=alias, keys=("BACKEND",))]
+        backend_class = _check_managed_backend(alias, backend, messages)
+        if backend_class is None or not isinstance(options, Mapping):
+            return messages
+        return _check_managed_options(backend_class, alias, options)
+    finally:
+        _destinations_path.reset(token)
+
+
+def _check_managed_backend(alias: str, path: str, messages: list) -> type[BaseBackend] | None:
+    from .managed import managed_backend_class, managed_backend_paths
+
+    backend_class = managed_backend_class(path)
+    if backend_class is None:
+        messages.append(
+            error(
+                44,
+                f"{path!r} is not a backend that destinations managed in the admin may use.",
+                alias=alias,
+                keys=("BACKEND",),
+                hint="Choose one of: "
+                + ", ".join(managed_backend_paths())
+                + ". The operator may allow others in WAGTAIL_PUBLISH_HOOKS['MANAGED_BACKENDS'].",
+            )
+        )
+    return backend_class
+
+
+def _check_managed_options(
+    backend_class: type[BaseBackend], alias: str, options: Mapping[str, Any]
+) -> list[checks.CheckMessage]:
+    try:
+        return list(backend_class.check_managed_options(alias, options))
+    except Exception as exc:  # a broken custom backend: refuse rather than trust
+        return [
+            error(
+                45,
+                f"{backend_class.__name__}.check_managed_options() raised {type(exc).__name__}.",
+                alias=alias,
+                keys=("OPTIONS",),
+            )
+        ]
+
+
+def undecryptable(alias: str) -> checks.CheckMessage:
+    """E047: the secrets of a destination managed in the admin cannot be decrypted."""
+    token = _destinations_path.set(MANAGED_DESTINATIONS)
+    try:
+        return error(
+            47,
+            "its secrets cannot be decrypted with the configured keys; the destination is not "
+            "used until they can be, or until they are entered again in the admin.",
+            alias=alias,
+            hint="Put the key that encrypted them back: the previous SECRET_KEY into "
+            "SECRET_KEY_FALLBACKS, or the previous key into "
+            "WAGTAIL_PUBLISH_HOOKS['ENCRYPTION_KEYS'] (after the current one).",
+        )
+    finally:
+        _destinations_path.reset(token)
+
+
+def _as_w020(row: Any, message: checks.CheckMessage) -> checks.CheckMessage:
+    token = _destinations_path.set(MANAGED_DESTINATIONS)
+    try:
+        return warning(
+            20,
+            f"{getattr(message, 'text', message.msg)} ({message.id}) The destination names "
+            "code the admin may not name: it is never built nor delivered to.",
+            alias=row.alias,
+            keys=getattr(message, "setting_keys", ()),
+            hint="Fix or delete it in the admin, or define it in settings.",
+        )
+    finally:
+        _destinations_path.reset(token)
+
+
+def _check_encryption_current(rows: list[Any]) -> list[checks.CheckMessage]:
+    """W021: secrets stored in plaintext, or under a key that no longer encrypts."""
+    from .encryption import encrypted_values, is_encrypted, map_secret_values, under_current_key
+
+    stale = []
+    for row in rows:
+        values = [*(row.secrets or []), *encrypted_values(row.options or {})]
+        plain_options: list[Any] = []
+
+        def note(value: Any, found: list[Any] = plain_options) -> None:
+            if not is_encrypted(value):
+                found.append(value)
+
+        map_secret_values(row.options or {}, row.is_secret_option, note)
+        plaintext = bool(plain_options) or any(not is_encrypted(v) for v in row.secrets or [])
+        if plaintext or not all(under_current_key(value) for value in values):
+            stale.append(row.alias)
+    if not stale:
+        return []
+    return [
+        warning(
+            21,
+            f"the secrets of {len(stale)} destination(s) managed in the admin "
+            f"({', '.join(map(repr, stale[:10]))}) are not encrypted with the current key.",
+            keys=("ENCRYPTION_KEYS",),
+            hint="Run 'manage.py publish_hooks reencrypt'.",
+        )
+    ]
+
+
+def _check_managed_settings(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    """E046: ``MANAGED_BACKENDS`` and ``ENCRYPTION_KEYS``."""
+    from cryptography.fernet import Fernet
+
+    from .backends.base import BaseBackend
+
+    messages: list[checks.CheckMessage] = []
+    value = raw.get("MANAGED_BACKENDS")
+    keys = ("MANAGED_BACKENDS",)
+    if value is not None:
+        if isinstance(value, str) or not isinstance(value, list | tuple):
+            messages.append(error(46, "must be a list of dotted paths.", keys=keys))
+        else:
+            for path in value:
+                if not isinstance(path, str) or not path:
+                    messages.append(error(46, f"{path!r} is not a dotted path.", keys=keys))
+                    continue
+                try:
+                    backend_class = import_string(path)
+                except ImportError as exc:
+                    messages.append(error(46, f"{path!r} cannot be imported ({exc}).", keys=keys))
+                    continue
+                if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
+                    messages.append(
+                        error(
+                            46,
+                            f"{path!r} is not a subclass of "
+                            "wagtail_publish_hooks.backends.base.BaseBackend.",
+                            keys=keys,
+                        )
+                    )
+    value = raw.get("ENCRYPTION_KEYS")
+    keys = ("ENCRYPTION_KEYS",)
+    if value is not None:
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+            messages.append(
+                error(
+                    46,
+                    "must be None or a non-empty list of Fernet keys, the one that encrypts first.",
+                    keys=keys,
+                    hint='Generate one with: python -c "from cryptography.fernet import '
+                    'Fernet; print(Fernet.generate_key().decode())"',
+                )
+            )
+        else:
+            for index, key in enumerate(value):
+                try:
+                    Fernet(key.encode() if isinstance(key, str) else key)
+                except (ValueError, TypeError, AttributeError):
+                    # Never the value: it is a key.
+                    messages.append(
+                        error(
+                            46,
+                            f"item {index} is not a Fernet key (32 url-safe base64-encoded bytes).",
+                            keys=keys,
+                        )
+                    )
     return messages
 
 

@@ -51,6 +51,12 @@ DEFAULTS: dict[str, Any] = {
     # How often a process looks for destinations added, changed or removed in the admin by
     # another process (its own changes are seen at once).
     "DESTINATIONS_REFRESH_SECONDS": 10,
+    # Backends, besides the shipped ones, that destinations managed in the admin may use:
+    # dotted paths of BaseBackend subclasses (see wagtail_publish_hooks.managed).
+    "MANAGED_BACKENDS": [],
+    # Fernet keys for the secrets of destinations managed in the admin: the first encrypts,
+    # all decrypt. None: keys derived from SECRET_KEY and SECRET_KEY_FALLBACKS.
+    "ENCRYPTION_KEYS": None,
 }
 
 #: Keys a destination may have.

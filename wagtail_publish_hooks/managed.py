@@ -1,5 +1,14 @@
 """Destinations managed in the Wagtail admin, as routing and delivery see them.
 
+Nothing stored in the database names code. A destination managed in the admin picks its
+backend from a registry, :func:`managed_backend_paths`: the backends shipped with the package
+and those the operator lists in ``MANAGED_BACKENDS``. A stored path is compared with the
+registry's strings before anything is imported, and its options are checked by the backend's
+:meth:`~wagtail_publish_hooks.backends.base.BaseBackend.check_managed_options` (options that
+name code are settings-only). A row that breaks either rule, or whose secrets cannot be
+decrypted, is never built: routing and the worker do not know it, the system checks report it,
+and the admin lists it as broken with the reason.
+
 :func:`~wagtail_publish_hooks.conf.get_destinations` is called on every publish, so the
 destinations stored in the database are read once and kept in memory. A process drops its copy
 as soon as it saves or deletes one itself; it notices the changes made by other processes (the
@@ -17,9 +26,12 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from django.core import checks
 from django.db import DatabaseError, connections, router, transaction
+from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
+    from .backends.base import BaseBackend
     from .conf import Destination
 
 logger = logging.getLogger("wagtail_publish_hooks")
@@ -33,6 +45,7 @@ class ManagedDestinations:
         self._destinations: dict[str, Destination] = {}
         self._fingerprint: frozenset[tuple[Any, ...]] | None = None
         self._next_check = 0.0
+        self._context: tuple[Any, ...] | None = None
 
     def get(self) -> dict[str, Destination]:
         """The destinations, looking at the table only when the refresh interval has passed.
@@ -76,11 +89,14 @@ class ManagedDestinations:
             fingerprint = frozenset(
                 ManagedDestination.objects.using(using).values_list("pk", "alias", "updated_at")
             )
-            if fingerprint == self._fingerprint:
+            # What decides which rows may be built changes with the settings too.
+            context = (managed_backend_paths(), _key_fingerprint())
+            if fingerprint == self._fingerprint and context == self._context:
                 return
             rows = list(ManagedDestination.objects.using(using).order_by("alias"))
         self._destinations = build_destinations(rows)
         self._fingerprint = frozenset((row.pk, row.alias, row.updated_at) for row in rows)
+        self._context = context
         from .conf import get_backend
 
         get_backend.cache_clear()
@@ -94,6 +110,15 @@ class _nothing:
         return None
 
 
+def _key_fingerprint() -> str:
+    """A digest of the encryption keys in use (never the keys themselves)."""
+    import hashlib
+
+    from .encryption import _configured_keys
+
+    return hashlib.sha256(repr(_configured_keys()).encode()).hexdigest()
+
+
 def _seconds(value: Any) -> float:
     try:
         return max(0.0, float(value))
@@ -101,15 +126,99 @@ def _seconds(value: Any) -> float:
         return 10.0
 
 
+#: The backends shipped with the package, which every destination managed in the admin may use.
+SHIPPED_BACKENDS = (
+    "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+    "wagtail_publish_hooks.backends.slack.SlackBackend",
+    "wagtail_publish_hooks.backends.teams.TeamsBackend",
+    "wagtail_publish_hooks.backends.discord.DiscordBackend",
+    "wagtail_publish_hooks.backends.build_hook.BuildHookBackend",
+    "wagtail_publish_hooks.backends.revalidate.RevalidateBackend",
+    "wagtail_publish_hooks.backends.frontend_cache.FrontendCacheBackend",
+    "wagtail_publish_hooks.backends.email.EmailBackend",
+)
+
+
+def managed_backend_paths() -> tuple[str, ...]:
+    """The registry: dotted paths of the backends a destination managed in the admin may use,
+    the shipped ones first, then the operator's ``MANAGED_BACKENDS``."""
+    from .conf import get_settings
+
+    extra = get_settings().MANAGED_BACKENDS
+    if isinstance(extra, str) or not isinstance(extra, list | tuple):
+        extra = ()  # reported by check E046
+    paths = [*SHIPPED_BACKENDS, *(path for path in extra if isinstance(path, str) and path)]
+    return tuple(dict.fromkeys(paths))
+
+
+def managed_backend_class(path: Any) -> type[BaseBackend] | None:
+    """The backend class of a registry member, or ``None``.
+
+    ``path`` is compared with the registry's strings before anything is imported: a path that
+    is not a member is never imported, whatever it names.
+    """
+    from .backends.base import BaseBackend
+
+    if not isinstance(path, str) or path not in managed_backend_paths():
+        return None
+    try:
+        backend_class = import_string(path)
+    except Exception:  # an operator's MANAGED_BACKENDS entry: reported by check E046
+        return None
+    if isinstance(backend_class, type) and issubclass(backend_class, BaseBackend):
+        return backend_class
+    return None
+
+
+def managed_backend_choices() -> list[tuple[str, str]]:
+    """(path, name) of each backend of the registry, for the admin's backend field."""
+    choices = []
+    for path in managed_backend_paths():
+        backend_class = managed_backend_class(path)
+        if backend_class is not None:
+            choices.append((path, str(backend_class.display_name or backend_class.__name__)))
+    return choices
+
+
+def managed_problems(row: Any) -> list[checks.CheckMessage]:
+    """Why a stored destination may not be built, found without importing anything it names:
+    its backend is outside the registry (E044), an option names code (E045), or its secrets
+    cannot be decrypted (E047). Empty when it may be built."""
+    from .checks import check_managed_trust, undecryptable
+    from .encryption import DecryptionError
+
+    messages = check_managed_trust(row.alias, row.backend, row.options)
+    if messages:
+        return messages
+    try:
+        row.to_config()
+    except DecryptionError:
+        return [undecryptable(row.alias)]
+    return []
+
+
 def build_destinations(rows: Any) -> dict[str, Destination]:
-    """Destinations from model instances, skipping those routing could not use."""
+    """Destinations from model instances, skipping those routing could not use, and those that
+    may not be built (see :func:`managed_problems`)."""
     from .conf import RECEIVER_PREFIX, destination_from_config
+    from .encryption import DecryptionError
 
     destinations: dict[str, Destination] = {}
     for row in rows:
         if row.alias.startswith(RECEIVER_PREFIX):
             continue  # reported by the system checks (W014)
-        config: Mapping[str, Any] = row.to_config()
+        problems = managed_problems(row)
+        if problems:
+            logger.warning(
+                "Publish hooks destination %r (managed in the admin) is not built: %s",
+                row.alias,
+                "; ".join(f"{getattr(m, 'text', m.msg)} ({m.id})" for m in problems),
+            )
+            continue
+        try:
+            config: Mapping[str, Any] = row.to_config()
+        except DecryptionError:
+            continue  # cannot happen after managed_problems(); never a crash here
         destination = destination_from_config(row.alias, config, managed=True)
         if destination is not None:
             destinations[row.alias] = destination

@@ -255,14 +255,25 @@ class ManagedDestination(models.Model):
     the worker and ``manage.py publish_hooks`` see it like one defined there (see
     :func:`wagtail_publish_hooks.conf.get_destinations`). The ``SECRET`` option is kept apart
     from the others, in :attr:`secrets`, so that the admin never displays it.
+
+    Secrets are encrypted at rest (:mod:`wagtail_publish_hooks.encryption`): on saving, each
+    value of :attr:`secrets` and each secret value of :attr:`options` (a tokenised URL, a
+    header named like a credential, any key the backend declares secret) is replaced by its
+    encrypted form. Read them with :meth:`plain_options`, :meth:`plain_secrets` or
+    :meth:`to_config`, which raise :class:`~wagtail_publish_hooks.encryption.DecryptionError`
+    when the keys that encrypted them are gone.
+
+    :attr:`backend` is the dotted path of a backend in the registry of backends allowed for
+    the admin (:func:`wagtail_publish_hooks.managed.managed_backend_class`); any other is never
+    imported, and the destination is not built.
     """
 
     alias = models.CharField(_("alias"), max_length=100, unique=True)
     backend = models.CharField(_("backend"), max_length=255)
-    #: The backend's ``OPTIONS``, without ``SECRET``.
+    #: The backend's ``OPTIONS``, without ``SECRET``; secret values encrypted.
     options = models.JSONField(_("options"), default=dict, blank=True)
-    #: The ``SECRET`` option: its secrets, newest first (more than one while rotating). Stored in
-    #: the database as entered; never displayed after the page that showed it once.
+    #: The ``SECRET`` option: its secrets, newest first (more than one while rotating), each
+    #: encrypted. Never displayed after the page that showed it once.
     secrets = models.JSONField(default=list, blank=True, editable=False)
     #: ``None``: the default (every page event; every model).
     events = models.JSONField(_("events"), null=True, blank=True)
@@ -281,15 +292,47 @@ class ManagedDestination(models.Model):
     def __str__(self) -> str:
         return self.alias
 
+    def save(self, *args, **kwargs) -> None:
+        self.encrypt_secrets()
+        super().save(*args, **kwargs)
+
+    def encrypt_secrets(self) -> None:
+        """Replace every secret value still in plaintext by its encrypted form."""
+        from .encryption import encrypt, map_secret_values
+
+        self.secrets = [encrypt(secret) for secret in (self.secrets or [])]
+        self.options = map_secret_values(self.options or {}, self.is_secret_option, encrypt)
+
+    def is_secret_option(self, key: str) -> bool:
+        """Whether the value of the top-level ``OPTIONS`` key ``key`` is a secret."""
+        from .backends.base import is_secret_option
+        from .managed import managed_backend_class
+
+        return is_secret_option(managed_backend_class(self.backend), key)
+
+    def plain_options(self) -> dict:
+        """:attr:`options` with its secret values decrypted."""
+        from .encryption import decrypt_all
+
+        return decrypt_all(dict(self.options or {}))
+
+    def plain_secrets(self) -> list[str]:
+        """:attr:`secrets`, decrypted."""
+        from .encryption import decrypt
+
+        return [decrypt(secret) for secret in (self.secrets or [])]
+
     def secret_option(self) -> str | list[str] | None:
-        """The ``SECRET`` option as settings would hold it."""
-        if not self.secrets:
+        """The ``SECRET`` option as settings would hold it (decrypted)."""
+        secrets = self.plain_secrets()
+        if not secrets:
             return None
-        return self.secrets[0] if len(self.secrets) == 1 else list(self.secrets)
+        return secrets[0] if len(secrets) == 1 else list(secrets)
 
     def to_config(self) -> dict:
-        """The destination as a ``DESTINATIONS`` entry of the settings would be written."""
-        options = dict(self.options or {})
+        """The destination as a ``DESTINATIONS`` entry of the settings would be written, with
+        its secrets decrypted."""
+        options = self.plain_options()
         secret = self.secret_option()
         if secret is not None:
             options["SECRET"] = secret

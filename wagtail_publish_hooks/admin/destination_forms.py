@@ -7,31 +7,19 @@ import json
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.core import checks
-from django.utils.html import format_html, format_html_join
-from django.utils.module_loading import import_string
-from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from ..backends.base import is_secret_option
 from ..checks import check_destination, managed_alias_taken
 from ..conf import raw_settings
+from ..encryption import PREFIX, DecryptionError, encrypted_values
 from ..includes import KNOWN_INCLUDES
+from ..managed import managed_backend_choices, managed_backend_class
 from ..models import ManagedDestination
-
-#: The backends shipped with the package, offered in the backend field (any dotted path works).
-SHIPPED_BACKENDS = (
-    ("wagtail_publish_hooks.backends.webhook.WebhookBackend", _("Webhook (signed JSON POST)")),
-    ("wagtail_publish_hooks.backends.slack.SlackBackend", _("Slack")),
-    ("wagtail_publish_hooks.backends.teams.TeamsBackend", _("Microsoft Teams")),
-    ("wagtail_publish_hooks.backends.discord.DiscordBackend", _("Discord")),
-    ("wagtail_publish_hooks.backends.build_hook.BuildHookBackend", _("Build hook")),
-    ("wagtail_publish_hooks.backends.revalidate.RevalidateBackend", _("Frontend revalidation")),
-    ("wagtail_publish_hooks.backends.frontend_cache.FrontendCacheBackend", _("Frontend cache")),
-    ("wagtail_publish_hooks.backends.email.EmailBackend", _("Email")),
-)
 
 #: Which form field shows a check message about a destination key.
 FIELD_FOR_KEY = {
@@ -60,25 +48,38 @@ _ABSENT = object()
 
 
 def backend_class_of(path: str | None) -> Any:
-    """The backend class at a dotted path, or ``None`` when it cannot be imported."""
-    try:
-        return import_string(path or "")
-    except Exception:
-        return None
+    """The backend class of a registry member, or ``None``: nothing else is imported."""
+    return managed_backend_class(path)
 
 
-def hide_secret_options(options: Any, backend_class: Any, stored: Any = _ABSENT) -> Any:
+def hide_secret_options(
+    options: Any,
+    backend_class: Any,
+    stored: Any = _ABSENT,
+    *,
+    also_secret: Any = None,
+    stored_secrets: frozenset[str] = frozenset(),
+) -> Any:
     """The options with each secret value replaced by a placeholder, for display.
 
     A value equal to the one stored at the same place (or already the placeholder) becomes
     :data:`KEPT_SECRET`; any other (typed in a request that the form refused) becomes
     :data:`RETYPE_SECRET`. Top-level keys follow the backend's ``secret_option_keys`` and the
-    name rule; keys nested in mappings follow the name rule.
+    name rule (and ``also_secret``, the rule of the backend stored before a switch); keys nested
+    in mappings follow the name rule. A value equal to any stored secret (``stored_secrets``,
+    as JSON) is never shown, wherever it is put.
     """
-    return _hide(options, stored, lambda key: is_secret_option(backend_class, key))
+
+    def is_secret(key: str) -> bool:
+        return is_secret_option(backend_class, key) or bool(also_secret and also_secret(key))
+
+    return _hide(options, stored, is_secret, stored_secrets)
 
 
-def _hide(value: Any, stored: Any, is_secret: Any) -> Any:
+def _hide(value: Any, stored: Any, is_secret: Any, stored_secrets: frozenset[str]) -> Any:
+    def nested(name: str) -> bool:
+        return is_secret_option(None, name)
+
     if isinstance(value, dict):
         stored_map = stored if isinstance(stored, dict) else {}
         hidden = {}
@@ -88,7 +89,7 @@ def _hide(value: Any, stored: Any, is_secret: Any) -> Any:
                 kept = item in (KEPT_SECRET, before)
                 hidden[key] = KEPT_SECRET if kept else RETYPE_SECRET
             else:
-                hidden[key] = _hide(item, before, lambda name: is_secret_option(None, name))
+                hidden[key] = _hide(item, before, nested, stored_secrets)
         return hidden
     if isinstance(value, list):
         stored_list = stored if isinstance(stored, list) else []
@@ -96,21 +97,32 @@ def _hide(value: Any, stored: Any, is_secret: Any) -> Any:
             _hide(
                 item,
                 stored_list[index] if index < len(stored_list) else _ABSENT,
-                lambda name: is_secret_option(None, name),
+                nested,
+                stored_secrets,
             )
             for index, item in enumerate(value)
         ]
+    if value not in (None, "") and _as_json(value) in stored_secrets:
+        return KEPT_SECRET if value == stored else RETYPE_SECRET
     return value
 
 
-def keep_secret_options(options: Any, stored: Any) -> tuple[Any, list[tuple[Any, ...]]]:
+def _as_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def keep_secret_options(
+    options: Any, stored: Any, kept: list[tuple[Any, ...]] | None = None
+) -> tuple[Any, list[tuple[Any, ...]]]:
     """The submitted options with each :data:`KEPT_SECRET` replaced by the stored value at the
     same place, and the places where that cannot be done (nothing stored there, or
-    :data:`RETYPE_SECRET` left in)."""
+    :data:`RETYPE_SECRET` left in). The places where it was done are appended to ``kept``."""
     unresolved: list[tuple[Any, ...]] = []
 
     def keep(value: Any, before: Any, path: tuple[Any, ...]) -> Any:
         if value == KEPT_SECRET and before is not _ABSENT:
+            if kept is not None:
+                kept.append(path)
             return before
         if value in (KEPT_SECRET, RETYPE_SECRET):
             unresolved.append(path)
@@ -130,6 +142,47 @@ def keep_secret_options(options: Any, stored: Any) -> tuple[Any, list[tuple[Any,
         return value
 
     return keep(options, stored, ()), unresolved
+
+
+def _holds_encrypted(value: Any) -> bool:
+    return any(True for _ in encrypted_values(value)) or (
+        isinstance(value, dict) and any(str(key).startswith(PREFIX) for key in value)
+    )
+
+
+def _replace_encrypted(value: Any, replacement: str) -> Any:
+    if isinstance(value, str) and value.startswith(PREFIX):
+        return replacement
+    if isinstance(value, dict):
+        return {key: _replace_encrypted(item, replacement) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_replace_encrypted(item, replacement) for item in value]
+    return value
+
+
+def origin(url: Any) -> Any:
+    """Where a URL sends to: (scheme, host, port); the text itself when it is no URL."""
+    if not isinstance(url, str):
+        return ("?", _as_json(url))
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return (parts.scheme.lower(), (parts.hostname or "").lower(), port)
+    except ValueError:
+        return ("?", url)
+
+
+def targets(backend_class: Any, options: Mapping[str, Any]) -> Any:
+    """The origins a destination's requests go to: those of its ``target_option_keys``."""
+    keys = getattr(backend_class, "target_option_keys", frozenset({"URL"}))
+    found = {}
+    for key in sorted(keys):
+        value = options.get(key)
+        if isinstance(value, Mapping):
+            found[key] = sorted((str(k), origin(v)) for k, v in value.items())
+        elif value is not None:
+            found[key] = origin(value)
+    return found
 
 
 class OptionsField(forms.CharField):
@@ -153,22 +206,11 @@ class OptionsField(forms.CharField):
 
 def backend_takes_secret(path: str) -> bool:
     """Whether the backend has a ``SECRET`` option (a backend that accepts anything has)."""
-    try:
-        backend_class = import_string(path)
-    except Exception:
+    backend_class = managed_backend_class(path)
+    if backend_class is None:
         return False
-    keys = getattr(backend_class, "option_keys", None)
+    keys = backend_class.option_keys
     return keys is None or "SECRET" in keys
-
-
-class BackendInput(forms.TextInput):
-    """A text input that suggests the shipped backends and accepts any dotted path."""
-
-    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
-        list_id = f"{(attrs or {}).get('id') or 'id_' + name}-choices"
-        input_html = super().render(name, value, {**(attrs or {}), "list": list_id}, renderer)
-        options = format_html_join("", '<option value="{}">{}</option>', SHIPPED_BACKENDS)
-        return format_html('{}<datalist id="{}">{}</datalist>', input_html, list_id, options)
 
 
 class ExcludeAliasesSelect(forms.NullBooleanSelect):
@@ -215,13 +257,18 @@ class DestinationForm(forms.ModelForm):
     SECRET_KEEP = "keep"  # noqa: S105 -- a choice, not a secret
     SECRET_NONE = "none"  # noqa: S105 -- a choice, not a secret
 
-    backend = forms.CharField(
+    backend = forms.ChoiceField(
         label=_("Backend"),
-        max_length=255,
-        widget=BackendInput(),
-        initial=SHIPPED_BACKENDS[0][0],
+        choices=managed_backend_choices,
+        error_messages={
+            "invalid_choice": _(
+                "%(value)s is not a backend that destinations managed in the admin may use "
+                "(wagtail_publish_hooks.E044). The site's developers may allow others in "
+                "MANAGED_BACKENDS."
+            )
+        },
         help_text=_(
-            "The dotted path of a backend class: choose one of the package's, or type your own."
+            "The package's backends, and those your site's developers allowed (MANAGED_BACKENDS)."
         ),
     )
     options = OptionsField(
@@ -335,27 +382,58 @@ class DestinationForm(forms.ModelForm):
         self.fields["secret_mode"].initial = self.SECRET_KEEP if existing else self.SECRET_GENERATE
         if not (existing and len(self.instance.secrets) > 1):
             del self.fields["drop_previous_secrets"]
+        self._stored_plain: dict[str, Any] | None = None
+        self._stored_secret_values: frozenset[str] = frozenset()
+        self.stored_undecryptable = False
         if self.instance.pk is not None:
-            self.initial["options"] = json.dumps(self.instance.options or {}, indent=2)
+            try:
+                self._stored_plain = self.instance.plain_options()
+                self._stored_secret_values = frozenset(
+                    _as_json(self._decrypted(value))
+                    for value in encrypted_values(self.instance.options or {})
+                )
+            except DecryptionError:
+                # Keys lost: nothing can be kept; the secrets must be entered again.
+                self.stored_undecryptable = True
+                self._stored_plain = {}
+            shown = self._stored_plain
+            if self.stored_undecryptable:
+                shown = _replace_encrypted(self.instance.options or {}, RETYPE_SECRET)
+            self.initial["options"] = json.dumps(shown, indent=2)
         else:
             self.initial.setdefault("options", "{}")
         self.fields["options"].hide = self._hide_secret_options  # type: ignore[attr-defined]
 
+    @staticmethod
+    def _decrypted(value: Any) -> Any:
+        from ..encryption import decrypt
+
+        return decrypt(value)
+
     def _stored_options(self) -> Any:
-        return (self.instance.options or {}) if self.instance.pk is not None else {}
+        return self._stored_plain or {}
 
     def _hide_secret_options(self, options: dict[str, Any]) -> Any:
-        """What the options field shows: the backend is the one submitted, if any."""
+        """What the options field shows. A value secret for the backend stored or the one
+        submitted, or equal to any stored secret, is never shown."""
+        stored_class = backend_class_of(self.instance.backend)
         path = self.instance.backend
         if self.is_bound:
             path = self.data.get(self.add_prefix("backend")) or path
-        return hide_secret_options(options, backend_class_of(path), self._stored_options())
+        return hide_secret_options(
+            options,
+            backend_class_of(path),
+            self._stored_options(),
+            also_secret=lambda key: is_secret_option(stored_class, key),
+            stored_secrets=self._stored_secret_values,
+        )
 
     def clean_alias(self) -> str:
         return self.cleaned_data["alias"].strip()
 
     def clean_options(self) -> dict[str, Any]:
         text = (self.cleaned_data.get("options") or "").strip()
+        self.kept_options: list[tuple[Any, ...]] = []
         if not text:
             return {}
         try:
@@ -370,8 +448,13 @@ class DestinationForm(forms.ModelForm):
             raise forms.ValidationError(
                 _("Enter the secret in the “Signing secret” field, where it is never shown.")
             )
+        if _holds_encrypted(value):
+            raise forms.ValidationError(
+                _("Values may not start with “%(prefix)s”: it marks encrypted values.")
+                % {"prefix": PREFIX}
+            )
         # The checks run on the options as they will be stored, with the kept secrets in.
-        value, unresolved = keep_secret_options(value, self._stored_options())
+        value, unresolved = keep_secret_options(value, self._stored_options(), self.kept_options)
         if unresolved:
             where = ", ".join(
                 "OPTIONS" + "".join(f"[{key!r}]" for key in path) for path in unresolved
@@ -392,6 +475,8 @@ class DestinationForm(forms.ModelForm):
         if isinstance(raw, Mapping) and alias in raw:
             self.add_error("alias", _format(managed_alias_taken(alias)))
             return cleaned
+        if not self._secrets_follow_their_target(cleaned, backend):
+            return cleaned
         self.secrets = self._secrets(cleaned, backend)
         config = self._config(cleaned, backend, self.secrets)
         for message in check_destination(alias, config, managed=True):
@@ -410,12 +495,65 @@ class DestinationForm(forms.ModelForm):
                 self.add_error(field, _format(message))
         return cleaned
 
+    def _secrets_follow_their_target(self, cleaned: dict[str, Any], backend: str) -> bool:
+        """A kept secret survives only while the backend and the target (scheme, host, port of
+        where requests go) are unchanged: otherwise it would be sent, or shown, to somebody it
+        was not typed for. Whether nothing was refused.
+
+        The signing secret of a backend that only signs with it (a webhook's ``SECRET``: it
+        never leaves this server) may stay when the target changes; one that is sent (a
+        revalidation ``SECRET``, a header, a tokenised URL) may not.
+        """
+        if self.instance.pk is None:
+            return True
+        backend_class = backend_class_of(backend)
+        same_backend = backend == self.instance.backend
+        same_target = same_backend and targets(backend_class, cleaned["options"]) == targets(
+            backend_class, self._stored_options()
+        )
+        changed = _("the backend changed") if not same_backend else _("the target changed")
+        ok = True
+        kept = getattr(self, "kept_options", [])
+        if kept and not same_target:
+            where = ", ".join("OPTIONS" + "".join(f"[{key!r}]" for key in path) for path in kept)
+            self.add_error(
+                "options",
+                _(
+                    "%(where)s: %(changed)s (backend, or scheme, host or port of the URL), so "
+                    "the stored secret is not kept: enter it again. A kept secret is only sent "
+                    "where it was entered for."
+                )
+                % {"where": where, "changed": changed},
+            )
+            ok = False
+        keeping = cleaned.get("secret_mode") == self.SECRET_KEEP and bool(self.instance.secrets)
+        if keeping and backend_takes_secret(backend):
+            sent = getattr(backend_class, "secret_is_sent", True)
+            if not same_backend or (sent and not same_target):
+                self.add_error(
+                    "secret_mode",
+                    _(
+                        "The stored secret is not kept: %(changed)s (backend, or scheme, host or "
+                        "port of the URL). Enter a secret, or generate one."
+                    )
+                    % {"changed": changed},
+                )
+                ok = False
+        return ok
+
     def _secrets(self, cleaned: dict[str, Any], backend: str) -> list[str]:
         mode = cleaned.get("secret_mode")
         if not backend_takes_secret(backend):
             return []
         if mode == self.SECRET_KEEP:
-            secrets = list(self.instance.secrets or [])
+            try:
+                secrets = self.instance.plain_secrets()
+            except DecryptionError:
+                self.add_error(
+                    "secret_mode",
+                    _("The stored secret cannot be decrypted: enter a secret, or generate one."),
+                )
+                return []
             if cleaned.get("drop_previous_secrets"):
                 secrets = secrets[:1]
             return secrets
@@ -427,6 +565,9 @@ class DestinationForm(forms.ModelForm):
             value = cleaned.get("secret_value") or ""
             if not value:
                 self.add_error("secret_value", _("Enter the secret, or choose another option."))
+            elif value.startswith(PREFIX):
+                self.add_error("secret_value", _("This is not a secret one can enter."))
+                return []
             return [value] if value else []
         return []
 
@@ -448,7 +589,7 @@ class DestinationForm(forms.ModelForm):
         instance.secrets = getattr(self, "secrets", [])
         instance.include = list(self.cleaned_data.get("include") or [])
         if commit:
-            instance.save()
+            instance.save()  # encrypts the secrets
         return instance
 
 

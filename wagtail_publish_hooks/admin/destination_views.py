@@ -32,7 +32,9 @@ from wagtail.log_actions import log
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import policy_registry
 
-from ..conf import get_backend, get_destinations, settings_destinations
+from ..conf import RECEIVER_PREFIX, get_backend, get_destinations, settings_destinations
+from ..encryption import DecryptionError
+from ..managed import managed_problems
 from ..models import DestinationState, ManagedDestination
 from ..outbox import send_test_event
 from .destination_chart import HourlyOutcomes, chart_svg, hourly_outcomes
@@ -105,6 +107,9 @@ class DestinationRow:
     instance: ManagedDestination | None = None
     #: An admin-managed destination ignored because settings define the same alias.
     shadowed: bool = False
+    #: Why an admin-managed destination is not built (it names code, or its secrets cannot
+    #: be decrypted), or ``""``.
+    problem: str = ""
 
     @property
     def managed(self) -> bool:
@@ -134,6 +139,8 @@ class DestinationRow:
     def health(self) -> str:
         if self.shadowed:
             return _("Ignored: settings define the same alias")
+        if self.problem:
+            return _("Broken, not used: %(reason)s") % {"reason": self.problem}
         if self.is_disabled:
             assert self.state is not None
             return _("Disabled: %(reason)s") % {"reason": self.state.disabled_reason}
@@ -144,7 +151,7 @@ class DestinationRow:
 
     @property
     def health_tag(self) -> str:
-        if self.shadowed or self.is_disabled:
+        if self.shadowed or self.problem or self.is_disabled:
             return "critical"
         if self.state is not None and self.state.consecutive_failures:
             return "warning"
@@ -188,6 +195,7 @@ def build_rows(
     managed_rows = []
     for instance in managed:
         shadowed = instance.alias in settings_aliases
+        problems = managed_problems(instance)
         managed_rows.append(
             DestinationRow(
                 alias=instance.alias,
@@ -201,6 +209,10 @@ def build_rows(
                 outcomes=outcomes[instance.alias],
                 instance=instance,
                 shadowed=shadowed,
+                problem=" ".join(
+                    f"{getattr(message, 'text', message.msg)} ({message.id})"
+                    for message in problems
+                ),
             )
         )
     return settings_rows, managed_rows
@@ -315,6 +327,10 @@ class DestinationDetailView(ForbiddenAs403, generic.base.WagtailAdminTemplateMix
         context["row"] = self.row
         context["chart"] = chart_svg(self.row.outcomes, height=96, bar_width=4)
         context["can_manage"] = can_manage_destinations(self.request.user)
+        # Disabling the operator's destinations is for superusers (see DestinationActionView).
+        context["can_switch"] = context["can_manage"] and (
+            self.row.managed or self.request.user.is_superuser
+        )
         return context
 
 
@@ -339,11 +355,24 @@ class DestinationActionView(ForbiddenAs403, View):
         if not can_manage_destinations(request.user):
             return forbidden(request)
         self.alias = kwargs["alias"]
+        if self.alias.startswith(RECEIVER_PREFIX):
+            raise Http404  # Python receivers are code: nothing here acts on them
         if self.alias not in get_destinations() and not (
             ManagedDestination.objects.filter(alias=self.alias).exists()
         ):
             raise Http404
+        if (
+            self.operator_only_for_settings
+            and self.alias in settings_destinations()
+            and not request.user.is_superuser
+        ):
+            # Stopping or restarting the operator's destinations is the operator's call: a
+            # destination manager acts on the destinations managed in the admin.
+            return forbidden(request)
         return super().dispatch(request, *args, **kwargs)
+
+    #: Whether, for a destination from settings, only a superuser may act.
+    operator_only_for_settings = False
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         with transaction.atomic():
@@ -355,6 +384,8 @@ class DestinationActionView(ForbiddenAs403, View):
 
 
 class DisableView(DestinationActionView):
+    operator_only_for_settings = True
+
     def act(self, request: HttpRequest) -> None:
         user = request.user
         name = user.get_username() if user.is_authenticated else "?"
@@ -367,6 +398,8 @@ class DisableView(DestinationActionView):
 
 
 class EnableView(DestinationActionView):
+    operator_only_for_settings = True
+
     def act(self, request: HttpRequest) -> None:
         if DestinationState.enable(self.alias):
             log_destination_action(self.alias, ENABLE, request.user)
@@ -380,7 +413,10 @@ class SendTestEventView(DestinationActionView):
         if self.alias not in get_destinations():
             messages.error(
                 request,
-                _("“%(alias)s” cannot receive events: its alias is taken in settings.")
+                _(
+                    "“%(alias)s” cannot receive events: its alias is taken in settings, or it "
+                    "is broken (see its health)."
+                )
                 % {"alias": self.alias},
             )
             return
@@ -411,6 +447,13 @@ class DestinationHistoryView(ForbiddenAs403, HistoryView):
 
 class DestinationUsageView(ForbiddenAs403, UsageView):
     pass
+
+
+def _plain_secrets(instance: ManagedDestination) -> list[str] | None:
+    try:
+        return instance.plain_secrets()
+    except DecryptionError:
+        return None
 
 
 def secret_response(
@@ -470,9 +513,9 @@ class DestinationEditView(ForbiddenAs403, SecretShownOnceMixin, generic.EditView
         return url("detail", self.object.alias)
 
     def save_instance(self) -> ManagedDestination:
-        before = ManagedDestination.objects.get(pk=self.object.pk).secrets
+        before = _plain_secrets(ManagedDestination.objects.get(pk=self.object.pk))
         instance = super().save_instance()
-        if instance.secrets != before:
+        if _plain_secrets(instance) != before:
             log_destination_action(
                 instance.alias, ROTATE_SECRET, self.request.user, secrets=len(instance.secrets)
             )
@@ -519,7 +562,11 @@ class RotateSecretView(ForbiddenAs403, generic.base.WagtailAdminTemplateMixin, T
         from ..checks import check_destination
 
         secret = generate_secret()
-        keep = bool(request.POST.get("keep_previous")) and bool(self.object.secrets)
+        keep = (
+            bool(request.POST.get("keep_previous"))
+            and bool(self.object.secrets)
+            and _plain_secrets(self.object) is not None
+        )
         secrets = [secret, self.object.secrets[0]] if keep else [secret]
         candidate = ManagedDestination(
             alias=self.object.alias,
@@ -531,9 +578,13 @@ class RotateSecretView(ForbiddenAs403, generic.base.WagtailAdminTemplateMixin, T
             exclude_aliases=self.object.exclude_aliases,
             include=self.object.include,
         )
+        try:
+            config = candidate.to_config()
+        except DecryptionError:
+            config = {"BACKEND": candidate.backend, "OPTIONS": {"SECRET": secret}}
         errors = [
             message
-            for message in check_destination(self.object.alias, candidate.to_config(), managed=True)
+            for message in check_destination(self.object.alias, config, managed=True)
             if message.is_serious()
             and getattr(message, "setting_keys", ())[:2] == ("OPTIONS", "SECRET")
         ]

@@ -42,6 +42,19 @@ class BaseBackend:
     #: whose name looks secret (see :func:`is_secret_option`) counts as one, at any depth. The
     #: admin never shows such values: its form shows a placeholder that keeps them.
     secret_option_keys: ClassVar[frozenset[str]] = frozenset()
+    #: The name the admin offers the backend under, for destinations managed there.
+    display_name: ClassVar[str | None] = None
+    #: The ``OPTIONS`` keys that name code (dotted paths of callables, classes): allowed in
+    #: settings only. A destination managed in the admin that has one is refused by its form,
+    #: reported by the system checks and never built (see :meth:`check_managed_options`).
+    settings_only_option_keys: ClassVar[frozenset[str]] = frozenset()
+    #: The ``OPTIONS`` keys that say where requests go (a URL, or a dict of URLs). A secret
+    #: kept while editing a managed destination survives only while their scheme, host and
+    #: port stay the same: it would otherwise be sent to the new host.
+    target_option_keys: ClassVar[frozenset[str]] = frozenset({"URL"})
+    #: Whether the ``SECRET`` option travels to the target as it is (a header), rather than
+    #: only signing the requests: such a secret must be entered again when the target changes.
+    secret_is_sent: ClassVar[bool] = True
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         self.alias = alias
@@ -60,6 +73,30 @@ class BaseBackend:
     def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
         """System check messages for this backend's ``OPTIONS`` (unknown keys: done already)."""
         return []
+
+    @classmethod
+    def check_managed_options(
+        cls, alias: str, options: Mapping[str, Any]
+    ) -> list[checks.CheckMessage]:
+        """Errors (``E045``) for ``OPTIONS`` a destination managed in the admin may not have,
+        found without importing or calling anything the options name.
+
+        By default, any of :attr:`settings_only_option_keys`. A backend whose options can
+        name code some other way adds to it.
+        """
+        from ..checks import error
+
+        return [
+            error(
+                45,
+                "names code, and may be set in settings only, not in the admin.",
+                alias=alias,
+                keys=("OPTIONS", key),
+                hint="Define this destination in WAGTAIL_PUBLISH_HOOKS['DESTINATIONS'] to use it.",
+            )
+            for key in sorted(cls.settings_only_option_keys)
+            if key in options
+        ]
 
     def deliver(self, delivery: Delivery) -> HttpResult | None:
         """Send one delivery.

@@ -228,6 +228,8 @@ class BuildHookBackend(BaseBackend):
     ``CONNECT_TIMEOUT`` (default 5) and ``COALESCE_SECONDS`` (default 30).
     """
 
+    display_name = "Build hook"
+
     supports_coalescing = True
     # A build rebuilds everything: an alias's event would only repeat its original's.
     exclude_aliases_by_default = True

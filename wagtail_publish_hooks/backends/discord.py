@@ -229,6 +229,8 @@ class DiscordBackend(BaseBackend):
     response, default 15) and ``CONNECT_TIMEOUT`` (default 5).
     """
 
+    display_name = "Discord"
+
     option_keys = frozenset({"URL", "USERNAME", "AVATAR_URL", "TIMEOUT", "CONNECT_TIMEOUT"})
     # The URL embeds the token that lets anyone post.
     secret_option_keys = frozenset({"URL"})

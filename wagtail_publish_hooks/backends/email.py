@@ -62,6 +62,8 @@ class EmailBackend(BaseBackend):
     delivery reached: each attempt records the addresses it sent to.
     """
 
+    display_name = "Email"
+
     option_keys = frozenset(
         {
             *RECIPIENT_OPTIONS,

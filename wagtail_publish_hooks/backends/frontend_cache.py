@@ -149,6 +149,12 @@ class FrontendCacheBackend(BaseBackend):
     name; by default the backend's own limit) and ``COALESCE_SECONDS`` (default 5).
     """
 
+    display_name = "Frontend cache"
+    # Callables are imported from these paths: settings only.
+    settings_only_option_keys = frozenset({"EXTRA_URLS"})
+    # Where purges go is the operator's WAGTAILFRONTENDCACHE, named, never given here.
+    target_option_keys = frozenset()
+
     supports_coalescing = True
     default_coalesce_seconds = 5
     # An alias page has URLs of its own, which are stale too.
@@ -198,6 +204,30 @@ class FrontendCacheBackend(BaseBackend):
                     hint="Remove 'wagtail.contrib.frontend_cache' from INSTALLED_APPS (its "
                     "backends work without it), or disconnect its handlers. See the how-to "
                     "'Migrate from wagtail.contrib.frontend_cache'.",
+                )
+            )
+        return messages
+
+    @classmethod
+    def check_managed_options(
+        cls, alias: str, options: Mapping[str, Any]
+    ) -> list[checks.CheckMessage]:
+        """In the admin, ``BACKENDS`` names backends of ``WAGTAILFRONTENDCACHE``: a dict
+        would name classes that Wagtail imports and calls."""
+        messages = super().check_managed_options(alias, options)
+        value = options.get("BACKENDS")
+        if value is not None and not (
+            isinstance(value, list) and all(isinstance(name, str) for name in value)
+        ):
+            messages.append(
+                publish_checks.error(
+                    45,
+                    "must be a list of names of backends in WAGTAILFRONTENDCACHE for a "
+                    "destination managed in the admin; backend classes and their settings are "
+                    "given in settings only.",
+                    alias=alias,
+                    keys=("OPTIONS", "BACKENDS"),
+                    hint='For example ["varnish"], or leave BACKENDS out to use them all.',
                 )
             )
         return messages

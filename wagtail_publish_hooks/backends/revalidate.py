@@ -118,6 +118,10 @@ class RevalidateBackend(BaseBackend):
     (default 30).
     """
 
+    display_name = "Frontend revalidation"
+    # Callables are imported from these paths: settings only.
+    settings_only_option_keys = frozenset({"TAGS"})
+
     supports_coalescing = True
     # An alias page has URLs of its own, which are stale too.
     exclude_aliases_by_default = False

@@ -166,6 +166,8 @@ class SlackBackend(BaseBackend):
     (default 5) and ``MIN_INTERVAL`` (seconds between two messages to one webhook, default 1).
     """
 
+    display_name = "Slack"
+
     option_keys = frozenset({"URL", "TEMPLATE", "TIMEOUT", "CONNECT_TIMEOUT", "MIN_INTERVAL"})
     # The URL embeds the token that lets anyone post.
     secret_option_keys = frozenset({"URL"})

@@ -158,6 +158,8 @@ class TeamsBackend(BaseBackend):
     ``CONNECT_TIMEOUT`` (default 5).
     """
 
+    display_name = "Microsoft Teams"
+
     option_keys = frozenset({"URL", "TIMEOUT", "CONNECT_TIMEOUT"})
     # The URL embeds the token that lets anyone post.
     secret_option_keys = frozenset({"URL"})

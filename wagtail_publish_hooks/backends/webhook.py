@@ -56,6 +56,9 @@ class WebhookBackend(BaseBackend):
     to wait for the response, default 15) and ``CONNECT_TIMEOUT`` (default 5).
     """
 
+    display_name = "Webhook (signed JSON POST)"
+    secret_is_sent = False  # signs the requests; never sent
+
     option_keys = frozenset({"URL", "SECRET", "HEADERS", "TIMEOUT", "CONNECT_TIMEOUT"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:

@@ -101,6 +101,12 @@ class Command(BaseCommand):
         enable = sub.add_parser("enable", help="Re-enable a destination that was disabled.")
         enable.add_argument("alias")
 
+        sub.add_parser(
+            "reencrypt",
+            help="Encrypt the secrets of the destinations managed in the admin again, with the "
+            "current key (after rotating ENCRYPTION_KEYS or SECRET_KEY).",
+        )
+
     def handle(self, *args: Any, action: str, **options: Any) -> None:
         self.verbosity = options.get("verbosity", 1)
         getattr(self, f"handle_{action}")(**options)
@@ -332,3 +338,29 @@ class Command(BaseCommand):
             self.info(self.style.SUCCESS(f"Destination {alias!r} is enabled again."))
         else:
             self.info(f"Destination {alias!r} was not disabled.")
+
+    # -- reencrypt -------------------------------------------------------------------------------
+
+    def handle_reencrypt(self, **options: Any) -> None:
+        from wagtail_publish_hooks.encryption import DecryptionError, rotate, rotate_all
+        from wagtail_publish_hooks.models import ManagedDestination
+
+        done = 0
+        failed = []
+        for row in ManagedDestination.objects.order_by("alias"):
+            try:
+                row.secrets = [rotate(secret) for secret in row.secrets or []]
+                row.options = rotate_all(row.options or {})
+            except DecryptionError:
+                failed.append(row.alias)
+                continue
+            row.save(update_fields=["secrets", "options", "updated_at"])  # encrypts plaintext
+            done += 1
+        self.info(f"Encrypted the secrets of {done} destination(s) with the current key.")
+        if failed:
+            raise CommandError(
+                f"{len(failed)} destination(s) cannot be decrypted with the configured keys: "
+                f"{', '.join(map(repr, failed))}. Put the key that encrypted them back (the "
+                "previous SECRET_KEY into SECRET_KEY_FALLBACKS, or the previous key into "
+                "ENCRYPTION_KEYS), or enter their secrets again in the admin."
+            )
