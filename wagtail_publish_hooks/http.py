@@ -62,6 +62,7 @@ _SENSITIVE_HEADER_WORDS = (
 
 _local = threading.local()
 
+
 def get_session() -> requests.Session:
     """One pooled session per thread (``requests.Session`` is not documented thread-safe).
 
@@ -320,9 +321,7 @@ class AddressPolicy:
                 "refused: the target is a cloud metadata address (metadata); only a network "
                 f"listed in {self.setting} that contains it allows it"
             )
-        return (
-            f"refused: the target is a non-public address ({kind}); allow it with {self.setting}"
-        )
+        return f"refused: the target is a non-public address ({kind}); allow it with {self.setting}"
 
 
 def settings_policy() -> AddressPolicy:
