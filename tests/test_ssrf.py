@@ -635,3 +635,32 @@ def test_resolve_target_returns_the_checked_addresses(settings, fake_dns):
         443,
         ("127.0.0.5", "::1"),
     )
+
+
+# -- E042: MANAGED_ALLOW_PRIVATE_NETWORKS is checked like ALLOW_PRIVATE_NETWORKS ------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("10.0.0.0/8", "must be True, False, or a list of networks in CIDR notation."),
+        (["127.0.0.0/33"], "'127.0.0.0/33' is not a network in CIDR notation."),
+        ({"10.0.0.0/8": True}, "must be True, False, or a list of networks in CIDR notation."),
+    ],
+)
+def test_a_malformed_managed_allowance_is_an_error(settings, value, text):
+    from django.core import checks
+
+    settings.WAGTAIL_PUBLISH_HOOKS = {"MANAGED_ALLOW_PRIVATE_NETWORKS": value}
+    messages = [m for m in checks.run_checks(tags=["wagtail_publish_hooks"]) if m.is_serious()]
+    assert [m.id for m in messages] == ["wagtail_publish_hooks.E042"]
+    assert messages[0].msg == f"WAGTAIL_PUBLISH_HOOKS['MANAGED_ALLOW_PRIVATE_NETWORKS']: {text}"
+
+
+@pytest.mark.parametrize("value", [True, False, ["10.0.0.0/8", "fd00::/8"], []])
+def test_a_well_formed_managed_allowance_passes(settings, value):
+    from django.core import checks
+
+    settings.WAGTAIL_PUBLISH_HOOKS = {"MANAGED_ALLOW_PRIVATE_NETWORKS": value}
+    messages = checks.run_checks(tags=["wagtail_publish_hooks"])
+    assert not [m for m in messages if m.is_serious()]  # a known key (no E002), well formed
