@@ -580,3 +580,9 @@ def test_a_managed_destination_is_judged_by_the_managed_allowance(settings):
         "MANAGED_ALLOW_PRIVATE_NETWORKS": ["127.0.0.1/32"],
     }
     assert checks.run_checks(tags=["wagtail_publish_hooks"]) == []
+
+
+def test_w018_leaves_a_malformed_backend_to_the_other_checks(settings):
+    backends = {"varnish": {"BACKEND": 3, "LOCATION": "http://127.0.0.1"}}
+    messages = run_checks(settings, {"BACKENDS": backends}, allow=())
+    assert [m.id for m in messages] == ["wagtail_publish_hooks.E037"]

@@ -928,10 +928,10 @@ def _refused_purge_locations(alias: str, option: Any, policy: Any) -> list[check
 
     messages: list[checks.CheckMessage] = []
     for name, config in _purge_backend_configs(option).items():
-        if not isinstance(config, Mapping):
-            continue
+        if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
+            continue  # reported by E037
         try:
-            backend_class = import_string(config.get("BACKEND", ""))
+            backend_class = import_string(config["BACKEND"])
         except ImportError:
             continue  # reported by E037
         if not (isinstance(backend_class, type) and issubclass(backend_class, HTTPBackend)):
