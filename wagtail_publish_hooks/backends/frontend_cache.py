@@ -29,7 +29,7 @@ from django.core import checks
 from .. import checks as publish_checks
 from .. import events
 from ..exceptions import DeliveryError
-from ..http import HttpResult, address_policy, policy_for
+from ..http import HttpResult, policy_for
 from ..purge import ANY_MODEL, PurgeSet, language_variants, resolve_extra_urls
 from .base import BaseBackend
 from .purge_http import PinnedPurgeBackend, RefusedPurgeBackend, purge_backends, purge_timeout
@@ -461,42 +461,41 @@ class FrontendCacheBackend(BaseBackend):
         failed: list[str] = []
         # Whether every error is one another attempt cannot mend (a refused target).
         all_final = True
-        with address_policy(policy_for(self.alias)):
-            for name, backend in backends.items():
-                mine = [url for url in urls if backend.invalidates_hostname(urlsplit(url).netloc)]
-                batches = chunks(mine, batch_size_of(backend, self.batch_size_option, name))
-                record: dict[str, Any] = {
-                    "class": getattr(backend, "replaces", type(backend).__name__),
-                    "urls": len(mine),
-                    "batches": len(batches),
-                    "errors": 0,
-                }
-                detail["backends"][name] = record
-                detail["batches"] += len(batches)
-                for batch in batches:
-                    if isinstance(backend, PinnedPurgeBackend | RefusedPurgeBackend):
-                        failures = backend.purge_all(batch)
-                        for failure in failures:
-                            message = f"{name}: {failure.message}"
-                            if message not in errors:  # a refusal repeats for every URL
-                                errors.append(message)
-                            all_final = all_final and failure.final
-                        failed += [failure.url for failure in failures]
-                        record["errors"] += len(failures)
-                        continue
-                    with collect_failures() as collector:
-                        try:
-                            backend.purge_batch(batch)
-                        except Exception as exc:
-                            text = " ".join(str(exc).split())[:MAX_ERROR_LENGTH]
-                            errors.append(f"{name}: {type(exc).__name__}: {text}")
-                            failed += batch
-                            all_final = False
-                    if collector.records:
+        for name, backend in backends.items():
+            mine = [url for url in urls if backend.invalidates_hostname(urlsplit(url).netloc)]
+            batches = chunks(mine, batch_size_of(backend, self.batch_size_option, name))
+            record: dict[str, Any] = {
+                "class": getattr(backend, "replaces", type(backend).__name__),
+                "urls": len(mine),
+                "batches": len(batches),
+                "errors": 0,
+            }
+            detail["backends"][name] = record
+            detail["batches"] += len(batches)
+            for batch in batches:
+                if isinstance(backend, PinnedPurgeBackend | RefusedPurgeBackend):
+                    failures = backend.purge_all(batch)
+                    for failure in failures:
+                        message = f"{name}: {failure.message}"
+                        if message not in errors:  # a refusal repeats for every URL
+                            errors.append(message)
+                        all_final = all_final and failure.final
+                    failed += [failure.url for failure in failures]
+                    record["errors"] += len(failures)
+                    continue
+                with collect_failures() as collector:
+                    try:
+                        backend.purge_batch(batch)
+                    except Exception as exc:
+                        text = " ".join(str(exc).split())[:MAX_ERROR_LENGTH]
+                        errors.append(f"{name}: {type(exc).__name__}: {text}")
+                        failed += batch
                         all_final = False
-                    errors += [f"{name}: {message}" for message in collector.messages()]
-                    failed += collector.failed_urls(batch)
-                    record["errors"] += len(collector.records)
+                if collector.records:
+                    all_final = False
+                errors += [f"{name}: {message}" for message in collector.messages()]
+                failed += collector.failed_urls(batch)
+                record["errors"] += len(collector.records)
         duration_ms = int((time.monotonic() - started) * 1000)
         if errors:
             failed = list(dict.fromkeys(failed))

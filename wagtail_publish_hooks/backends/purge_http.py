@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import DeliveryError, UnsafeDestination
-from ..http import AddressPolicy, send_request
+from ..http import AddressPolicy, address_policy, send_request
 
 #: A purge request's deadline when the destination sets no ``TIMEOUT``, in seconds.
 DEFAULT_PURGE_TIMEOUT = 15.0
@@ -82,11 +82,12 @@ class PinnedPurgeBackend:
     """Stands in for an ``HTTPBackend``: the same cache, host names and requests, sent through
     the package's pinned, time-limited session."""
 
-    def __init__(self, original: Any, *, timeout: float) -> None:
+    def __init__(self, original: Any, *, timeout: float, policy: AddressPolicy) -> None:
         self.hostnames = original.hostnames
         self.cache_scheme: str = original.cache_scheme
         self.cache_netloc: str = original.cache_netloc
         self.timeout = timeout
+        self.policy = policy
         self.replaces = type(original).__name__
 
     def invalidates_hostname(self, hostname: str) -> bool:
@@ -108,15 +109,16 @@ class PinnedPurgeBackend:
         """Purge ``urls`` one request each; the failures. Once the cache's address is refused,
         nothing more is sent (every request of the batch would be refused alike)."""
         failures: list[PurgeFailure] = []
-        for index, url in enumerate(urls):
-            location, host = self.request_for(url)
-            try:
-                send_request("PURGE", location, headers={"Host": host}, timeout=self.timeout)
-            except UnsafeDestination as exc:
-                failures += [PurgeFailure(left, exc.message, final=True) for left in urls[index:]]
-                break
-            except DeliveryError as exc:
-                failures.append(PurgeFailure(url, exc.message))
+        with address_policy(self.policy):
+            for index, url in enumerate(urls):
+                location, host = self.request_for(url)
+                try:
+                    send_request("PURGE", location, headers={"Host": host}, timeout=self.timeout)
+                except UnsafeDestination as exc:
+                    failures += [PurgeFailure(u, exc.message, final=True) for u in urls[index:]]
+                    break
+                except DeliveryError as exc:
+                    failures.append(PurgeFailure(url, exc.message))
         return failures
 
 
@@ -150,7 +152,7 @@ def purge_backends(
     replaced: dict[str, Any] = {}
     for name, backend in backends.items():
         if speaks_http_purge(backend):
-            replaced[name] = PinnedPurgeBackend(backend, timeout=timeout)
+            replaced[name] = PinnedPurgeBackend(backend, timeout=timeout, policy=policy)
         elif policy.managed and class_path(type(backend)) not in VENDOR_BACKENDS:
             replaced[name] = RefusedPurgeBackend(
                 backend,
