@@ -317,3 +317,57 @@ def test_a_name_resolving_to_a_metadata_address_is_refused_before_any_connection
     assert delivery.last_error.startswith("refused: the target is a cloud metadata address")
     assert "169.254" not in delivery.last_error
     assert connects == []
+
+
+# -- Other spellings of loopback, and the admin's own "Send test event" --------------------------
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.1",
+        "0x7f000001",
+        "2130706433",
+        "0177.0.0.1",
+        "localhost",
+        "LOCALHOST",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "0.0.0.0",  # connects to this machine on Linux
+        "0",
+    ],
+)
+def test_every_spelling_of_this_machine_is_refused_to_a_managed_destination(
+    operator_allows_loopback, sink, draft_blog_page, host
+):
+    managed_webhook("mine", sink.url("/hooks", host=host))
+    publish(draft_blog_page)
+    delivery = Delivery.objects.get(destination="mine")
+    assert delivery.status == DeliveryStatus.FAILED, delivery.last_error
+    assert delivery.last_error.startswith("refused: the target is a non-public address")
+    assert sink.connections == 0
+
+
+def test_the_admins_send_test_event_is_refused_the_same_way(
+    operator_allows_loopback, sink, django_user_model
+):
+    from django.contrib.auth.models import Group, Permission
+    from django.test import Client
+    from django.urls import reverse
+
+    group = Group.objects.create(name="destination managers")
+    for codename in ("access_admin", "view_manageddestination", "change_manageddestination"):
+        group.permissions.add(Permission.objects.get(codename=codename))
+    user = django_user_model.objects.create_user("manager", "manager@example.com", "pw")
+    user.groups.add(group)
+    client = Client()
+    client.force_login(user)
+    managed_webhook("mine", sink.url("/hooks"))
+
+    response = client.post(reverse("publish_hooks_destinations:send_test", args=["mine"]))
+    assert response.status_code in (200, 302)
+    delivery = Delivery.objects.get(destination="mine")
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.last_error.startswith("refused: the target is a non-public address")
+    assert sink.connections == 0
