@@ -375,7 +375,7 @@ def test_ipv6_loopback_is_sent_to_when_allowed(settings, sink6):
     assert sink6.requests[0].header("Host") == f"[::1]:{sink6.port}"
 
 
-def test_true_allows_everything(settings, sink, loopback_name):
+def test_true_allows_every_non_public_address_but_metadata(settings, sink, loopback_name):
     allow(settings, True)
     assert send(sink.url(host="loopback.test")).status_code == 200
 
