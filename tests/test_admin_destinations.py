@@ -101,6 +101,8 @@ def settings_destination(configure, httpserver, secret):
             }
         },
         RETRY_SCHEDULE=[0],
+        # The managed destinations of these tests deliver to the loopback server too.
+        MANAGED_ALLOW_PRIVATE_NETWORKS=["127.0.0.0/8", "::1/128"],
     )
     return "from-settings"
 

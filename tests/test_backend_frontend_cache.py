@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from datetime import timedelta
 
 import pytest
@@ -14,14 +15,18 @@ from django.core import checks
 from django.db import transaction
 from django.utils import timezone
 from wagtail.contrib.frontend_cache.backends import cloudflare as wagtail_cloudflare
+from wagtail.contrib.frontend_cache.backends import http as wagtail_http
 from wagtail.signals import page_published
 from werkzeug import Response
 
+from tests import sinks
 from tests.testapp.models import BlogPage
 from wagtail_publish_hooks.backends.frontend_cache import (
     FrontendCacheBackend,
     wagtail_signal_handlers_connected,
 )
+from wagtail_publish_hooks.backends.purge_http import PinnedPurgeBackend
+from wagtail_publish_hooks.http import close_session
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -292,13 +297,140 @@ def test_describe_names_the_backends_without_secrets():
     assert TOKEN not in backend.describe()
 
 
+# -- HTTP purges: the package's own transport ---------------------------------------------------
+
+
+class KeepsPurge(wagtail_http.HTTPBackend):
+    """A subclass that changes nothing about how it purges: sent by the package's transport."""
+
+
+class OwnPurge(wagtail_http.HTTPBackend):
+    """A subclass with a ``purge()`` of its own: the operator's code, run as it is."""
+
+    purged: list[str] = []
+
+    def purge(self, url):
+        OwnPurge.purged.append(url)
+
+
+def http_cdn(configure, location, *, backend=HTTP_BACKEND, **options):
+    configure(
+        DESTINATIONS={
+            "cdn": {
+                "BACKEND": FRONTEND_CACHE,
+                "OPTIONS": {
+                    "BACKENDS": {"cache": {"BACKEND": backend, "LOCATION": location}},
+                    "COALESCE_SECONDS": 0,
+                    **options,
+                },
+            }
+        },
+        RETRY_SCHEDULE=[300],
+        MAX_ATTEMPTS=3,
+    )
+
+
+@pytest.fixture(autouse=True)
+def fresh_session():
+    close_session()
+    yield
+    close_session()
+
+
+@pytest.mark.parametrize("backend", [HTTP_BACKEND, f"{__name__}.KeepsPurge"])
+def test_an_http_purge_is_what_httpbackend_sends(configure, backend):
+    """PURGE to the cache's LOCATION, the page URL's path and query kept, its host (and port)
+    in the Host header; sent through the pinned session (a refusal proves the policy ran)."""
+    with sinks.Sink(sinks.respond(200, b"Purged")) as cache:
+        http_cdn(configure, cache.url().rstrip("/"), backend=backend)
+        [purger] = (
+            FrontendCacheBackend(alias="cdn", options=options_of("cdn")).wagtail_backends().values()
+        )
+        assert isinstance(purger, PinnedPurgeBackend)
+        failures = purger.purge_all(
+            ["http://www.example.com:8080/news/a/?page=2", "https://example.com/"]
+        )
+    assert failures == []
+    assert [(r.method, r.path, r.header("Host")) for r in cache.requests] == [
+        ("PURGE", "/news/a/?page=2", "www.example.com:8080"),
+        ("PURGE", "/", "example.com"),
+    ]
+    assert all(r.header("User-Agent").startswith("wagtail-publish-hooks/") for r in cache.requests)
+
+
+def options_of(alias):
+    from wagtail_publish_hooks.conf import get_destinations
+
+    return get_destinations()[alias].options
+
+
+def test_a_purge_answered_with_an_error_status_is_retried(configure, blog_index):
+    with sinks.Sink(sinks.respond(405, b"Not allowed")) as cache:
+        http_cdn(configure, cache.url().rstrip("/"))
+        publish_post(blog_index)
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.RETRYING
+    attempt = Attempt.objects.get()
+    assert attempt.detail["errors"] == ["cache: HTTP 405"]
+    assert set(attempt.detail["failed_urls"]) == set(attempt.detail["urls"])
+
+
+def test_one_deadline_holds_each_purge_request(configure, blog_index):
+    """A cache that never answers holds the worker for TIMEOUT, not for ever (``urlopen``,
+    which Wagtail's ``HTTPBackend`` uses, has no timeout at all)."""
+    with sinks.Sink(sinks.stall) as cache:
+        http_cdn(configure, cache.url().rstrip("/"), TIMEOUT=1, BATCH_SIZE=1)
+        started = time.monotonic()
+        publish_post(blog_index)
+        elapsed = time.monotonic() - started
+    attempt = Attempt.objects.get()
+    assert attempt.outcome == "retry"
+    assert "within 1 s" in attempt.error
+    assert len(attempt.detail["urls"]) == 2
+    assert elapsed < 2 * 1 + 3  # two requests of at most 1 s each, and room for a slow machine
+
+
+def test_a_refused_cache_is_a_failure_recorded_without_a_request(configure, settings, blog_index):
+    with sinks.Sink(sinks.respond()) as cache:
+        http_cdn(configure, cache.url().rstrip("/"))
+        settings.WAGTAIL_PUBLISH_HOOKS = {
+            **settings.WAGTAIL_PUBLISH_HOOKS,
+            "ALLOW_PRIVATE_NETWORKS": ["10.0.0.0/8"],
+        }
+        publish_post(blog_index)
+        assert cache.connections == 0
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.last_error == (
+        "1 purge error(s): cache: refused: the target is a non-public address (loopback); "
+        "allow it with ALLOW_PRIVATE_NETWORKS"
+    )
+
+
+def test_a_subclass_with_its_own_purge_runs_its_own_code_for_the_operator(configure, blog_index):
+    OwnPurge.purged = []
+    with sinks.Sink(sinks.respond()) as cache:
+        http_cdn(configure, cache.url().rstrip("/"), backend=f"{__name__}.OwnPurge")
+        publish_post(blog_index)
+        assert cache.connections == 0
+    assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
+    assert sorted(OwnPurge.purged) == ["http://localhost/news/", "http://localhost/news/post/"]
+
+
+def publish_post(blog_index):
+    page = BlogPage(title="Post", slug="post", live=False)
+    blog_index.add_child(instance=page)
+    publish(page)
+
+
 # -- checks ---------------------------------------------------------------------------------------
 
 
-def run_checks(settings, options, **destination):
+def run_checks(settings, options, allow=("127.0.0.0/8",), **destination):
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
     settings.WAGTAIL_PUBLISH_HOOKS = {
-        "DESTINATIONS": {"cdn": {"BACKEND": FRONTEND_CACHE, "OPTIONS": options, **destination}}
+        "DESTINATIONS": {"cdn": {"BACKEND": FRONTEND_CACHE, "OPTIONS": options, **destination}},
+        "ALLOW_PRIVATE_NETWORKS": list(allow),
     }
     return checks.run_checks(tags=["wagtail_publish_hooks"])
 
@@ -392,3 +524,65 @@ def test_wagtails_own_purging_handlers_are_a_warning(settings):
     finally:
         page_published.disconnect(page_published_signal_handler, sender=BlogPage)
     assert run_checks(settings, {"BACKENDS": VARNISH}) == []
+
+
+# -- W018: a purge location the address policy refuses -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("location", "allow", "kind"),
+    [
+        ("http://127.0.0.1:6081", [], "loopback"),
+        ("http://localhost:6081", ["10.0.0.0/8"], "loopback"),
+        ("http://[::1]:6081", ["127.0.0.0/8"], "loopback"),
+        ("http://10.0.5.20", ["127.0.0.0/8"], "private"),
+        ("http://169.254.169.254", ["169.254.0.0/16", "0.0.0.0/0"], None),  # contains it
+        ("http://169.254.169.254", [], "metadata"),
+        ("http://127.0.0.1:6081", ["127.0.0.0/8"], None),
+        ("http://varnish.internal:6081", [], None),  # a name: not looked up by a check
+        ("http://203.0.114.1", [], None),  # public
+    ],
+)
+def test_a_purge_location_the_policy_refuses_is_a_warning(settings, location, allow, kind):
+    options = {"BACKENDS": {"varnish": {"BACKEND": HTTP_BACKEND, "LOCATION": location}}}
+    messages = run_checks(settings, options, allow=allow)
+    if kind is None:
+        assert messages == []
+        return
+    assert [m.id for m in messages] == ["wagtail_publish_hooks.W018"]
+    assert messages[0].msg == (
+        "WAGTAIL_PUBLISH_HOOKS['DESTINATIONS']['cdn']['OPTIONS']['BACKENDS']: purge backend "
+        f"'varnish' has its LOCATION on a {kind} address, which ALLOW_PRIVATE_NETWORKS does not "
+        "allow: every purge through it will be refused."
+    )
+    assert "ALLOW_PRIVATE_NETWORKS" in messages[0].hint
+
+
+def test_a_managed_destination_is_judged_by_the_managed_allowance(settings):
+    """WAGTAILFRONTENDCACHE's cache on loopback: fine for the operator's destination, W018
+    for the one managed in the admin until MANAGED_ALLOW_PRIVATE_NETWORKS allows it."""
+    from wagtail_publish_hooks.models import ManagedDestination
+
+    settings.WAGTAILFRONTENDCACHE = VARNISH
+    ManagedDestination.objects.create(
+        alias="managed-cdn", backend=FRONTEND_CACHE, options={"BACKENDS": ["varnish"]}
+    )
+    messages = run_checks(settings, {"BACKENDS": ["varnish"]})
+    assert [(m.id, m.msg.split(":")[0]) for m in messages] == [
+        (
+            "wagtail_publish_hooks.W018",
+            "wagtail_publish_hooks.ManagedDestination['managed-cdn']['OPTIONS']['BACKENDS']",
+        )
+    ]
+    assert "MANAGED_ALLOW_PRIVATE_NETWORKS does not allow" in messages[0].msg
+    settings.WAGTAIL_PUBLISH_HOOKS = {
+        **settings.WAGTAIL_PUBLISH_HOOKS,
+        "MANAGED_ALLOW_PRIVATE_NETWORKS": ["127.0.0.1/32"],
+    }
+    assert checks.run_checks(tags=["wagtail_publish_hooks"]) == []
+
+
+def test_w018_leaves_a_malformed_backend_to_the_other_checks(settings):
+    backends = {"varnish": {"BACKEND": 3, "LOCATION": "http://127.0.0.1"}}
+    messages = run_checks(settings, {"BACKENDS": backends}, allow=())
+    assert [m.id for m in messages] == ["wagtail_publish_hooks.E037"]

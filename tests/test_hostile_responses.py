@@ -159,3 +159,20 @@ def test_the_deadline_covers_the_whole_exchange(settings):
     # The full response would take len(SLOW_RESPONSE) * 0.05 s, several seconds.
     assert len(SLOW_RESPONSE) * 0.05 > 2
     assert elapsed < 0.5 + MARGIN
+
+
+@pytest.mark.parametrize("charset", ["x-bogus", "windows-9999"])
+def test_a_2xx_with_an_unknown_charset_is_a_success(charset, configure, draft_blog_page):
+    """The status decides: a charset Python does not know is read as UTF-8 with replacement."""
+    body = "d\u00e9j\u00e0 re\u00e7u".encode() + b" \xff"
+    headers = {"Content-Type": f"text/plain; charset={charset}"}
+    with sinks.Sink(sinks.respond(200, body, headers)) as sink:
+        configure(DESTINATIONS={"consumer": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": sink.url()}}})
+        draft_blog_page.save_revision().publish()
+        assert len(sink.requests) == 1
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.DELIVERED, delivery.last_error
+    attempt = Attempt.objects.get()
+    assert attempt.outcome == AttemptOutcome.SUCCESS
+    assert attempt.status_code == 200
+    assert attempt.response_body == "d\u00e9j\u00e0 re\u00e7u \ufffd"

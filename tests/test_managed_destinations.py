@@ -42,7 +42,7 @@ def table_queries(captured) -> list[str]:
 def test_a_publish_reaches_an_admin_managed_destination_signed_with_its_secret(
     configure, httpserver, draft_blog_page
 ):
-    configure(DESTINATIONS={}, RETRY_SCHEDULE=[0])
+    configure(DESTINATIONS={}, RETRY_SCHEDULE=[0], MANAGED_ALLOW_PRIVATE_NETWORKS=["127.0.0.0/8"])
     secret = make_secret()
     managed("managed", httpserver.url_for("/managed"), secrets=[secret], events=["page.*"])
     httpserver.expect_request("/managed", method="POST").respond_with_data("ok")
@@ -179,7 +179,7 @@ def test_changes_by_other_processes_are_seen_after_the_refresh_interval(
 def test_the_status_and_test_commands_see_managed_destinations(
     configure, httpserver, draft_blog_page
 ):
-    configure(DESTINATIONS={}, RETRY_SCHEDULE=[0])
+    configure(DESTINATIONS={}, RETRY_SCHEDULE=[0], MANAGED_ALLOW_PRIVATE_NETWORKS=["127.0.0.0/8"])
     secret = make_secret()
     managed("managed", httpserver.url_for("/managed"), secrets=[secret])
     httpserver.expect_request("/managed").respond_with_data("ok")
@@ -230,6 +230,7 @@ def test_a_running_worker_delivers_to_destinations_created_and_changed_after_it_
             }
         },
         "ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8"],
+        "MANAGED_ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8"],
         "RETRY_SCHEDULE": [1],
         "DESTINATIONS_REFRESH_SECONDS": refresh,
     }

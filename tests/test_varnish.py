@@ -1,6 +1,7 @@
 """A real Varnish in front of the test site: after a publish, a move, an unpublish and a delete,
 every URL of the purge set is fetched anew, and unrelated cached URLs are still served from
-cache. The purges are Wagtail's own ``HTTPBackend`` PURGE requests, sent after commit."""
+cache. The purges are the PURGE requests Wagtail's ``HTTPBackend`` would send, sent after commit
+by the package's own transport, under the destination's address policy."""
 
 from __future__ import annotations
 
@@ -247,3 +248,98 @@ def test_without_the_destination_the_cache_stays_stale(cached_site, tree, config
     publish(post)
     response = cached_site.get(f"{base}/news/post/")
     assert response.cache == "HIT" and "<h1>Post</h1>" in response.body
+
+
+# -- The purges are the package's own requests, held to the address policy ----------------------
+
+
+def cached_post(cached_site, tree) -> str:
+    url = f"{tree['base']}/news/post/"
+    cached_site.cache(url)
+    forget_purges()
+    return url
+
+
+def revise(page):
+    page.title = "Post, revised"
+    publish(page)
+
+
+def test_purges_are_refused_where_the_address_policy_does_not_allow_the_cache(
+    cached_site, tree, settings
+):
+    """The cache is on loopback; a policy without loopback refuses the purge (Wagtail's
+    ``HTTPBackend`` would have sent it regardless) and the page stays cached."""
+    url = cached_post(cached_site, tree)
+    settings.WAGTAIL_PUBLISH_HOOKS = {
+        **settings.WAGTAIL_PUBLISH_HOOKS,
+        "ALLOW_PRIVATE_NETWORKS": ["10.0.0.0/8"],
+    }
+    revise(tree["post"])
+
+    delivery = Delivery.objects.get(destination="varnish", status=DeliveryStatus.FAILED)
+    assert delivery.last_error.startswith("1 purge error(s): varnish: refused: the target is a")
+    assert "(loopback)" in delivery.last_error
+    assert str(cached_site.port) not in delivery.last_error
+    attempt = delivery.attempt_set.get()
+    assert attempt.outcome == "failure"  # refused: failed at once, no request made
+    assert attempt.detail["failed_urls"] == attempt.detail["urls"]
+    assert cached_site.get(url).cache == "HIT"
+
+
+def test_proxies_from_the_environment_are_not_used(cached_site, tree, monkeypatch):
+    """``urlopen`` (Wagtail's ``HTTPBackend``) would send the purge to the proxy."""
+    from tests.sinks import Sink, respond
+
+    url = cached_post(cached_site, tree)
+    with Sink(respond()) as proxy, monkeypatch.context() as env:
+        for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
+            env.setenv(name, proxy.url().rstrip("/"))
+        for name in ("no_proxy", "NO_PROXY"):
+            env.delenv(name, raising=False)
+        revise(tree["post"])
+        assert proxy.connections == 0
+    assert url in all_purged()
+    assert_purged(cached_site, [url])
+
+
+def managed_cache(**options):
+    from wagtail_publish_hooks.models import ManagedDestination
+
+    return ManagedDestination.objects.create(
+        alias="managed-cache",
+        backend=FRONTEND_CACHE,
+        options={"BACKENDS": ["varnish"], "COALESCE_SECONDS": 0, **options},
+    )
+
+
+def test_a_managed_destination_may_not_purge_a_loopback_cache_the_operator_may(
+    cached_site, tree, settings
+):
+    """The operator's ALLOW_PRIVATE_NETWORKS allows loopback (and its destination purges);
+    the same cache, chosen by name by a destination managed in the admin, is refused."""
+    settings.WAGTAILFRONTENDCACHE = {
+        "varnish": {"BACKEND": HTTP_BACKEND, "LOCATION": cached_site.location}
+    }
+    url = cached_post(cached_site, tree)
+    managed_cache()
+    revise(tree["post"])
+
+    managed = Delivery.objects.get(destination="managed-cache")
+    assert managed.status == DeliveryStatus.FAILED
+    assert "refused: the target is a non-public address (loopback)" in managed.last_error
+    assert "MANAGED_ALLOW_PRIVATE_NETWORKS" in managed.last_error
+    assert Delivery.objects.filter(destination="varnish").latest("pk").status == "delivered"
+    assert_purged(cached_site, [url])  # by the operator's destination
+
+    # Once the operator allows loopback for managed destinations, the same one purges.
+    settings.WAGTAIL_PUBLISH_HOOKS = {
+        **settings.WAGTAIL_PUBLISH_HOOKS,
+        "DESTINATIONS": {},  # the managed destination alone purges
+        "MANAGED_ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8"],
+    }
+    cached_site.cache(url)
+    revise(tree["post"])
+    managed = Delivery.objects.filter(destination="managed-cache").latest("pk")
+    assert managed.status == DeliveryStatus.DELIVERED, managed.last_error
+    assert_purged(cached_site, [url])

@@ -35,6 +35,7 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # E032 and E033, the build hook backend (``backends/build_hook.py``).
 # E034 to E036 and W008, the revalidation backend (``backends/revalidate.py``).
 # E037 to E041 and W009, the frontend cache backend (``backends/frontend_cache.py``).
+# E042 (MANAGED_ALLOW_PRIVATE_NETWORKS) and W018 (purge locations) are raised here.
 # E045, ``BaseBackend.check_managed_options`` (``backends/base.py``) and its overrides.
 
 
@@ -394,25 +395,31 @@ def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
             )
     if "ALLOW_PRIVATE_NETWORKS" in raw:
         messages += _check_private_networks(raw["ALLOW_PRIVATE_NETWORKS"])
+    if "MANAGED_ALLOW_PRIVATE_NETWORKS" in raw:
+        messages += _check_private_networks(
+            raw["MANAGED_ALLOW_PRIVATE_NETWORKS"], key="MANAGED_ALLOW_PRIVATE_NETWORKS", number=42
+        )
     for key in ("TASK_BACKEND", "QUEUE_NAME"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key]):
             messages.append(error(18, "must be a non-empty string.", keys=(key,)))
     return messages
 
 
-def _check_private_networks(value: Any) -> list[checks.CheckMessage]:
-    keys = ("ALLOW_PRIVATE_NETWORKS",)
+def _check_private_networks(
+    value: Any, *, key: str = "ALLOW_PRIVATE_NETWORKS", number: int = 17
+) -> list[checks.CheckMessage]:
+    keys = (key,)
     if isinstance(value, bool):
         return []
     if isinstance(value, str) or not isinstance(value, list | tuple):
         return [
-            error(17, "must be True, False, or a list of networks in CIDR notation.", keys=keys)
+            error(number, "must be True, False, or a list of networks in CIDR notation.", keys=keys)
         ]
     for item in value:
         try:
             ipaddress.ip_network(str(item), strict=False)
         except ValueError:
-            return [error(17, f"{item!r} is not a network in CIDR notation.", keys=keys)]
+            return [error(number, f"{item!r} is not a network in CIDR notation.", keys=keys)]
     return []
 
 
@@ -1028,8 +1035,137 @@ def _managed_destination_rows() -> list[Any]:
         return []
 
 
+FRONTEND_CACHE_BACKEND = "wagtail_publish_hooks.backends.frontend_cache.FrontendCacheBackend"
+
+
+def check_purge_locations(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """W018: an HTTP purge backend (``HTTPBackend``) used by a frontend-cache destination has
+    its ``LOCATION`` on a literal address (or ``localhost``) that the destination's address
+    policy refuses: every purge through it would be refused.
+
+    A host name is not looked up here; only what the setting itself says is judged.
+    """
+    from .http import managed_policy, settings_policy
+
+    messages: list[checks.CheckMessage] = []
+    raw = raw_settings().get("DESTINATIONS")
+    in_settings = raw if isinstance(raw, Mapping) else {}
+    for alias, config in in_settings.items():
+        if not isinstance(config, Mapping) or not _is_frontend_cache(config.get("BACKEND")):
+            continue
+        options = config.get("OPTIONS")
+        option = options.get("BACKENDS") if isinstance(options, Mapping) else None
+        messages += _refused_purge_locations(str(alias), option, settings_policy())
+    token = _destinations_path.set(MANAGED_DESTINATIONS)
+    try:
+        for row in _managed_destination_rows():
+            if row.alias in in_settings or row.backend != FRONTEND_CACHE_BACKEND:
+                continue  # a shadowed row is reported by W013
+            if not isinstance(row.options, Mapping):
+                continue
+            option = row.options.get("BACKENDS")
+            if isinstance(option, Mapping):
+                continue  # named classes: refused outright for a managed destination
+            messages += _refused_purge_locations(row.alias, option, managed_policy())
+    finally:
+        _destinations_path.reset(token)
+    return messages
+
+
+def _is_frontend_cache(path: Any) -> bool:
+    if not isinstance(path, str):
+        return False
+    try:
+        from .backends.frontend_cache import FrontendCacheBackend
+
+        backend_class = import_string(path)
+    except ImportError:
+        return False
+    return isinstance(backend_class, type) and issubclass(backend_class, FrontendCacheBackend)
+
+
+def _purge_backend_configs(option: Any) -> dict[str, Any]:
+    """The Wagtail purge backend configurations a destination's ``BACKENDS`` stands for."""
+    from django.conf import settings as django_settings
+
+    if isinstance(option, Mapping):
+        return dict(option)
+    configured = getattr(django_settings, "WAGTAILFRONTENDCACHE", None)
+    if configured is None:
+        location = getattr(django_settings, "WAGTAILFRONTENDCACHE_LOCATION", None)
+        if location is None:
+            return {}
+        configured = {
+            "default": {
+                "BACKEND": "wagtail.contrib.frontend_cache.backends.HTTPBackend",
+                "LOCATION": location,
+            }
+        }
+    if not isinstance(configured, Mapping):
+        return {}
+    if isinstance(option, list | tuple):
+        return {name: configured[name] for name in option if name in configured}
+    return dict(configured)
+
+
+def _literal_address(location: Any) -> Any:
+    """The address a ``LOCATION`` names literally (``localhost`` as 127.0.0.1), else ``None``."""
+    if not isinstance(location, str):
+        return None
+    try:
+        host = urlsplit(location).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return ipaddress.ip_address("127.0.0.1")
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _refused_purge_locations(alias: str, option: Any, policy: Any) -> list[checks.CheckMessage]:
+    from wagtail.contrib.frontend_cache.backends.http import HTTPBackend
+
+    messages: list[checks.CheckMessage] = []
+    for name, config in _purge_backend_configs(option).items():
+        if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
+            continue  # reported by E037
+        try:
+            backend_class = import_string(config["BACKEND"])
+        except ImportError:
+            continue  # reported by E037
+        if not (isinstance(backend_class, type) and issubclass(backend_class, HTTPBackend)):
+            continue
+        address = _literal_address(config.get("LOCATION"))
+        kind = policy.refusal(address) if address is not None else None
+        if kind is None:
+            continue
+        messages.append(
+            warning(
+                18,
+                f"purge backend {name!r} has its LOCATION on a {kind} address, which "
+                f"{policy.setting} does not allow: every purge through it will be refused.",
+                alias=alias,
+                keys=("OPTIONS", "BACKENDS"),
+                hint=(
+                    f"Add the cache's network to {policy.setting}"
+                    + (
+                        " (a metadata address only as a network that contains it)."
+                        if kind == "metadata"
+                        else ", such as ['127.0.0.0/8'] for a cache on this machine."
+                    )
+                ),
+            )
+        )
+    return messages
+
+
 def register() -> None:
     checks.register(check_settings, "wagtail_publish_hooks")
     checks.register(check_managed_destinations, "wagtail_publish_hooks")
     checks.register(check_receivers, "wagtail_publish_hooks")
     checks.register(check_task_backend, "wagtail_publish_hooks")
+    checks.register(check_purge_locations, "wagtail_publish_hooks")

@@ -35,6 +35,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ATTEMPTS": 8,
     "RETRY_SCHEDULE": [5, 300, 1800, 7200, 18000, 36000, 36000],
     "ALLOW_PRIVATE_NETWORKS": False,
+    # The same for destinations managed in the admin, which ALLOW_PRIVATE_NETWORKS does not
+    # cover: an admin user may not reach internal networks unless the operator says so here.
+    "MANAGED_ALLOW_PRIVATE_NETWORKS": False,
     "TASK_BACKEND": "default",
     "QUEUE_NAME": "default",
     "RETENTION_DAYS": 30,
@@ -116,7 +119,18 @@ class PublishHooksSettings:
         self,
     ) -> bool | tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         """``True`` (everything allowed), ``False``, or the allowed networks."""
-        value = self.ALLOW_PRIVATE_NETWORKS
+        return self._networks("ALLOW_PRIVATE_NETWORKS")
+
+    def managed_private_networks_allowed(
+        self,
+    ) -> bool | tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """:meth:`private_networks_allowed` for the destinations managed in the admin."""
+        return self._networks("MANAGED_ALLOW_PRIVATE_NETWORKS")
+
+    def _networks(
+        self, name: str
+    ) -> bool | tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        value = getattr(self, name)
         if isinstance(value, bool):
             return value
         networks = []
@@ -124,7 +138,7 @@ class PublishHooksSettings:
             try:
                 networks.append(ipaddress.ip_network(str(cidr), strict=False))
             except ValueError:
-                logger.error("ALLOW_PRIVATE_NETWORKS: %r is not a network; ignored", cidr)
+                logger.error("%s: %r is not a network; ignored", name, cidr)
         return tuple(networks)
 
 

@@ -34,7 +34,7 @@ from .conf import (
 )
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
-from .http import HttpResult
+from .http import HttpResult, address_policy, policy_for
 from .models import (
     DUE_STATUSES,
     Attempt,
@@ -392,7 +392,9 @@ def attempt_delivery(
         )
     else:
         try:
-            result = get_backend(delivery.destination).deliver(delivery)
+            # Every request the backend makes is held to its destination's address policy.
+            with address_policy(policy_for(delivery.destination)):
+                result = get_backend(delivery.destination).deliver(delivery)
         except DestinationGone as exc:
             error, gone = exc, True
         except DeliveryError as exc:

@@ -17,6 +17,8 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.client import HTTPException
@@ -32,6 +34,8 @@ from urllib3.util.connection import allowed_gai_family
 from . import __version__
 from .conf import MAX_RETRY_AFTER_SECONDS, get_settings
 from .exceptions import DeliveryError, DestinationGone, UnsafeDestination
+
+logger = logging.getLogger("wagtail_publish_hooks")
 
 USER_AGENT = f"wagtail-publish-hooks/{__version__}"
 
@@ -57,28 +61,6 @@ _SENSITIVE_HEADER_WORDS = (
 )
 
 _local = threading.local()
-
-#: Networks that need a word of their own in a refusal, beyond what ``ipaddress`` names.
-SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
-#: NAT64 prefixes: the last 32 bits are an IPv4 address that a gateway will reach.
-NAT64_NETWORKS = (
-    ipaddress.ip_network("64:ff9b::/96"),
-    ipaddress.ip_network("64:ff9b:1::/48"),
-)
-DOCUMENTATION_NETWORKS = tuple(
-    ipaddress.ip_network(network)
-    for network in (
-        "192.0.2.0/24",
-        "198.51.100.0/24",
-        "203.0.113.0/24",
-        "2001:db8::/32",
-        "3fff::/20",
-    )
-)
-_PINNED_ADDRESS = "_publish_hooks_pinned_address"
-_HTTP_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def get_session() -> requests.Session:
@@ -146,53 +128,143 @@ def redact_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 # -- Safe targets -----------------------------------------------------------------------------
+#
+# The deny list is written out here rather than taken from ``ipaddress``'s ``is_private`` /
+# ``is_global`` / ``is_reserved``, whose answers change between Python patch releases
+# (``192.0.0.192`` is "public" on 3.12.1, ``2002::/16`` "private" on 3.12.4 and later). It is
+# the IANA IPv4 and IPv6 Special-Purpose Address Registries, multicast, the IPv6 space outside
+# global unicast (``2000::/3``), and the addresses of cloud metadata services.
+
+
+def _networks(*entries: tuple[str, str]) -> tuple[tuple[Any, str], ...]:
+    return tuple((ipaddress.ip_network(network), kind) for network, kind in entries)
+
+
+#: Cloud instance metadata and credential services. Some are public addresses (Azure's
+#: WireServer), some sit inside a block of their own (Alibaba's in shared address space,
+#: Oracle's in IETF protocol assignments); all are refused unless a listed network contains them.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure IMDS, OpenStack, DigitalOcean, Oracle, ...
+        "169.254.170.2",  # AWS ECS task credentials
+        "169.254.170.23",  # AWS EKS Pod Identity agent
+        "169.254.0.23",  # Tencent Cloud
+        "168.63.129.16",  # Azure WireServer (public address space)
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud (legacy)
+        "fd00:ec2::254",  # AWS IMDS over IPv6
+        "fd00:ec2::23",  # AWS EKS Pod Identity agent over IPv6
+        "fd20:ce::254",  # GCP metadata over IPv6
+    )
+)
+
+#: IANA IPv4 Special-Purpose Address Registry, plus multicast; the first match names the class.
+IPV4_SPECIAL_NETWORKS = _networks(
+    ("0.0.0.0/32", "unspecified"),
+    ("0.0.0.0/8", "this network"),
+    ("10.0.0.0/8", "private"),
+    ("100.64.0.0/10", "shared address space"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("172.16.0.0/12", "private"),
+    ("192.0.0.0/24", "special-purpose"),  # IETF protocol assignments
+    ("192.0.2.0/24", "documentation"),
+    ("192.31.196.0/24", "special-purpose"),  # AS112-v4
+    ("192.52.193.0/24", "special-purpose"),  # AMT
+    ("192.88.99.0/24", "special-purpose"),  # deprecated 6to4 relay anycast
+    ("192.168.0.0/16", "private"),
+    ("192.175.48.0/24", "special-purpose"),  # AS112 direct delegation
+    ("198.18.0.0/15", "benchmarking"),
+    ("198.51.100.0/24", "documentation"),
+    ("203.0.113.0/24", "documentation"),
+    ("224.0.0.0/4", "multicast"),
+    ("255.255.255.255/32", "broadcast"),
+    ("240.0.0.0/4", "reserved"),
+)
+
+#: IANA IPv6 Special-Purpose Address Registry, plus multicast and the deprecated site-local
+#: block. The blocks that carry an IPv4 address (IPv4-mapped, NAT64, 6to4) are judged by that
+#: address first (see :func:`embedded_ipv4`).
+IPV6_SPECIAL_NETWORKS = _networks(
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    ("64:ff9b:1::/48", "private"),  # local-use IPv4/IPv6 translation
+    ("100::/64", "special-purpose"),  # discard-only
+    ("100:0:0:1::/64", "special-purpose"),  # dummy prefix
+    ("2001:2::/48", "benchmarking"),
+    ("2001::/23", "special-purpose"),  # IETF protocol assignments: Teredo, ORCHID, AS112, ...
+    ("2001:db8::/32", "documentation"),
+    ("2620:4f:8000::/48", "special-purpose"),  # AS112 direct delegation
+    ("3fff::/20", "documentation"),
+    ("5f00::/16", "special-purpose"),  # segment routing SIDs
+    ("fc00::/7", "private"),  # unique local
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+)
+
+#: The only IPv6 space allocated for global unicast; anything else not named above is reserved.
+IPV6_GLOBAL_UNICAST = ipaddress.ip_network("2000::/3")
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+#: NAT64 prefixes: the last 32 bits are an IPv4 address that a gateway will reach. The
+#: well-known one is judged by that address alone, the local-use one by it and by itself.
+NAT64_NETWORKS = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")
+
+_PINNED_ADDRESS = "_publish_hooks_pinned_address"
+_HTTP_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     """The IPv4 address an IPv6 address stands for (IPv4-mapped, NAT64 or 6to4), if any."""
     if isinstance(address, ipaddress.IPv4Address):
         return None
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if any(address in network for network in NAT64_NETWORKS):
+    if address in IPV4_MAPPED or any(address in network for network in NAT64_NETWORKS):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return address.sixtofour
+    if address in SIX_TO_FOUR:
+        return ipaddress.IPv4Address((int(address) >> 80) & 0xFFFFFFFF)
+    return None
+
+
+def is_metadata_address(address: IPAddress) -> bool:
+    """Whether ``address`` (or the IPv4 address it carries) is a cloud metadata service's."""
+    inner = embedded_ipv4(address)
+    return address in METADATA_ADDRESSES or (inner is not None and inner in METADATA_ADDRESSES)
 
 
 def address_class(address: IPAddress) -> str | None:
     """Why ``address`` is not a public internet address, or ``None`` if it is one.
 
-    An IPv6 address that carries an IPv4 address is judged by that address: IPv4-mapped
-    (``::ffff:a.b.c.d``) and NAT64 (``64:ff9b::a.b.c.d``) by it alone, 6to4
-    (``2002:AABB:CCDD::``) by it and by itself.
+    The classes are the words of the tables above (``"loopback"``, ``"private"``,
+    ``"link-local"``, ``"metadata"``, ...). An IPv6 address that carries an IPv4 address is
+    judged by that address: IPv4-mapped (``::ffff:a.b.c.d``), NAT64 (``64:ff9b::a.b.c.d``) and
+    6to4 (``2002:AABB:CCDD::``) by it alone, local-use NAT64 (``64:ff9b:1::/48``) by it and by
+    itself. The answer is the same on every Python version.
     """
+    if is_metadata_address(address):
+        return "metadata"
     inner = embedded_ipv4(address)
     if inner is not None:
         inner_class = address_class(inner)
         if inner_class is not None:
             return inner_class
-        if address.ipv4_mapped is not None or address in NAT64_NETWORKS[0]:  # type: ignore[union-attr]
+        if address not in NAT64_NETWORKS[1]:
             return None
-    if address.is_unspecified:
-        return "unspecified"
-    if address.is_loopback:
-        return "loopback"
-    if address.is_link_local:
-        return "link-local"
-    if address.is_multicast:
-        return "multicast"
-    if isinstance(address, ipaddress.IPv4Address) and address in SHARED_ADDRESS_SPACE:
-        return "shared address space"
-    if isinstance(address, ipaddress.IPv6Address) and address.is_site_local:
-        return "site-local"
-    if any(address in network for network in DOCUMENTATION_NETWORKS):
-        return "documentation"
-    if address.is_reserved:
+    if isinstance(address, ipaddress.IPv4Address):
+        table = IPV4_SPECIAL_NETWORKS
+    else:
+        table = IPV6_SPECIAL_NETWORKS
+    for network, kind in table:
+        if address in network:
+            return kind
+    if isinstance(address, ipaddress.IPv6Address) and address not in IPV6_GLOBAL_UNICAST:
         return "reserved"
-    if address.is_private:
-        return "private"
-    if not address.is_global:
-        return "not globally routable"
     return None
 
 
@@ -213,6 +285,99 @@ def _allowed_by(networks: tuple[Any, ...], address: IPAddress) -> bool:
 
 
 @dataclass(frozen=True)
+class AddressPolicy:
+    """Which non-public addresses a destination may reach, and the setting that says so.
+
+    ``allowed`` is ``True`` (every non-public address but the metadata ones), ``False``
+    (none), or the networks allowed. A cloud metadata address is allowed only by a listed
+    network that contains it (``0.0.0.0/0`` and ``::/0`` do not count), never by ``True``.
+    """
+
+    allowed: bool | tuple[Any, ...]
+    #: The setting that widens it, named in refusals: ``ALLOW_PRIVATE_NETWORKS`` for the
+    #: destinations of the settings, ``MANAGED_ALLOW_PRIVATE_NETWORKS`` for those of the admin.
+    setting: str = "ALLOW_PRIVATE_NETWORKS"
+    managed: bool = False
+
+    def refusal(self, address: IPAddress) -> str | None:
+        """The class of ``address`` if this policy refuses it, else ``None``."""
+        kind = address_class(address)
+        if kind is None:
+            return None
+        networks = self.allowed if isinstance(self.allowed, tuple) else ()
+        if kind == "metadata":
+            explicit = tuple(network for network in networks if network.prefixlen > 0)
+            return None if _allowed_by(explicit, address) else kind
+        if self.allowed is True or _allowed_by(networks, address):
+            return None
+        return kind
+
+    def refusal_message(self, kind: str) -> str:
+        """What is recorded for a refused target: the class, never the address or port (an
+        admin user who could read addresses, ports or connection errors could map a network
+        through a destination)."""
+        if kind == "metadata":
+            return (
+                "refused: the target is a cloud metadata address (metadata); only a network "
+                f"listed in {self.setting} that contains it allows it"
+            )
+        return f"refused: the target is a non-public address ({kind}); allow it with {self.setting}"
+
+
+def settings_policy() -> AddressPolicy:
+    """The policy of the destinations defined in settings: ``ALLOW_PRIVATE_NETWORKS``."""
+    return AddressPolicy(get_settings().private_networks_allowed())
+
+
+def managed_policy() -> AddressPolicy:
+    """The policy of the destinations managed in the admin: ``MANAGED_ALLOW_PRIVATE_NETWORKS``,
+    whatever ``ALLOW_PRIVATE_NETWORKS`` says."""
+    return AddressPolicy(
+        get_settings().managed_private_networks_allowed(),
+        setting="MANAGED_ALLOW_PRIVATE_NETWORKS",
+        managed=True,
+    )
+
+
+def policy_for(alias: str) -> AddressPolicy:
+    """The policy of the destination ``alias``: the settings' for a destination of the
+    settings or a Python receiver, the admin's for one managed in the admin, and the admin's
+    (the stricter by default) for an alias no longer known."""
+    from .conf import RECEIVER_PREFIX, get_destinations
+
+    if alias.startswith(RECEIVER_PREFIX):
+        return settings_policy()
+    destination = get_destinations().get(alias)
+    if destination is not None and not destination.managed:
+        return settings_policy()
+    return managed_policy()
+
+
+_current_policy: ContextVar[AddressPolicy | None] = ContextVar(
+    "wagtail_publish_hooks_address_policy", default=None
+)
+
+
+@contextlib.contextmanager
+def address_policy(policy: AddressPolicy) -> Iterator[None]:
+    """Apply ``policy`` to every request made in this thread (or task) inside the block.
+
+    The worker wraps each send in the policy of its destination (:func:`policy_for`), so a
+    backend's requests are checked against the right allowance without passing it around.
+    """
+    token = _current_policy.set(policy)
+    try:
+        yield
+    finally:
+        _current_policy.reset(token)
+
+
+def current_policy() -> AddressPolicy:
+    """The policy set by :func:`address_policy`, or else the settings' one."""
+    return _current_policy.get() or settings_policy()
+
+
+@dataclass(frozen=True)
 class Target:
     """A URL's host, resolved once and checked: where the connection goes."""
 
@@ -222,14 +387,15 @@ class Target:
     addresses: tuple[str, ...]
 
 
-def resolve_target(url: str) -> Target:
+def resolve_target(url: str, policy: AddressPolicy | None = None) -> Target:
     """Resolve the URL's host once and check **every** address it resolves to.
 
-    Loopback, private, link-local, shared (CGNAT), multicast, reserved and unspecified addresses
-    (and IPv6 ones carrying such an IPv4 address) raise :class:`UnsafeDestination` unless
-    ``ALLOW_PRIVATE_NETWORKS`` allows them. The request is then sent to one of the returned
+    An address in the deny list (see :func:`address_class`) raises :class:`UnsafeDestination`
+    unless the policy (by default :func:`current_policy`) allows it. The message names the
+    class of address and nothing more. The request is then sent to one of the returned
     addresses, never to a second resolution of the name (no DNS rebinding in between).
     """
+    policy = policy or current_policy()
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -250,25 +416,26 @@ def resolve_target(url: str) -> Target:
             addresses.append(text)
     if not addresses:
         raise DeliveryError(f"could not resolve {describe_url(url)}: no address")
-    allowed = get_settings().private_networks_allowed()
-    if allowed is not True:
-        networks = allowed if isinstance(allowed, tuple) else ()
-        for text in addresses:
-            address = ipaddress.ip_address(text.split("%", 1)[0])
-            kind = address_class(address)
-            if kind is None or _allowed_by(networks, address):
-                continue
-            raise UnsafeDestination(
-                f"{describe_url(url)} resolves to {address}, a non-public address ({kind}); "
-                "allow it with ALLOW_PRIVATE_NETWORKS"
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        kind = policy.refusal(address)
+        if kind is not None:
+            # The operator's log may say more than the record an admin user can read.
+            logger.warning(
+                "Publish hooks refused %s: it resolves to %s (%s), which %s does not allow",
+                describe_url(url),
+                address,
+                kind,
+                policy.setting,
             )
+            raise UnsafeDestination(policy.refusal_message(kind))
     return Target(hostname=host, port=port, addresses=tuple(addresses))
 
 
-def check_target(url: str) -> None:
+def check_target(url: str, policy: AddressPolicy | None = None) -> None:
     """Raise :class:`UnsafeDestination` if ``url`` may not be sent to (see
     :func:`resolve_target`)."""
-    resolve_target(url)
+    resolve_target(url, policy)
 
 
 class _WatchedPoolMixin:
@@ -530,6 +697,22 @@ def post(
     bytes; the response body is read up to ``RESPONSE_READ_LIMIT`` and its first
     ``RESPONSE_EXCERPT_BYTES`` kept.
     """
+    return send_request(
+        "POST", url, body=body, headers=headers, timeout=timeout, connect_timeout=connect_timeout
+    )
+
+
+def send_request(
+    method: str,
+    url: str,
+    *,
+    body: bytes = b"",
+    headers: dict[str, str],
+    timeout: float,
+    connect_timeout: float | None = None,
+) -> HttpResult:
+    """:func:`post`, with another method (``PURGE``, for one): the same checks, pinning,
+    deadline, limits and rules."""
     request_headers = {"User-Agent": USER_AGENT, **headers}
     # An encoded body could inflate without bound when decoded; the raw bytes are what is kept.
     request_headers.setdefault("Accept-Encoding", "identity")
@@ -540,13 +723,16 @@ def post(
     _local.watch = watch
     _watchdog.watch(watch)
     try:
-        return _exchange(url, body, request_headers, recorded_headers, connect, timeout, watch)
+        return _exchange(
+            method, url, body, request_headers, recorded_headers, connect, timeout, watch
+        )
     finally:
         watch.finish()
         _local.watch = None
 
 
 def _exchange(
+    method: str,
     url: str,
     body: bytes,
     request_headers: dict[str, str],
@@ -563,7 +749,8 @@ def _exchange(
         return DeliveryError(message, request_headers=recorded_headers, **kwargs)
 
     try:
-        response = get_session().post(
+        response = get_session().request(
+            method,
             url,
             data=body,
             headers=request_headers,
@@ -701,7 +888,13 @@ def _read_limited(response: requests.Response) -> tuple[bytes, bool]:
 
 
 def _excerpt(raw: bytes, encoding: str | None) -> str:
-    text = raw[:RESPONSE_EXCERPT_BYTES].decode(encoding or "utf-8", errors="replace")
+    head = raw[:RESPONSE_EXCERPT_BYTES]
+    try:
+        text = head.decode(encoding or "utf-8", errors="replace")
+    except LookupError:
+        # A charset Python does not know (``charset=x-bogus``) says nothing about whether the
+        # request succeeded: the status does. Read it as UTF-8, replacing what does not fit.
+        text = head.decode("utf-8", errors="replace")
     if len(raw) > RESPONSE_EXCERPT_BYTES:
         text += "…"
     return text

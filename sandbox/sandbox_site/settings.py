@@ -188,6 +188,9 @@ WAGTAIL_PUBLISH_HOOKS = {
     # Only for the sandbox, whose inspector listens on loopback: real sites should leave this
     # at its default (False), so that destinations cannot reach internal addresses.
     "ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8", "::1/128"],
+    # The same for destinations added in the sandbox's admin, so that they can reach the
+    # inspector too.
+    "MANAGED_ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8", "::1/128"],
 }
 
 # -- Email ---------------------------------------------------------------------------------------

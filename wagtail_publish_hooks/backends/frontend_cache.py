@@ -1,10 +1,13 @@
 """Frontend-cache purging through the backends of ``wagtail.contrib.frontend_cache``.
 
-The purge requests are made by Wagtail's own backend classes (``HTTPBackend`` for Varnish and
-alike, ``CloudflareBackend``, ``CloudfrontBackend``, the Azure ones, or any other), called with
-``purge_batch()``. Those classes log a failure on the ``wagtail.frontendcache`` logger (or the
-root logger) and return; so while they run, the records they log at ``ERROR`` or above in this
-thread are collected, and any makes the attempt fail and be retried.
+``PURGE`` requests to a cache (what Wagtail's ``HTTPBackend`` sends to Varnish and alike) are
+sent by the package's own transport (:mod:`.purge_http`), held to the destination's address
+policy like every other request. Vendor APIs are called by Wagtail's own classes
+(``CloudflareBackend``, ``CloudfrontBackend``, the Azure ones, or, for a destination of the
+settings, any other) through ``purge_batch()``. Those classes log a failure on the
+``wagtail.frontendcache`` logger (or the root logger) and return; so while they run, the
+records they log at ``ERROR`` or above in this thread are collected, and any makes the attempt
+fail and be retried.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from django.core import checks
 from .. import checks as publish_checks
 from .. import events
 from ..exceptions import DeliveryError
-from ..http import HttpResult
+from ..http import HttpResult, policy_for
 from ..purge import ANY_MODEL, PurgeSet, language_variants, resolve_extra_urls
 from .base import BaseBackend
+from .purge_http import PinnedPurgeBackend, RefusedPurgeBackend, purge_backends, purge_timeout
 
 if TYPE_CHECKING:
     from ..models import Delivery
@@ -160,7 +164,15 @@ class FrontendCacheBackend(BaseBackend):
     # An alias page has URLs of its own, which are stale too.
     exclude_aliases_by_default = False
     option_keys = frozenset(
-        {"BACKENDS", "PURGE_ANCESTORS", "PURGE_REFERENCING_PAGES", "EXTRA_URLS", "BATCH_SIZE"}
+        {
+            "BACKENDS",
+            "PURGE_ANCESTORS",
+            "PURGE_REFERENCING_PAGES",
+            "EXTRA_URLS",
+            "BATCH_SIZE",
+            # The deadline of each HTTP purge request, in seconds (default 15).
+            "TIMEOUT",
+        }
     )
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
@@ -426,20 +438,37 @@ class FrontendCacheBackend(BaseBackend):
     # -- sending ---------------------------------------------------------------------------------
 
     def wagtail_backends(self) -> dict[str, Any]:
+        """The purge backends of this destination: Wagtail's, built from ``BACKENDS`` (or
+        ``WAGTAILFRONTENDCACHE``), with each ``HTTPBackend`` replaced by one that purges through
+        the package's pinned session under the destination's address policy (see
+        :mod:`~wagtail_publish_hooks.backends.purge_http`)."""
         from wagtail.contrib.frontend_cache.utils import get_backends
 
+        policy = policy_for(self.alias)
         option = self.backends_option
         if isinstance(option, Mapping):
-            return get_backends(dict(option))
-        if isinstance(option, list | tuple):
-            return get_backends(None, backends=list(option))
-        return get_backends()
+            if policy.managed:
+                # A dict names classes: a destination managed in the admin picks backends by
+                # name from the operator's WAGTAILFRONTENDCACHE, and builds nothing else.
+                raise DeliveryError(
+                    "refused: a destination managed in the admin names its purge backends from "
+                    "WAGTAILFRONTENDCACHE; it cannot define them",
+                    retryable=False,
+                )
+            built = get_backends(dict(option))
+        elif isinstance(option, list | tuple):
+            built = get_backends(None, backends=list(option))
+        else:
+            built = get_backends()
+        return purge_backends(built, policy=policy, timeout=purge_timeout(self.options))
 
     def deliver(self, delivery: Delivery) -> HttpResult | None:
         started = time.monotonic()
         urls, event_ids = self.urls_for(delivery)
         try:
             backends = self.wagtail_backends()
+        except DeliveryError:
+            raise
         except Exception as exc:
             raise DeliveryError(
                 f"the frontend cache backends cannot be built: {type(exc).__name__}: {exc}",
@@ -460,11 +489,13 @@ class FrontendCacheBackend(BaseBackend):
             backends = {}  # nothing stale (a workflow or custom event): no request at all
         errors: list[str] = []
         failed: list[str] = []
+        # Whether every error is one another attempt cannot mend (a refused target).
+        all_final = True
         for name, backend in backends.items():
             mine = [url for url in urls if backend.invalidates_hostname(urlsplit(url).netloc)]
             batches = chunks(mine, batch_size_of(backend, self.batch_size_option, name))
             record: dict[str, Any] = {
-                "class": type(backend).__name__,
+                "class": getattr(backend, "replaces", type(backend).__name__),
                 "urls": len(mine),
                 "batches": len(batches),
                 "errors": 0,
@@ -472,6 +503,16 @@ class FrontendCacheBackend(BaseBackend):
             detail["backends"][name] = record
             detail["batches"] += len(batches)
             for batch in batches:
+                if isinstance(backend, PinnedPurgeBackend | RefusedPurgeBackend):
+                    failures = backend.purge_all(batch)
+                    for failure in failures:
+                        message = f"{name}: {failure.message}"
+                        if message not in errors:  # a refusal repeats for every URL
+                            errors.append(message)
+                        all_final = all_final and failure.final
+                    failed += [failure.url for failure in failures]
+                    record["errors"] += len(failures)
+                    continue
                 with collect_failures() as collector:
                     try:
                         backend.purge_batch(batch)
@@ -479,6 +520,9 @@ class FrontendCacheBackend(BaseBackend):
                         text = " ".join(str(exc).split())[:MAX_ERROR_LENGTH]
                         errors.append(f"{name}: {type(exc).__name__}: {text}")
                         failed += batch
+                        all_final = False
+                if collector.records:
+                    all_final = False
                 errors += [f"{name}: {message}" for message in collector.messages()]
                 failed += collector.failed_urls(batch)
                 record["errors"] += len(collector.records)
@@ -490,7 +534,7 @@ class FrontendCacheBackend(BaseBackend):
             raise DeliveryError(
                 f"{len(errors)} purge error(s): {errors[0]}"
                 + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
-                retryable=True,
+                retryable=not all_final,
                 detail=detail,
             )
         logger.info(
