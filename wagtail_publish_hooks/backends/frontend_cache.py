@@ -24,7 +24,7 @@ from django.conf import settings
 from django.core import checks
 
 from .. import checks as publish_checks
-from .. import events
+from .. import events, limits
 from ..exceptions import DeliveryError
 from ..http import HttpResult
 from ..purge import ANY_MODEL, PurgeSet, language_variants, resolve_extra_urls
@@ -127,7 +127,7 @@ def batch_size_of(wagtail_backend: Any, option: Any, name: str) -> int | None:
     if isinstance(option, Mapping):
         option = option.get(name)
     if isinstance(option, int) and not isinstance(option, bool) and option > 0:
-        return option
+        return min(option, int(limits.OPTION_LIMITS["BATCH_SIZE"].maximum))
     limit = getattr(wagtail_backend, "CHUNK_SIZE", None)
     return limit if isinstance(limit, int) and limit > 0 else None
 
@@ -160,7 +160,9 @@ class FrontendCacheBackend(BaseBackend):
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)
         self.backends_option: Any = options.get("BACKENDS")
-        self.ancestors = int(options.get("PURGE_ANCESTORS", DEFAULT_PURGE_ANCESTORS))
+        self.ancestors = int(
+            limits.option_number(options, "PURGE_ANCESTORS", DEFAULT_PURGE_ANCESTORS)
+        )
         self.referencing = bool(options.get("PURGE_REFERENCING_PAGES", True))
         self.extra_urls_option: Any = options.get("EXTRA_URLS")
         self.batch_size_option: Any = options.get("BATCH_SIZE")
@@ -301,7 +303,14 @@ class FrontendCacheBackend(BaseBackend):
         keys = ("OPTIONS", "BATCH_SIZE")
         values = list(value.values()) if isinstance(value, Mapping) else [value]
         if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-            return []
+            limit = limits.OPTION_LIMITS["BATCH_SIZE"]
+            return [
+                message
+                for v in values
+                for message in publish_checks.check_number(
+                    v, "BATCH_SIZE", limit, alias=alias, keys=keys, kind_error=39
+                )
+            ][:1]
         return [
             publish_checks.error(
                 39,
