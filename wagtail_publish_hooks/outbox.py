@@ -167,10 +167,8 @@ def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) ->
         try:
             backend = get_backend(alias)
         except Exception as exc:
-            plan.refused[alias] = f"its backend cannot be built ({failure_text(exc)})"
-            logger.error(
-                "Publish hooks destination %r cannot be built: %s", alias, failure_text(exc)
-            )
+            plan.refused[alias] = failure_text(exc, "its backend cannot be built ({})")
+            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
             continue
         if not coalesce:
             continue
@@ -182,12 +180,8 @@ def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) ->
             )
             due = now + timedelta(seconds=window)
         except Exception as exc:
-            plan.refused[alias] = f"its merging window is unusable ({failure_text(exc)})"
-            logger.error(
-                "Publish hooks destination %r has an unusable merging window: %s",
-                alias,
-                failure_text(exc),
-            )
+            plan.refused[alias] = failure_text(exc, "its merging window is unusable ({})")
+            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
             continue
         if window > 0:
             plan.windows[alias] = float(window)
@@ -195,13 +189,13 @@ def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) ->
     return plan
 
 
-def failure_text(exc: BaseException) -> str:
-    """What to record of an exception for the admin: the package's own bounds errors say
-    which option and what bounds (never the value); any other, its type alone, since its text
-    may hold a URL or a secret."""
+def failure_text(exc: BaseException, template: str = "{}") -> str:
+    """What to record of an exception for the admin: the package's own bounds error says which
+    option and what bounds (never the value); any other, its type alone in ``template``, since
+    its text may hold a URL or a secret."""
     if isinstance(exc, limits.OutOfLimits):
         return str(exc)
-    return type(exc).__name__
+    return template.format(type(exc).__name__)
 
 
 def coalescing_windows(routes: list[Route]) -> dict[str, float]:
@@ -257,7 +251,7 @@ def write_deliveries(
         except Exception as exc:
             if not isolated:
                 raise
-            plan.refused[alias] = f"its delivery could not be written ({failure_text(exc)})"
+            plan.refused[alias] = failure_text(exc, "its delivery could not be written ({})")
             logger.exception("Publish hooks could not record a delivery to %r", alias)
     if not isolated:
         Delivery.objects.using(using).bulk_create(new_deliveries)

@@ -166,6 +166,13 @@ class FrontendCacheBackend(BaseBackend):
         self.referencing = bool(options.get("PURGE_REFERENCING_PAGES", True))
         self.extra_urls_option: Any = options.get("EXTRA_URLS")
         self.batch_size_option: Any = options.get("BATCH_SIZE")
+        for size in (
+            self.batch_size_option.values()
+            if isinstance(self.batch_size_option, Mapping)
+            else [self.batch_size_option]
+        ):
+            if size is not None:
+                limits.parse_number("BATCH_SIZE", size, limits.OPTION_LIMITS["BATCH_SIZE"])
 
     # -- checks ----------------------------------------------------------------------------------
 
@@ -297,29 +304,27 @@ class FrontendCacheBackend(BaseBackend):
 
     @staticmethod
     def _check_batch_size(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        value = options.get("BATCH_SIZE")
-        if value is None:
+        if "BATCH_SIZE" not in options:
             return []
+        value = options["BATCH_SIZE"]
         keys = ("OPTIONS", "BATCH_SIZE")
         values = list(value.values()) if isinstance(value, Mapping) else [value]
-        if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-            limit = limits.OPTION_LIMITS["BATCH_SIZE"]
-            return [
-                message
-                for v in values
-                for message in publish_checks.check_number(
-                    v, "BATCH_SIZE", limit, alias=alias, keys=keys, kind_error=39
-                )
-            ][:1]
-        return [
-            publish_checks.error(
-                39,
-                "must be an integer greater than zero, or a dict of backend names to such "
-                "integers.",
-                alias=alias,
-                keys=keys,
-            )
-        ]
+        limit = limits.OPTION_LIMITS["BATCH_SIZE"]
+        for size in values:
+            try:
+                limits.parse_number("BATCH_SIZE", size, limit)
+            except limits.OutOfLimits as exc:
+                bounds = exc.problem in (limits.NOT_FINITE, limits.TOO_HIGH)
+                return [
+                    publish_checks.error(
+                        48 if bounds else 39,
+                        f"must be {limit.describe()}, or a dict of backend names to such "
+                        f"integers, not {exc.kind}.",
+                        alias=alias,
+                        keys=keys,
+                    )
+                ]
+        return []
 
     @staticmethod
     def _check_extra_urls(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
