@@ -425,7 +425,7 @@ def test_globals_out_of_bounds_are_bounded_at_run_time(settings, caplog):
     from wagtail_publish_hooks.conf import get_settings
 
     settings.WAGTAIL_PUBLISH_HOOKS = {
-        "LEASE_SECONDS": 1e12,
+        "LEASE_SECONDS": 10**12,
         "MAX_RUN_SECONDS": float("nan"),
         "CONCURRENCY": float("inf"),
         "BATCH_SIZE": -5,
