@@ -314,6 +314,10 @@ def test_forced_rows_cost_other_destinations_nothing_and_show_why_they_failed(
     assert "could not be recorded: TIMEOUT must be a number greater than zero" in detail
     assert "1e+12" not in detail and "1000000000000" not in detail
 
+    # The destination's health in the Destinations listing, too.
+    listing = admin_client.get(reverse("publish_hooks_destinations:index")).content.decode()
+    assert 'data-health="warning"' in listing and "1 consecutive failure" in listing
+
     # And so does ``publish_hooks status``.
     out = StringIO()
     call_command("publish_hooks", "status", stdout=out)
