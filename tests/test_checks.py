@@ -146,6 +146,48 @@ CASES = [
     ),
     ("E020", {"RETRY_SCHEDULE": [5, -1]}, "['RETRY_SCHEDULE']: must be a non-empty list"),
     ("E020", {"RETRY_SCHEDULE": []}, "['RETRY_SCHEDULE']: must be a non-empty list"),
+    (
+        "E048",
+        {"RETRY_SCHEDULE": [5, 1e12]},
+        "['RETRY_SCHEDULE']['1']: must be a number zero or more and at most 604800 (seconds), "
+        "not a number above 604800.",
+    ),
+    (
+        "E048",
+        {"RETRY_SCHEDULE": [float("inf")]},
+        "['RETRY_SCHEDULE']['0']: must be a number zero or more and at most 604800",
+    ),
+    (
+        "E048",
+        {"MAX_ATTEMPTS": 10**30},
+        "['MAX_ATTEMPTS']: must be an integer greater than zero and at most 100 (attempts), "
+        "not a number above 100.",
+    ),
+    ("E048", {"LEASE_SECONDS": 10**12}, "['LEASE_SECONDS']: must be an integer greater than"),
+    ("E048", {"MAX_RUN_SECONDS": float("nan")}, "['MAX_RUN_SECONDS']: must be a number greater"),
+    ("E048", {"BATCH_SIZE": 5000}, "['BATCH_SIZE']: must be an integer greater than zero and at"),
+    ("E048", {"CONCURRENCY": 1000}, "['CONCURRENCY']: must be an integer greater than zero and"),
+    (
+        "E048",
+        {"DESTINATIONS_REFRESH_SECONDS": float("inf")},
+        "['DESTINATIONS_REFRESH_SECONDS']: must be a number zero or more and at most 3600 "
+        "(seconds), not infinity.",
+    ),
+    ("E048", {"RETENTION_DAYS": 10**6}, "['RETENTION_DAYS']: must be an integer greater than"),
+    (
+        "E048",
+        dest(OPTIONS={"TIMEOUT": float("nan")}),
+        "['consumer']['OPTIONS']['TIMEOUT']: must be a number greater than zero and at most 300 "
+        "(seconds), not NaN.",
+    ),
+    (
+        "E048",
+        dest(OPTIONS={"CONNECT_TIMEOUT": float("inf")}),
+        "['consumer']['OPTIONS']['CONNECT_TIMEOUT']: must be a number greater than zero and at "
+        "most 300 (seconds), not infinity.",
+    ),
+    ("E015", dest(OPTIONS={"TIMEOUT": True}), "['TIMEOUT']: must be a number greater than zero"),
+    ("E015", dest(OPTIONS={"TIMEOUT": None}), "(seconds), not null."),
     ("E008", dest(EVENTS=["shop"]), "['consumer']['EVENTS']: 'shop' is not a known event type"),
     ("E008", dest(EVENTS=["Shop.Order"]), "['consumer']['EVENTS']: 'Shop.Order' is not a"),
     ("E008", dest(EVENTS=["workflow.aproved"]), "['EVENTS']: 'workflow.aproved' is not a"),
@@ -338,3 +380,72 @@ def test_every_check_id_is_tested_and_documented():
         )
     )
     assert emitted <= documented, emitted - documented
+
+
+# -- The bounds of numbers (``limits.py``) ------------------------------------------------------
+
+
+def test_one_parser_refuses_what_the_bounds_exclude_and_never_shows_the_value():
+    import math
+
+    from wagtail_publish_hooks.limits import OPTION_LIMITS, OutOfLimits, parse_number
+
+    window = OPTION_LIMITS["COALESCE_SECONDS"]
+    assert parse_number("COALESCE_SECONDS", 0, window) == 0
+    assert parse_number("COALESCE_SECONDS", 86400, window) == 86400
+    assert parse_number("COALESCE_SECONDS", 2.5, window) == 2.5
+    for value, kind in [
+        (1e12, "a number above 86400"),
+        (86400.5, "a number above 86400"),
+        (math.nan, "NaN"),
+        (math.inf, "infinity"),
+        (-math.inf, "minus infinity"),
+        (-1, "a negative number"),
+        (True, "a boolean"),
+        ("30", "a string"),
+        ({"$gt": 0}, "a dict"),
+        ([30], "a list"),
+        (None, "null"),
+        (10**5000, "a number above 86400"),
+    ]:
+        with pytest.raises(OutOfLimits) as caught:
+            parse_number("COALESCE_SECONDS", value, window)
+        assert str(caught.value) == (
+            "COALESCE_SECONDS must be a number zero or more and at most 86400 (seconds), "
+            f"not {kind}"
+        )
+    with pytest.raises(OutOfLimits, match="not a number with a decimal point"):
+        parse_number("PURGE_ANCESTORS", 2.0, OPTION_LIMITS["PURGE_ANCESTORS"])
+    with pytest.raises(OutOfLimits, match="not zero"):
+        parse_number("TIMEOUT", 0, OPTION_LIMITS["TIMEOUT"])
+
+
+def test_globals_out_of_bounds_are_bounded_at_run_time(settings, caplog):
+    """The checks may be silenced: run time takes the nearest bound, or the default."""
+    from wagtail_publish_hooks.conf import get_settings
+
+    settings.WAGTAIL_PUBLISH_HOOKS = {
+        "LEASE_SECONDS": 10**12,
+        "MAX_RUN_SECONDS": float("nan"),
+        "CONCURRENCY": float("inf"),
+        "BATCH_SIZE": -5,
+        "MAX_ATTEMPTS": "8",
+        "DESTINATIONS_REFRESH_SECONDS": float("inf"),
+        "RETENTION_DAYS": True,
+        "RETRY_SCHEDULE": [1e12, float("nan"), -1, 5],
+    }
+    with caplog.at_level("ERROR", logger="wagtail_publish_hooks"):
+        current = get_settings()
+        assert current.LEASE_SECONDS == 86400
+        assert current.MAX_RUN_SECONDS == 60
+        assert current.CONCURRENCY == 64
+        assert current.BATCH_SIZE == 1
+        assert current.MAX_ATTEMPTS == 8
+        assert current.DESTINATIONS_REFRESH_SECONDS == 3600
+        assert current.RETENTION_DAYS == 30
+        assert current.RETRY_SCHEDULE == [604800, 0, 0, 5]
+        assert current.retry_delay(1) == 604800
+    assert "LEASE_SECONDS must be an integer greater than zero and at most 86400" in caplog.text
+    settings.WAGTAIL_PUBLISH_HOOKS = {"LEASE_SECONDS": 120, "RETRY_SCHEDULE": [1, 2.5]}
+    assert get_settings().LEASE_SECONDS == 120
+    assert get_settings().RETRY_SCHEDULE == [1, 2.5]

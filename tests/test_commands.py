@@ -205,6 +205,13 @@ def test_prune_deletes_old_finished_events_only(
     assert list(Event.objects.values_list("pk", flat=True)) == [old_pending.pk]
 
 
+def test_prune_refuses_a_retention_beyond_its_bounds_rather_than_overflowing(db):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="--days must be at most 36500"):
+        command("prune", "--days", str(10**9))
+
+
 def test_enable_a_disabled_destination(webhook_destination, httpserver, draft_blog_page):
     webhook_destination()
     replies = [Response("gone", status=410), Response("ok")]

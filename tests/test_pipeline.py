@@ -11,8 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from standardwebhooks.webhooks import Webhook
 from werkzeug import Response
 
+from tests.conftest import WEBHOOK
 from tests.testapp.models import BasePage, BlogPage, EventPage, OtherPage
 from wagtail_publish_hooks import __version__
+from wagtail_publish_hooks.backends.base import BaseBackend
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -329,3 +331,135 @@ def test_unrouted_events_cost_no_queries(configure, httpserver, blog_index, sett
     unrouted = queries_for("unrouted", DESTINATIONS={"other": other})
     assert unrouted == off
     assert Event.objects.count() == 0
+
+
+# -- One destination that cannot be recorded costs the others nothing -------------------------
+
+
+class WindowThatRaises(BaseBackend):
+    """A custom coalescing backend whose merging window cannot be worked out (until fixed)."""
+
+    supports_coalescing = True
+    broken = True
+
+    def coalesce_seconds(self) -> float:
+        if WindowThatRaises.broken:
+            raise RuntimeError("the window of https://user:hunter2@cdn.example/ is unknown")
+        return 0.0
+
+    def deliver(self, delivery):
+        return None
+
+
+class BuildRefusesBackend(BaseBackend):
+    def __init__(self, *, alias, options):
+        raise ImportError("optional SDK with token sk_live_123 is missing")
+
+
+def test_a_destination_that_cannot_be_recorded_is_failed_visibly_and_the_others_are_sent(
+    configure, httpserver, draft_blog_page, admin_client
+):
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    from wagtail_publish_hooks.delivery import redeliver
+    from wagtail_publish_hooks.models import AttemptOutcome, DestinationState, ManagedDestination
+
+    here = f"{__name__}"
+    configure(
+        DESTINATIONS={
+            "healthy": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": httpserver.url_for("/healthy")}},
+            "window": {"BACKEND": f"{here}.WindowThatRaises"},
+            "unbuildable": {"BACKEND": f"{here}.BuildRefusesBackend"},
+        },
+        RETRY_SCHEDULE=[0],
+    )
+    ManagedDestination.objects.create(
+        alias="frontend",
+        backend="wagtail_publish_hooks.backends.revalidate.RevalidateBackend",
+        options={"URL": "https://frontend.example/api/revalidate", "COALESCE_SECONDS": 1e12},
+    )
+    httpserver.expect_request("/healthy", method="POST").respond_with_data("ok")
+    WindowThatRaises.broken = True
+
+    draft_blog_page.save_revision().publish()
+
+    event = Event.objects.get()
+    deliveries = {d.destination: d for d in Delivery.objects.all()}
+    assert deliveries["healthy"].status == DeliveryStatus.DELIVERED
+    assert json.loads(httpserver.log[0][0].get_data())["id"] == event.event_id
+    reasons = {
+        "window": "could not be recorded: its merging window is unusable (RuntimeError).",
+        "unbuildable": "could not be recorded: its backend cannot be built (ImportError).",
+        "frontend": "could not be recorded: COALESCE_SECONDS must be a number zero or more and "
+        "at most 86400 (seconds), not a number above 86400.",
+    }
+    for alias, reason in reasons.items():
+        delivery = deliveries[alias]
+        assert delivery.status == DeliveryStatus.FAILED
+        assert delivery.last_error.startswith(reason), delivery.last_error
+        attempt = delivery.attempt_set.get()
+        assert attempt.outcome == AttemptOutcome.FAILURE and attempt.error == delivery.last_error
+        assert DestinationState.objects.get(alias=alias).last_failure_at is not None
+    everything = json.dumps(
+        [list(Attempt.objects.values()), list(Delivery.objects.values())], default=str
+    )
+    assert "hunter2" not in everything and "sk_live" not in everything
+
+    report = admin_client.get(reverse("wagtail_publish_hooks:deliveries")).content.decode()
+    assert "could not be recorded: its merging window is unusable (RuntimeError)" in report
+    out = StringIO()
+    call_command("publish_hooks", "status", stdout=out)
+    rows = {line.split()[0]: line for line in out.getvalue().splitlines()[1:]}
+    for alias in reasons:
+        assert "1 consecutive failure" in rows[alias], out.getvalue()
+
+    # Once fixed, a redelivery sends it.
+    WindowThatRaises.broken = False
+    assert redeliver(Delivery.objects.filter(destination="window")) == 1
+    window = Delivery.objects.get(destination="window")
+    assert window.status == DeliveryStatus.DELIVERED, window.last_error
+    assert window.attempts == 2
+
+
+def test_a_database_error_on_one_route_is_isolated(
+    configure, httpserver, draft_blog_page, monkeypatch
+):
+    """A failure planning cannot foresee (a query failing for one destination): the others are
+    written one by one, and the publish's transaction stays usable."""
+    from wagtail_publish_hooks import outbox
+
+    configure(
+        DESTINATIONS={
+            "healthy": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": httpserver.url_for("/healthy")}},
+            "merging": {"BACKEND": "tests.backends.CoalescingRecorder"},
+        },
+        RETRY_SCHEDULE=[0],
+    )
+    httpserver.expect_request("/healthy", method="POST").respond_with_data("ok")
+    original = outbox.attach_to_open_delivery
+
+    def attach(alias, now, *, using):
+        if alias == "merging":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT * FROM no_such_table")
+        return original(alias, now, using=using)
+
+    monkeypatch.setattr(outbox, "attach_to_open_delivery", attach)
+    with transaction.atomic():
+        draft_blog_page.save_revision().publish()
+        # The publish's own transaction is still usable.
+        assert BlogPage.objects.filter(pk=draft_blog_page.pk, live=True).exists()
+
+    assert Event.objects.count() == 1
+    healthy = Delivery.objects.get(destination="healthy")
+    assert healthy.status == DeliveryStatus.DELIVERED, healthy.last_error
+    merging = Delivery.objects.get(destination="merging")
+    assert merging.status == DeliveryStatus.FAILED
+    assert re.match(
+        r"could not be recorded: its delivery could not be written "
+        r"\((OperationalError|ProgrammingError)\)",
+        merging.last_error,
+    ), merging.last_error

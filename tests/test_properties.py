@@ -440,7 +440,8 @@ loopback_urls = st.builds(
     st.sampled_from(["http", "https"]),
     st.from_regex(r"[\w/-]{0,30}", fullmatch=True),
 )
-positive = st.floats(min_value=0.01, max_value=1e6) | st.integers(min_value=1, max_value=10**6)
+# Within the bounds of every numeric option (``limits.py``): larger ones are refused by E048.
+positive = st.floats(min_value=0.01, max_value=300) | st.integers(min_value=1, max_value=300)
 plausible_options = st.fixed_dictionaries(
     {"URL": loopback_urls},
     optional={
@@ -509,12 +510,12 @@ def plausible_settings(draw) -> dict[str, Any]:
     optional = {
         "ENABLED": st.booleans(),
         "MAX_ATTEMPTS": st.integers(1, 50),
-        "RETRY_SCHEDULE": st.lists(st.floats(0, 1e6) | st.integers(0, 10**6), min_size=1),
+        "RETRY_SCHEDULE": st.lists(st.floats(0, 604800) | st.integers(0, 604800), min_size=1),
         "ALLOW_PRIVATE_NETWORKS": st.booleans()
         | st.lists(st.sampled_from(["127.0.0.0/8", "::1/128", "10.0.0.0/8", "fd00::/8"])),
         "RETENTION_DAYS": st.integers(1, 3650),
         "BATCH_SIZE": st.integers(1, 1000),
-        "LEASE_SECONDS": st.integers(1, 10**5),
+        "LEASE_SECONDS": st.integers(1, 86400),
         "MAX_RUN_SECONDS": positive,
         "CONCURRENCY": st.integers(1, 64),
     }
@@ -559,3 +560,67 @@ def test_settings_that_pass_the_checks_never_break_a_publish(
     assert draft_blog_page.live
     problems = [r.getMessage() for r in caplog.records if r.name == "wagtail_publish_hooks"]
     assert not problems, problems
+
+
+numbers_and_impostors = (
+    st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(min_value=-(10**40), max_value=10**40)
+    | st.booleans()
+    | st.text(max_size=6)
+    | st.lists(st.integers(), max_size=2)
+    | st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)
+)
+NUMERIC_OPTIONS = {
+    "webhook.WebhookBackend": ("TIMEOUT", "CONNECT_TIMEOUT"),
+    "slack.SlackBackend": ("TIMEOUT", "CONNECT_TIMEOUT", "MIN_INTERVAL"),
+    "revalidate.RevalidateBackend": ("TIMEOUT", "CONNECT_TIMEOUT", "COALESCE_SECONDS"),
+    "frontend_cache.FrontendCacheBackend": ("PURGE_ANCESTORS", "BATCH_SIZE", "COALESCE_SECONDS"),
+}
+
+
+@PROFILE
+@given(
+    option=st.sampled_from(
+        [(backend, key) for backend, keys in NUMERIC_OPTIONS.items() for key in keys]
+    ),
+    value=numbers_and_impostors,
+)
+def test_a_number_the_checks_accept_is_one_the_backend_can_use_and_no_other(option, value):
+    """The checks and the backends read numbers with one parser: what the checks accept builds
+    a backend whose numbers are finite and bounded; what they refuse, the backend refuses too."""
+    import math
+    from datetime import timedelta
+
+    from django.utils.module_loading import import_string
+
+    from wagtail_publish_hooks.checks import check_destination
+    from wagtail_publish_hooks.limits import OPTION_LIMITS, OutOfLimits
+
+    backend_name, key = option
+    path = f"{BACKENDS}.{backend_name}"
+    base = {"URL": "https://consumer.example/hooks", "SECRET": "x" * 20}
+    if "frontend_cache" in backend_name:
+        base = {"BACKENDS": {"varnish": {"BACKEND": "tests.backends.NotABackend"}}}
+    options = {**base, key: value}
+    refused = [
+        m
+        for m in check_destination("d", {"BACKEND": path, "OPTIONS": options})
+        if getattr(m, "setting_keys", ())[:2] == ("OPTIONS", key)
+    ]
+    try:
+        backend = import_string(path)(alias="d", options=options)
+        window = backend.coalesce_seconds()
+    except OutOfLimits as exc:
+        assert refused, (value, exc)
+        assert {m.id[-4:] for m in refused} <= {"E015", "E039", "E048"}
+        return
+    assert not refused, (value, [m.msg for m in refused])
+    limit = OPTION_LIMITS[key]
+    assert math.isfinite(window) and 0 <= window <= 86400
+    datetime.now(UTC) + timedelta(seconds=window)  # never overflows
+    for name in ("timeout", "connect_timeout", "min_interval"):
+        number = getattr(backend, name, None)
+        if number is not None:
+            assert math.isfinite(number) and 0 <= number <= 300
+    if key == "PURGE_ANCESTORS":
+        assert 0 <= backend.ancestors <= limit.maximum

@@ -9,6 +9,7 @@ import base64
 import binascii
 import difflib
 import ipaddress
+import math
 import numbers
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
@@ -19,6 +20,7 @@ from django.apps import apps
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from . import limits
 from .conf import DEFAULTS, DESTINATION_KEYS, RECEIVER_PREFIX, SETTING_NAME, raw_settings
 
 if TYPE_CHECKING:
@@ -267,16 +269,38 @@ def check_positive_number(
     integer: bool = False,
     allow_zero: bool = False,
     in_options: bool = True,
+    limit: limits.Limit | None = None,
 ) -> list[checks.CheckMessage]:
+    """E015 (not a number of the right kind, or too small) or E048 (not finite, or above the
+    bound) for a number: bounded by ``limit``, else by the package's table for the key
+    (:mod:`wagtail_publish_hooks.limits`), else by ``integer`` and ``allow_zero`` alone."""
     keys = ("OPTIONS", key) if in_options else (key,)
     if key not in options:
         return []
-    value = options[key]
-    valid = _is_int(value) if integer else _is_number(value)
-    if not valid or value < 0 or (value == 0 and not allow_zero):
-        kind = "an integer" if integer else "a number"
-        bound = "zero or more" if allow_zero else "greater than zero"
-        return [error(15, f"must be {kind} {bound}, not {value!r}.", alias=alias, keys=keys)]
+    if limit is None:
+        table = limits.OPTION_LIMITS if in_options else limits.SETTING_LIMITS
+        limit = table.get(key) or limits.Limit(
+            0, math.inf, integer=integer, above_minimum=not allow_zero, unit=""
+        )
+    return check_number(options[key], key, limit, alias=alias, keys=keys)
+
+
+def check_number(
+    value: Any,
+    key: str,
+    limit: limits.Limit,
+    *,
+    alias: str | None,
+    keys: Iterable[str],
+    kind_error: int = 15,
+) -> list[checks.CheckMessage]:
+    """Error ``kind_error`` (E015 unless told) when ``value`` is no number of the wanted kind or
+    is below ``limit``; E048 when it is NaN, an infinity or above ``limit``."""
+    try:
+        limits.parse_number(key, value, limit)
+    except limits.OutOfLimits as exc:
+        number = 48 if exc.problem in (limits.NOT_FINITE, limits.TOO_HIGH) else kind_error
+        return [error(number, f"{exc.requirement}.", alias=alias, keys=keys)]
     return []
 
 
@@ -336,7 +360,7 @@ def _check_lease_against_timeouts(
         if not isinstance(config, Mapping) or not isinstance(config.get("OPTIONS", {}), Mapping):
             continue
         timeout = config.get("OPTIONS", {}).get("TIMEOUT", DEFAULT_REQUEST_TIMEOUT)
-        if _is_number(timeout) and timeout >= lease / 2:
+        if _is_number(timeout) and math.isfinite(timeout) and timeout >= lease / 2:
             messages.append(
                 warning(
                     17,
@@ -393,6 +417,16 @@ def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
                     keys=("RETRY_SCHEDULE",),
                 )
             )
+        else:
+            for index, delay in enumerate(schedule):
+                messages += check_number(
+                    delay,
+                    "RETRY_SCHEDULE",
+                    limits.SETTING_LIMITS["RETRY_SCHEDULE"],
+                    alias=None,
+                    keys=("RETRY_SCHEDULE", str(index)),
+                    kind_error=20,
+                )
     if "ALLOW_PRIVATE_NETWORKS" in raw:
         messages += _check_private_networks(raw["ALLOW_PRIVATE_NETWORKS"])
     if "MANAGED_ALLOW_PRIVATE_NETWORKS" in raw:

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
 
+from . import limits
+
 if TYPE_CHECKING:
     from .backends.base import BaseBackend
     from .managed import ManagedDestinations
@@ -103,9 +105,12 @@ class PublishHooksSettings:
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.raw = raw
+        self.numbers = _bounded_numbers(raw)
 
     def __getattr__(self, name: str) -> Any:
         if name in DEFAULTS:
+            if name in self.numbers:
+                return self.numbers[name]
             return self.raw.get(name, DEFAULTS[name])
         raise AttributeError(name)
 
@@ -140,6 +145,35 @@ class PublishHooksSettings:
             except ValueError:
                 logger.error("%s: %r is not a network; ignored", name, cidr)
         return tuple(networks)
+
+
+def _bounded_numbers(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The numeric globals as run time uses them: each within its bounds (``limits.py``).
+
+    The checks refuse a value out of bounds (E015, E020, E048); should one reach run time
+    anyway, it is taken to the nearest bound or replaced by its default, and logged, so that a
+    worker never sleeps for years nor fails on an overflow.
+    """
+    numbers: dict[str, Any] = {}
+    for key in limits.SETTING_LIMITS:
+        if key not in raw or key == "RETRY_SCHEDULE":
+            continue
+        numbers[key], problem = limits.setting_number(key, raw[key], DEFAULTS[key])
+        if problem:
+            logger.error("%s[%r]: %s", SETTING_NAME, key, problem)
+    if "RETRY_SCHEDULE" in raw:
+        schedule = raw["RETRY_SCHEDULE"]
+        if not isinstance(schedule, list | tuple) or not schedule:
+            logger.error("%s['RETRY_SCHEDULE'] is not a list; the default is used", SETTING_NAME)
+            schedule = DEFAULTS["RETRY_SCHEDULE"]
+        bounded = []
+        for delay in schedule:
+            value, problem = limits.setting_number("RETRY_SCHEDULE", delay, 0)
+            if problem:
+                logger.error("%s['RETRY_SCHEDULE']: %s", SETTING_NAME, problem)
+            bounded.append(value)
+        numbers["RETRY_SCHEDULE"] = bounded
+    return numbers
 
 
 _suspensions: ContextVar[int] = ContextVar("wagtail_publish_hooks_suspensions", default=0)

@@ -35,6 +35,7 @@ from .conf import (
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
 from .http import HttpResult, address_policy, policy_for
+from .limits import OutOfLimits
 from .models import (
     DUE_STATUSES,
     Attempt,
@@ -399,6 +400,9 @@ def attempt_delivery(
             error, gone = exc, True
         except DeliveryError as exc:
             error = exc
+        except OutOfLimits as exc:
+            # Another attempt would meet the same option: fail now, redeliver once it is fixed.
+            error = DeliveryError(f"the destination's options are invalid: {exc}", retryable=False)
         except Exception as exc:
             logger.exception(
                 "Publish hooks destination %r raised while sending event %s",

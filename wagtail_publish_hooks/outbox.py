@@ -8,22 +8,25 @@ the transaction commits.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, router, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
+from . import limits
 from .conf import capture_enabled, get_backend, get_destinations
 from .events import build_body, new_event_id
 from .includes import CAPTURED, apply_includes, build_included_data, capture_for_destinations
-from .models import Delivery, DeliveryStatus, Event
+from .models import Attempt, AttemptOutcome, Delivery, DeliveryStatus, DestinationState, Event
 from .receivers import ReceivedEvent, Receiver, call_in_process
 from .routing import Route, in_process_receivers_for, route_to, routes_for
 
@@ -73,8 +76,14 @@ def record_event(
     wanted = {name for route in routes for name in route.include}
     wanted.update(name for receiver in in_process for name in receiver.include)
     included_data = build_included_data(wanted, instance, using=using) if wanted else {}
+    # A destination that cannot be recorded (its backend cannot be built, its merging window
+    # is unusable) is set aside here, so that it costs the others nothing.
+    plan = plan_routes(routes, now, coalesce=destinations is None)
     captured = capture_for_destinations(
-        [route.alias for route in routes], event_type, instance, using=using
+        [route.alias for route in routes if route.alias not in plan.refused],
+        event_type,
+        instance,
+        using=using,
     )
     if captured:
         included_data = {**included_data, CAPTURED: captured}
@@ -109,60 +118,211 @@ def record_event(
         event.object_id = str(instance.pk)
         event.object_repr = str(instance)[:255]
     # A savepoint, so that a failure here leaves the caller's transaction usable.
-    windows = {} if destinations is not None else coalescing_windows(routes)
-    with transaction.atomic(using=using):
-        event.save(force_insert=True, using=using)
-        new_deliveries = []
-        merged_into = []
-        for route in routes:
-            window = windows.get(route.alias, 0.0)
-            if window:
-                open_delivery = attach_to_open_delivery(route.alias, now, using=using)
-                if open_delivery is not None:
-                    merged_into.append(open_delivery)
-                    continue
-            new_deliveries.append(
-                Delivery(
-                    event=event,
-                    destination=route.alias,
-                    next_attempt_at=now + timedelta(seconds=window),
-                    created_at=now,
-                    include=[name for name in route.include if name in included_data],
-                )
-            )
-        Delivery.objects.using(using).bulk_create(new_deliveries)
-        for delivery in new_deliveries:
-            if delivery.destination in windows and delivery.pk is not None:
-                transaction.on_commit(
-                    functools.partial(delivery_opened, delivery.destination, delivery.pk),
-                    using=using,
-                )
-        if merged_into:
-            through = Delivery.coalesced_events.through
-            through.objects.using(using).bulk_create(
-                through(delivery_id=pk, event_id=event.pk) for pk in merged_into
-            )
-        if any(delivery.next_attempt_at <= now for delivery in new_deliveries):
-            schedule_dispatch(using=using)
-        for when in sorted({d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}):
-            transaction.on_commit(functools.partial(dispatch_at, when), using=using, robust=True)
+    try:
+        with transaction.atomic(using=using):
+            write_deliveries(event, routes, plan, now, using=using)
+    except Exception:
+        # Something failed that planning could not foresee (a database error, say): write
+        # again with each destination in a savepoint of its own, so that only the one that
+        # fails is lost, and recorded as failed.
+        logger.exception(
+            "Publish hooks could not record event %s at once; recording each destination alone",
+            event_id,
+        )
+        event.pk = None
+        event._state.adding = True
+        with transaction.atomic(using=using):
+            write_deliveries(event, routes, plan, now, using=using, isolated=True)
+    if plan.refused:
+        record_refused_routes(event, routes, plan.refused, now, using=using)
     return event
+
+
+@dataclass
+class RoutePlan:
+    """What recording needs to know of each routed destination, worked out before writing."""
+
+    #: The merging window, in seconds, of each destination that coalesces events.
+    windows: dict[str, float] = field(default_factory=dict)
+    #: When each destination's new delivery is first due.
+    due: dict[str, datetime] = field(default_factory=dict)
+    #: Why a destination cannot be recorded (secret-free, value-free text), by alias.
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) -> RoutePlan:
+    """Build each routed destination's backend and work out its merging window.
+
+    Never raises: a destination whose backend cannot be built, or whose window is unusable
+    (an exception, or a number outside the bounds of ``COALESCE_SECONDS``), is put in
+    ``refused`` with the reason, and logged; the others are untouched. No query.
+    """
+    plan = RoutePlan()
+    destinations = get_destinations()
+    for route in routes:
+        alias = route.alias
+        plan.due[alias] = now
+        if alias not in destinations:
+            continue  # a Python receiver
+        try:
+            backend = get_backend(alias)
+        except Exception as exc:
+            plan.refused[alias] = failure_text(exc, "its backend cannot be built ({})")
+            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
+            continue
+        if not coalesce:
+            continue
+        try:
+            window = limits.parse_number(
+                "COALESCE_SECONDS",
+                backend.coalesce_seconds(),
+                limits.OPTION_LIMITS["COALESCE_SECONDS"],
+            )
+            due = now + timedelta(seconds=window)
+        except Exception as exc:
+            plan.refused[alias] = failure_text(exc, "its merging window is unusable ({})")
+            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
+            continue
+        if window > 0:
+            plan.windows[alias] = float(window)
+            plan.due[alias] = due
+    return plan
+
+
+def failure_text(exc: BaseException, template: str = "{}") -> str:
+    """What to record of an exception for the admin: the package's own bounds error says which
+    option and what bounds (never the value); any other, its type alone in ``template``, since
+    its text may hold a URL or a secret."""
+    if isinstance(exc, limits.OutOfLimits):
+        return str(exc)
+    return template.format(type(exc).__name__)
 
 
 def coalescing_windows(routes: list[Route]) -> dict[str, float]:
     """The merging window of each routed destination that coalesces events."""
-    windows: dict[str, float] = {}
+    return plan_routes(routes, timezone.now()).windows
+
+
+def write_deliveries(
+    event: Event,
+    routes: list[Route],
+    plan: RoutePlan,
+    now: datetime,
+    *,
+    using: str,
+    isolated: bool = False,
+) -> None:
+    """Insert the event and a delivery per destination not refused, and dispatch them.
+
+    ``isolated``: each destination is written in a savepoint of its own, and one that fails is
+    added to ``plan.refused`` instead (costs a few queries per destination: only used once the
+    one-statement way has failed).
+    """
+    event.save(force_insert=True, using=using)
+    new_deliveries = []
+    merged_into = []
+    through = Delivery.coalesced_events.through
     for route in routes:
-        if route.alias not in get_destinations():
-            continue  # a Python receiver
-        try:
-            window = get_backend(route.alias).coalesce_seconds()
-        except Exception:
-            logger.exception("Publish hooks destination %r cannot be built", route.alias)
+        alias = route.alias
+        if alias in plan.refused:
             continue
-        if window > 0:
-            windows[route.alias] = window
-    return windows
+        try:
+            with transaction.atomic(using=using) if isolated else contextlib.nullcontext():
+                if alias in plan.windows:
+                    open_delivery = attach_to_open_delivery(alias, now, using=using)
+                    if open_delivery is not None:
+                        if isolated:
+                            through.objects.using(using).create(
+                                delivery_id=open_delivery, event_id=event.pk
+                            )
+                        else:
+                            merged_into.append(open_delivery)
+                        continue
+                delivery = Delivery(
+                    event=event,
+                    destination=alias,
+                    next_attempt_at=plan.due[alias],
+                    created_at=now,
+                    include=[name for name in route.include if name in event.included_data],
+                )
+                if isolated:
+                    delivery.save(force_insert=True, using=using)
+                new_deliveries.append(delivery)
+        except Exception as exc:
+            if not isolated:
+                raise
+            plan.refused[alias] = failure_text(exc, "its delivery could not be written ({})")
+            logger.exception("Publish hooks could not record a delivery to %r", alias)
+    if not isolated:
+        Delivery.objects.using(using).bulk_create(new_deliveries)
+    for delivery in new_deliveries:
+        if delivery.destination in plan.windows and delivery.pk is not None:
+            transaction.on_commit(
+                functools.partial(delivery_opened, delivery.destination, delivery.pk),
+                using=using,
+            )
+    if merged_into:
+        through.objects.using(using).bulk_create(
+            through(delivery_id=pk, event_id=event.pk) for pk in merged_into
+        )
+    if any(delivery.next_attempt_at <= now for delivery in new_deliveries):
+        schedule_dispatch(using=using)
+    for when in sorted({d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}):
+        transaction.on_commit(functools.partial(dispatch_at, when), using=using, robust=True)
+
+
+#: What a delivery that could not be recorded says, in the admin and ``publish_hooks status``.
+NOT_RECORDED = "could not be recorded: {reason}. Fix the destination, then redeliver."
+
+
+def record_refused_routes(
+    event: Event, routes: list[Route], refused: dict[str, str], now: datetime, *, using: str
+) -> None:
+    """Record a failed delivery, with its one failed attempt, for each destination that could
+    not be recorded, and count the failure in its health: visible in the deliveries report,
+    the destination's health and ``publish_hooks status``, and redeliverable once fixed.
+
+    Each in a savepoint of its own; a failure here is logged and costs nobody else anything.
+    """
+    includes = {route.alias: route.include for route in routes}
+    for alias, reason in refused.items():
+        text = NOT_RECORDED.format(reason=reason)[:2000]
+        try:
+            with transaction.atomic(using=using):
+                delivery = Delivery.objects.using(using).create(
+                    event=event,
+                    destination=alias,
+                    status=DeliveryStatus.FAILED,
+                    attempts=1,
+                    next_attempt_at=now,
+                    created_at=now,
+                    last_error=text,
+                    include=[
+                        name for name in includes.get(alias, ()) if name in event.included_data
+                    ],
+                )
+                Attempt.objects.using(using).create(
+                    delivery=delivery,
+                    number=1,
+                    started_at=now,
+                    outcome=AttemptOutcome.FAILURE,
+                    error=text,
+                    detail={"stage": "record", "reason": reason},
+                )
+                states = DestinationState.objects.using(using)
+                if not states.filter(alias=alias).update(
+                    last_failure_at=now, consecutive_failures=F("consecutive_failures") + 1
+                ):
+                    states.get_or_create(
+                        alias=alias,
+                        defaults={"last_failure_at": now, "consecutive_failures": 1},
+                    )
+        except Exception:
+            logger.exception(
+                "Publish hooks could not record the failure of event %s for %r",
+                event.event_id,
+                alias,
+            )
 
 
 def attach_to_open_delivery(alias: str, now: datetime, *, using: str) -> int | None:

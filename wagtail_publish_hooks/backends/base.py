@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core import checks
 
+from .. import limits
 from ..http import looks_secret
 
 if TYPE_CHECKING:
@@ -61,10 +62,16 @@ class BaseBackend:
         self.options = dict(options)
 
     def coalesce_seconds(self) -> float:
-        """The merging window of this destination, in seconds; 0 when it does not merge."""
+        """The merging window of this destination, in seconds; 0 when it does not merge.
+
+        Raises :class:`~wagtail_publish_hooks.limits.OutOfLimits` for a ``COALESCE_SECONDS``
+        outside its bounds: the event is then recorded for this destination as a failed
+        delivery naming the option.
+        """
         if not self.supports_coalescing:
             return 0.0
-        return max(0.0, float(self.options.get("COALESCE_SECONDS", self.default_coalesce_seconds)))
+        default = self.default_coalesce_seconds
+        return float(limits.option_number(self.options, "COALESCE_SECONDS", default))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.core import checks
 
 from .. import checks as publish_checks
+from .. import limits
 from ..exceptions import DeliveryError, DestinationGone
 from ..http import HttpResult, describe_url, encode_json, post
 from .base import BaseBackend
@@ -242,8 +243,10 @@ class BuildHookBackend(BaseBackend):
         self.url: str = options.get("URL", "")
         self.provider: str = options.get("PROVIDER") or detect_provider(self.url)
         self.branch: str | None = options.get("BRANCH") or None
-        self.timeout = float(options.get("TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(options.get("CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT))
+        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
+        self.connect_timeout = float(
+            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+        )
 
     @classmethod
     def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:

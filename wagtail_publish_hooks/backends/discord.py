@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from django.core import checks
 
 from .. import checks as publish_checks
+from .. import limits
 from ..conf import MAX_RETRY_AFTER_SECONDS
 from ..exceptions import DeliveryError, DestinationGone
 from ..http import HttpResult, describe_url, post_json
@@ -240,8 +241,10 @@ class DiscordBackend(BaseBackend):
         self.url: str = options.get("URL", "")
         self.username: str | None = options.get("USERNAME") or None
         self.avatar_url: str | None = options.get("AVATAR_URL") or None
-        self.timeout = float(options.get("TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(options.get("CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT))
+        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
+        self.connect_timeout = float(
+            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+        )
 
     @classmethod
     def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core import checks
 
 from .. import checks as publish_checks
-from .. import events
+from .. import events, limits
 from ..exceptions import DeliveryError
 from ..http import HttpResult, policy_for
 from ..purge import ANY_MODEL, PurgeSet, language_variants, resolve_extra_urls
@@ -131,7 +131,7 @@ def batch_size_of(wagtail_backend: Any, option: Any, name: str) -> int | None:
     if isinstance(option, Mapping):
         option = option.get(name)
     if isinstance(option, int) and not isinstance(option, bool) and option > 0:
-        return option
+        return min(option, int(limits.OPTION_LIMITS["BATCH_SIZE"].maximum))
     limit = getattr(wagtail_backend, "CHUNK_SIZE", None)
     return limit if isinstance(limit, int) and limit > 0 else None
 
@@ -178,10 +178,19 @@ class FrontendCacheBackend(BaseBackend):
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)
         self.backends_option: Any = options.get("BACKENDS")
-        self.ancestors = int(options.get("PURGE_ANCESTORS", DEFAULT_PURGE_ANCESTORS))
+        self.ancestors = int(
+            limits.option_number(options, "PURGE_ANCESTORS", DEFAULT_PURGE_ANCESTORS)
+        )
         self.referencing = bool(options.get("PURGE_REFERENCING_PAGES", True))
         self.extra_urls_option: Any = options.get("EXTRA_URLS")
         self.batch_size_option: Any = options.get("BATCH_SIZE")
+        for size in (
+            self.batch_size_option.values()
+            if isinstance(self.batch_size_option, Mapping)
+            else [self.batch_size_option]
+        ):
+            if size is not None:
+                limits.parse_number("BATCH_SIZE", size, limits.OPTION_LIMITS["BATCH_SIZE"])
 
     # -- checks ----------------------------------------------------------------------------------
 
@@ -337,22 +346,27 @@ class FrontendCacheBackend(BaseBackend):
 
     @staticmethod
     def _check_batch_size(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        value = options.get("BATCH_SIZE")
-        if value is None:
+        if "BATCH_SIZE" not in options:
             return []
+        value = options["BATCH_SIZE"]
         keys = ("OPTIONS", "BATCH_SIZE")
         values = list(value.values()) if isinstance(value, Mapping) else [value]
-        if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-            return []
-        return [
-            publish_checks.error(
-                39,
-                "must be an integer greater than zero, or a dict of backend names to such "
-                "integers.",
-                alias=alias,
-                keys=keys,
-            )
-        ]
+        limit = limits.OPTION_LIMITS["BATCH_SIZE"]
+        for size in values:
+            try:
+                limits.parse_number("BATCH_SIZE", size, limit)
+            except limits.OutOfLimits as exc:
+                bounds = exc.problem in (limits.NOT_FINITE, limits.TOO_HIGH)
+                return [
+                    publish_checks.error(
+                        48 if bounds else 39,
+                        f"must be {limit.describe()}, or a dict of backend names to such "
+                        f"integers, not {exc.kind}.",
+                        alias=alias,
+                        keys=keys,
+                    )
+                ]
+        return []
 
     @staticmethod
     def _check_extra_urls(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:

@@ -13,6 +13,7 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .. import checks as publish_checks
+from .. import limits
 from ..exceptions import DeliveryError
 from ..http import REDACTED, RESPONSE_EXCERPT_BYTES, HttpResult, describe_url, encode_json, post
 from .base import BaseBackend
@@ -140,8 +141,10 @@ class RevalidateBackend(BaseBackend):
         self.secret: str | None = options.get("SECRET") or None
         self.secret_header: str = options.get("SECRET_HEADER") or DEFAULT_SECRET_HEADER
         self.tags_option: Any = options.get("TAGS")
-        self.timeout = float(options.get("TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(options.get("CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT))
+        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
+        self.connect_timeout = float(
+            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+        )
         self._tag_callables: dict[str, TagsCallable] = {}
 
     # -- checks ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 
 from .. import checks as publish_checks
+from .. import limits
 from ..exceptions import DeliveryError, DestinationGone
 from ..http import HttpResult, describe_url, encode_json, post
 from ..summary import Summary, summarize
@@ -176,9 +177,13 @@ class SlackBackend(BaseBackend):
         super().__init__(alias=alias, options=options)
         self.url: str = options.get("URL", "")
         self.template_name: str = options.get("TEMPLATE") or DEFAULT_TEMPLATE
-        self.timeout = float(options.get("TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(options.get("CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT))
-        self.min_interval = float(options.get("MIN_INTERVAL", DEFAULT_MIN_INTERVAL))
+        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
+        self.connect_timeout = float(
+            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+        )
+        self.min_interval = float(
+            limits.option_number(options, "MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
+        )
 
     @classmethod
     def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:

@@ -12,6 +12,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from standardwebhooks.webhooks import Webhook
 
 from .. import checks as publish_checks
+from .. import limits
 from ..http import HttpResult, describe_url, encode_text, post
 from .base import BaseBackend
 
@@ -66,8 +67,10 @@ class WebhookBackend(BaseBackend):
         self.url: str = options.get("URL", "")
         self.secrets = secrets_list(options.get("SECRET"))
         self.headers = {str(k): str(v) for k, v in (options.get("HEADERS") or {}).items()}
-        self.timeout = float(options.get("TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(options.get("CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT))
+        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
+        self.connect_timeout = float(
+            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
+        )
 
     @classmethod
     def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:

@@ -17,6 +17,7 @@ from wagtail_publish_hooks.delivery import (
     release_expired_leases,
     run_due_deliveries,
 )
+from wagtail_publish_hooks.limits import SETTING_LIMITS
 from wagtail_publish_hooks.models import (
     Delivery,
     DeliveryStatus,
@@ -270,6 +271,9 @@ class Command(BaseCommand):
         days = days if days is not None else get_settings().RETENTION_DAYS
         if days is None or days < 0:
             raise CommandError("--days must be zero or more.")
+        most = int(SETTING_LIMITS["RETENTION_DAYS"].maximum)
+        if days > most:
+            raise CommandError(f"--days must be at most {most}.")
         cutoff = retention_cutoff(days)
         unfinished = Delivery.objects.exclude(
             status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
