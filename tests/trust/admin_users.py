@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
+from django.test import Client
 from wagtail.models import GroupPagePermission, Page
 
 #: Every kind of user the admin is tried with.
@@ -67,3 +68,16 @@ def user_of_kind(kind: str, *, editor_page: Page | None = None) -> Any:
         return admin_user(kind, superuser=True)
     pages = {editor_page: ("add_page", "change_page", "publish_page")} if editor_page else None
     return admin_user(kind, *KIND_PERMISSIONS[kind], pages=pages)
+
+
+def logged_in(user: Any) -> Client:
+    """A test client with ``user`` logged in."""
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def destination_manager(*codenames: str, username: str = "manager") -> Client:
+    """A logged-in user with admin access and the given permissions of this app
+    (``"add_manageddestination"``, ...), and nothing else."""
+    return logged_in(admin_user(username, *(f"wagtail_publish_hooks.{c}" for c in codenames)))

@@ -16,13 +16,12 @@ import sys
 from io import StringIO
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.core import checks
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 
 from tests.conftest import WEBHOOK
+from tests.trust.admin_users import destination_manager
 from wagtail_publish_hooks.conf import get_destinations, refresh_destinations
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, DestinationState, Event
 from wagtail_publish_hooks.models import ManagedDestination as Row
@@ -94,15 +93,7 @@ def site(configure, settings, httpserver):
 
 
 def manager(django_user_model, *codenames, username="manager"):
-    group = Group.objects.create(name=f"managers-{username}")
-    group.permissions.add(Permission.objects.get(codename="access_admin"))
-    for codename in codenames:
-        group.permissions.add(Permission.objects.get(codename=codename))
-    user = django_user_model.objects.create_user(username, f"{username}@example.com", "pw")
-    user.groups.add(group)
-    client = Client()
-    client.force_login(user)
-    return client
+    return destination_manager(*codenames, username=username)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
@@ -23,6 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import WEBHOOK
+from tests.trust.admin_users import destination_manager
 from wagtail_publish_hooks.delivery import run_due_deliveries
 from wagtail_publish_hooks.models import (
     Attempt,
@@ -117,14 +117,7 @@ VARNISH = {
 @pytest.fixture
 def manager(django_user_model) -> Client:
     """A user who may add and change managed destinations, and nothing else of ours."""
-    group = Group.objects.create(name="destination managers")
-    for codename in ("access_admin", "add_manageddestination", "change_manageddestination"):
-        group.permissions.add(Permission.objects.get(codename=codename))
-    user = django_user_model.objects.create_user("manager", "manager@example.com", "pw")
-    user.groups.add(group)
-    client = Client()
-    client.force_login(user)
-    return client
+    return destination_manager("add_manageddestination", "change_manageddestination")
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import urllib3.util.connection
 
 from tests.conftest import WEBHOOK
 from tests.sinks import Sink, respond
+from tests.trust.admin_users import destination_manager
 from wagtail_publish_hooks.conf import refresh_destinations
 from wagtail_publish_hooks.http import close_session, managed_policy, policy_for
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, ManagedDestination
@@ -354,17 +355,9 @@ def test_every_spelling_of_this_machine_is_refused_to_a_managed_destination(
 def test_the_admins_send_test_event_is_refused_the_same_way(
     operator_allows_loopback, sink, django_user_model
 ):
-    from django.contrib.auth.models import Group, Permission
-    from django.test import Client
     from django.urls import reverse
 
-    group = Group.objects.create(name="destination managers")
-    for codename in ("access_admin", "view_manageddestination", "change_manageddestination"):
-        group.permissions.add(Permission.objects.get(codename=codename))
-    user = django_user_model.objects.create_user("manager", "manager@example.com", "pw")
-    user.groups.add(group)
-    client = Client()
-    client.force_login(user)
+    client = destination_manager("view_manageddestination", "change_manageddestination")
     managed_webhook("mine", sink.url("/hooks"))
 
     response = client.post(reverse("publish_hooks_destinations:send_test", args=["mine"]))
