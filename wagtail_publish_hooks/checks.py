@@ -920,18 +920,13 @@ def undecryptable(alias: str) -> checks.CheckMessage:
 
 
 def _as_w020(row: Any, message: checks.CheckMessage) -> checks.CheckMessage:
-    token = _destinations_path.set(MANAGED_DESTINATIONS)
-    try:
-        return warning(
-            20,
-            f"{getattr(message, 'text', message.msg)} ({message.id}) The destination names "
-            "code the admin may not name: it is never built nor delivered to.",
-            alias=row.alias,
-            keys=getattr(message, "setting_keys", ()),
-            hint="Fix or delete it in the admin, or define it in settings.",
-        )
-    finally:
-        _destinations_path.reset(token)
+    return _quoted_as_warning(
+        20,
+        row,
+        message,
+        "The destination names code the admin may not name: it is never built nor delivered to.",
+        hint="Fix or delete it in the admin, or define it in settings.",
+    )
 
 
 def _check_encryption_current(rows: list[Any]) -> list[checks.CheckMessage]:
@@ -1025,15 +1020,24 @@ def _check_managed_settings(raw: Mapping[str, Any]) -> list[checks.CheckMessage]
 
 
 def _as_w014(row: Any, message: checks.CheckMessage) -> checks.CheckMessage:
+    return _quoted_as_warning(
+        14, row, message, "The destination cannot deliver until it is fixed in the admin."
+    )
+
+
+def _quoted_as_warning(
+    number: int, row: Any, message: checks.CheckMessage, consequence: str, hint: Any = None
+) -> checks.CheckMessage:
+    """A check message about a stored row, quoted in a warning: the table's contents must never
+    stop ``migrate`` or a deploy."""
     token = _destinations_path.set(MANAGED_DESTINATIONS)
     try:
         return warning(
-            14,
-            f"{getattr(message, 'text', message.msg)} ({message.id}) The destination cannot "
-            "deliver until it is fixed in the admin.",
+            number,
+            f"{getattr(message, 'text', message.msg)} ({message.id}) {consequence}",
             alias=row.alias,
             keys=getattr(message, "setting_keys", ()),
-            hint=message.hint,
+            hint=hint if hint is not None else message.hint,
         )
     finally:
         _destinations_path.reset(token)
