@@ -251,7 +251,10 @@ def forced_rows() -> dict[str, str]:
                         [text, row.pk],
                     )
                 row.refresh_from_db()
-                assert row.options[key] in (math.inf, -math.inf)
+                # SQLite reads the text back as an infinity; PostgreSQL's jsonb keeps it as an
+                # exact number with 400 digits. Both are far out of every bound.
+                forced = row.options[key]
+                assert forced in (math.inf, -math.inf) or abs(forced) > 10**300
             rows[alias] = key
     return rows
 
