@@ -347,6 +347,12 @@ def test_reconcile_records_again_a_publish_whose_capture_failed(
         last_published_at=failure.occurred_at.replace(year=2020)
     )
 
+    out = StringIO()
+    call_command("publish_hooks", "reconcile", "--grace", "0s", "--dry-run", stdout=out)
+    assert f"Would record page.published testapp.BlogPage {page.pk}" in out.getvalue()
+    assert f"(capture failure #{failure.pk})" in out.getvalue()
+    assert CaptureFailure.objects.unresolved().count() == 1
+
     out = reconcile()
     assert f"(capture failure #{failure.pk})" in out
     [body] = received(httpserver, secret, "/hooks")
