@@ -236,7 +236,8 @@ def test_a_failure_while_recording_the_failure_does_not_recurse(
 
     page = BlogPage(title="Post", slug="post", live=False)
     blog_index.add_child(instance=page)
-    page.save_revision().publish()  # recorded as evt_duplicate... once the id is fixed:
+    page.save_revision().publish()
+    # From now on every new event takes the id this one already has.
     monkeypatch.setattr(outbox, "new_event_id", lambda: "evt_duplicate")
     Event.objects.update(event_id="evt_duplicate")
     with transaction.atomic():
