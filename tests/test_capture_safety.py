@@ -9,7 +9,7 @@ from django.db import transaction
 from wagtail.models import PageLogEntry
 
 from wagtail_publish_hooks import events
-from wagtail_publish_hooks.models import Delivery, DeliveryStatus, Event
+from wagtail_publish_hooks.models import CaptureFailure, Delivery, DeliveryStatus, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,6 +53,11 @@ def test_failing_capture_does_not_break_the_publish(
     ).exists()
     assert Event.objects.count() == 1
     assert "could not record page.published" in caplog.text
+    # Not silent: the failure is kept, with what is known of it.
+    failure = CaptureFailure.objects.get()
+    assert failure.event_type == "page.published"
+    assert failure.object_id == str(draft_blog_page.pk)
+    assert failure.error_type == "django.db.utils.IntegrityError"
 
 
 def test_backend_that_raises_does_not_break_the_publish(configure, draft_blog_page):

@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook
 from tests.testapp import receivers as testapp_receivers
 from tests.testapp.models import Advert
 from wagtail_publish_hooks import custom_events, emit, register_signal, suspended
-from wagtail_publish_hooks.models import Delivery, DeliveryStatus, Event
+from wagtail_publish_hooks.models import CaptureFailure, Delivery, DeliveryStatus, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -244,7 +244,8 @@ def test_a_failure_while_recording_is_logged_not_raised(
         # The caller's transaction is still usable.
         Advert.objects.create(text="after the failure")
     assert Advert.objects.filter(text="after the failure").exists()
-    assert "could not record the custom event shop.order_shipped" in caplog.text
+    assert "could not record shop.order_shipped for Advert" in caplog.text
+    assert CaptureFailure.objects.get().event_type == "shop.order_shipped"
 
 
 def test_an_on_receiver_gets_a_custom_event(configure, advert, editor):

@@ -7,7 +7,7 @@ from wagtail.models import Page, ReferenceIndex, Site
 
 from tests.testapp.models import Advert, BlogIndexPage, BlogPage, PromoPage
 from wagtail_publish_hooks.conf import get_backend
-from wagtail_publish_hooks.models import Delivery, Event
+from wagtail_publish_hooks.models import CaptureFailure, Delivery, Event
 from wagtail_publish_hooks.purge import ancestor_paths, language_variants
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -359,3 +359,8 @@ def test_a_capture_that_fails_never_breaks_the_delete(cdn, purged, post, monkeyp
     # What the event's payload holds is still purged: the page's URLs, and its live parent.
     assert urls == {"http://localhost/news/post/", "http://localhost/news/"}
     assert "could not capture data for page.deleted" in caplog.text
+    # Kept as a capture failure of that destination.
+    failure = CaptureFailure.objects.get()
+    assert (failure.event_type, failure.destination) == ("page.deleted", "cdn")
+    assert failure.object_id == str(post_pk)
+    assert failure.error_type == "builtins.RuntimeError"

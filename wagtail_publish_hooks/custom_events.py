@@ -153,15 +153,25 @@ def emit(
     Returns the recorded event; ``None`` when capture is off or suspended, when no destination
     records it, or when recording failed (the error is logged, never raised).
     """
-    from .outbox import record_event
+    from django.db import router
+
+    from .conf import capture_enabled
+    from .models import Event
+    from .outbox import capture_savepoint, record_capture_failure, record_event
 
     validate_event_type(event_type)
-    payload = event_data(instance=instance, actor=actor, target=target, data=data)
     try:
-        return record_event(event_type, data=payload, instance=instance, actor=actor)
-    except Exception:
-        logger.exception("Publish hooks could not record the custom event %s", event_type)
+        # Describing the objects may query (a model's __str__): in a savepoint, like the rest
+        # of capture, so that a failing query leaves the caller's transaction usable.
+        with capture_savepoint(router.db_for_write(Event)):
+            payload = event_data(instance=instance, actor=actor, target=target, data=data)
+    except (TypeError, ValueError):
+        raise
+    except Exception as exc:
+        if capture_enabled():
+            record_capture_failure(event_type, instance, exc)
         return None
+    return record_event(event_type, data=payload, instance=instance, actor=actor)
 
 
 def register_signal(signal: Signal, event_type: str, *, sender: Any = None) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.db import models, transaction
@@ -44,12 +44,15 @@ def capture_for_destinations(
     instance: models.Model | None,
     *,
     using: str | None = None,
+    on_failure: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """What the backends of routed destinations need kept from the moment of the event.
 
     A backend with a ``capture(event_type, instance)`` method is asked; a non-``None`` answer
     (JSON types) is stored under its alias. It is for what is gone by delivery time, such as the
-    URLs of a page being deleted. Never raises, and runs in a savepoint.
+    URLs of a page being deleted. Never raises, and runs in a savepoint. A destination whose
+    capture fails is left out (its delivery is sent with what the event holds), and
+    ``on_failure(exc, destination=alias)`` is called to record it.
     """
     from .conf import get_backend, get_destinations
 
@@ -66,10 +69,13 @@ def capture_for_destinations(
                 data = capture(event_type, instance)
             if data is not None:
                 captured[alias] = json_safe(data)
-        except Exception:
-            logger.exception(
-                "Publish hooks destination %r could not capture data for %s", alias, event_type
-            )
+        except Exception as exc:
+            if on_failure is None:
+                logger.exception(
+                    "Publish hooks destination %r could not capture data for %s", alias, event_type
+                )
+            else:
+                on_failure(exc, destination=alias)
     return captured
 
 
@@ -80,11 +86,17 @@ def is_page(instance: Any) -> bool:
 
 
 def build_included_data(
-    names: Iterable[str], instance: models.Model | None, *, using: str | None = None
+    names: Iterable[str],
+    instance: models.Model | None,
+    *,
+    using: str | None = None,
+    on_failure: Callable[..., Any] | None = None,
 ) -> dict[str, Any]:
     """The documents in ``names`` that apply to ``instance``, for ``Event.included_data``.
 
-    Never raises: a document that cannot be built is stored as ``None`` and the error logged.
+    Never raises: a document that cannot be built is stored as ``None`` and the error logged,
+    or given to ``on_failure(exc, destination=...)`` to record (the destination named
+    ``"INCLUDE api"``: every destination that asked for it is sent the event without it).
     Runs in a savepoint, so that a failing query leaves the caller's transaction usable.
     """
     wanted = set(names)
@@ -93,12 +105,15 @@ def build_included_data(
         try:
             with transaction.atomic(using=using):
                 included[API] = page_api_data(instance)
-        except Exception:
-            logger.exception(
-                "Publish hooks could not serialise page %s for INCLUDE ['api']",
-                getattr(instance, "pk", None),
-            )
+        except Exception as exc:
             included[API] = None
+            if on_failure is None:
+                logger.exception(
+                    "Publish hooks could not serialise page %s for INCLUDE ['api']",
+                    getattr(instance, "pk", None),
+                )
+            else:
+                on_failure(exc, destination=f"INCLUDE {API}")
     return included
 
 

@@ -346,3 +346,50 @@ class ManagedDestination(models.Model):
         if self.include:
             config["INCLUDE"] = self.include
         return config
+
+
+class CaptureFailureQuerySet(models.QuerySet["CaptureFailure"]):
+    def unresolved(self):
+        return self.filter(resolved_at__isnull=True)
+
+
+class CaptureFailure(models.Model):
+    """An event that could not be captured, or captured without what a destination needed.
+
+    Written in a savepoint of its own when capture fails, so that the failure is kept even
+    though the event is not: shown in the admin and by ``publish_hooks status``, and
+    ``publish_hooks reconcile`` records again what can be recorded again (the publish or
+    unpublish of a page or snippet still present) and marks it resolved. Holds no payload and
+    no secret: the type of the error and a message with its quoted values removed.
+    """
+
+    event_type = models.CharField(_("type"), max_length=100)
+    #: The object the event was about, when there was one.
+    content_type = models.ForeignKey(
+        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    object_id = models.CharField(max_length=255, blank=True, default="")
+    object_repr = models.CharField(max_length=255, blank=True, default="")
+    #: Set when the event was recorded but this destination's own capture (``INCLUDE``, the
+    #: purge set of a frontend cache) failed: its delivery was sent with what the event holds.
+    destination = models.CharField(_("destination"), max_length=100, blank=True, default="")
+    error_type = models.CharField(_("error"), max_length=255)
+    message = models.TextField(_("message"), blank=True, default="")
+    occurred_at = models.DateTimeField(_("occurred at"), default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    #: How it was resolved: the id of the event recorded again, or why none was needed.
+    resolution = models.CharField(_("resolution"), max_length=255, blank=True, default="")
+
+    objects = CaptureFailureQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("capture failure")
+        verbose_name_plural = _("capture failures")
+        ordering = ["-occurred_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.error_type}"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_at is not None

@@ -9,9 +9,11 @@ the transaction commits.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import functools
 import logging
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,13 +26,40 @@ from django.utils import timezone
 
 from . import limits
 from .conf import capture_enabled, get_backend, get_destinations
-from .events import build_body, new_event_id
+from .events import build_body, isoformat, new_event_id
 from .includes import CAPTURED, apply_includes, build_included_data, capture_for_destinations
-from .models import Attempt, AttemptOutcome, Delivery, DeliveryStatus, DestinationState, Event
+from .models import (
+    Attempt,
+    AttemptOutcome,
+    CaptureFailure,
+    Delivery,
+    DeliveryStatus,
+    DestinationState,
+    Event,
+)
 from .receivers import ReceivedEvent, Receiver, call_in_process
 from .routing import Route, in_process_receivers_for, route_to, routes_for
 
 logger = logging.getLogger("wagtail_publish_hooks")
+
+
+#: The operational event recorded when capture fails (routable like any other event).
+CAPTURE_FAILED = "publish_hooks.capture_failed"
+
+#: Set while a capture failure is being recorded: a failure then is logged, never recorded
+#: again (no recursion through ``publish_hooks.capture_failed``).
+_recording_failure: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "publish_hooks_recording_capture_failure", default=False
+)
+
+
+def capture_savepoint(using: str | None) -> contextlib.AbstractContextManager[Any]:
+    """A savepoint inside a transaction, so that a failing query of capture (a statement or
+    lock timeout, say) leaves the caller's transaction usable; nothing outside one, where a
+    failed query aborts nothing (the writes open their own transaction)."""
+    if transaction.get_connection(using).in_atomic_block:
+        return transaction.atomic(using=using)
+    return contextlib.nullcontext()
 
 
 def record_event(
@@ -53,11 +82,68 @@ def record_event(
     documents that a routed destination asked for (``INCLUDE``) are built here and stored with
     the event.
     ``durable=False`` receivers that match are called after commit. Returns ``None`` when
-    capture is disabled or no destination records the event. The queries issued do not depend
+    capture is disabled or no destination records it. The queries issued do not depend
     on the number of destinations.
+
+    Never raises: all of its database work (routing, payload, included documents, the
+    writes) runs in a savepoint, and a failure is recorded as a :class:`CaptureFailure`
+    (:func:`record_capture_failure`) and returns ``None``.
     """
     if not capture_enabled():
         return None
+    try:
+        return capture_event(
+            event_type,
+            data=data,
+            instance=instance,
+            actor=actor,
+            destinations=destinations,
+            is_alias=is_alias,
+            reconciled=reconciled,
+        )
+    except Exception as exc:
+        record_capture_failure(event_type, instance, exc)
+        return None
+
+
+def capture_event(
+    event_type: str,
+    *,
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
+    instance: models.Model | None = None,
+    actor: Any = None,
+    destinations: Iterable[str] | None = None,
+    is_alias: bool = False,
+    reconciled: bool = False,
+) -> Event | None:
+    """:func:`record_event`, raising what fails (after rolling its savepoint back)."""
+    if not capture_enabled():
+        return None
+    using = router.db_for_write(Event)
+    with capture_savepoint(using):
+        return _capture(
+            event_type,
+            data=data,
+            instance=instance,
+            actor=actor,
+            destinations=destinations,
+            is_alias=is_alias,
+            reconciled=reconciled,
+            using=using,
+        )
+
+
+def _capture(
+    event_type: str,
+    *,
+    data: dict[str, Any] | Callable[[], dict[str, Any]],
+    instance: models.Model | None,
+    actor: Any,
+    destinations: Iterable[str] | None,
+    is_alias: bool,
+    reconciled: bool,
+    using: str,
+) -> Event | None:
     model = type(instance) if instance is not None else None
     if destinations is not None:
         routes = route_to(destinations)
@@ -72,10 +158,18 @@ def record_event(
         data = data()
     event_id = new_event_id()
     now = timezone.now()
-    using = router.db_for_write(Event)
     wanted = {name for route in routes for name in route.include}
     wanted.update(name for receiver in in_process for name in receiver.include)
-    included_data = build_included_data(wanted, instance, using=using) if wanted else {}
+    included_data = (
+        build_included_data(
+            wanted,
+            instance,
+            using=using,
+            on_failure=functools.partial(record_capture_failure, event_type, instance),
+        )
+        if wanted
+        else {}
+    )
     # A destination that cannot be recorded (its backend cannot be built, its merging window
     # is unusable) is set aside here, so that it costs the others nothing.
     plan = plan_routes(routes, now, coalesce=destinations is None)
@@ -84,6 +178,7 @@ def record_event(
         event_type,
         instance,
         using=using,
+        on_failure=functools.partial(record_capture_failure, event_type, instance),
     )
     if captured:
         included_data = {**included_data, CAPTURED: captured}
@@ -136,6 +231,146 @@ def record_event(
     if plan.refused:
         record_refused_routes(event, routes, plan.refused, now, using=using)
     return event
+
+
+#: Quoted text in an error message: a value (a title, a URL, a key) rather than the words of
+#: the message, left out of what is recorded.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def capture_error_message(exc: BaseException) -> str:
+    """What to keep of a capture error: the first line of a database error with its quoted
+    values removed (``canceling statement due to statement timeout``), the package's bounds
+    error as it is; for anything else nothing beyond its type, whose text may hold a URL or a
+    secret."""
+    from django.db import DatabaseError
+
+    if isinstance(exc, limits.OutOfLimits):
+        return str(exc)[:1000]
+    if isinstance(exc, DatabaseError):
+        lines = str(exc).strip().splitlines()
+        return _QUOTED.sub("…", lines[0] if lines else "")[:1000]
+    return ""
+
+
+def cheap_repr(instance: models.Model | None) -> str:
+    """The object's title, when taking it costs no query: a page's title, or ``str()`` of an
+    object whose ``__str__`` does not query (tried, and dropped if it did or failed)."""
+    if instance is None:
+        return ""
+    title = getattr(instance, "title", None)
+    if isinstance(title, str):
+        return title[:255]
+    using = router.db_for_read(type(instance))
+    connection = transaction.get_connection(using)
+    queries: list[Any] = []
+
+    def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        queries.append(sql)
+        raise RuntimeError("no query while describing an object")
+
+    try:
+        with connection.execute_wrapper(refuse):
+            text = str(instance)
+    except Exception:
+        return ""
+    return "" if queries else text[:255]
+
+
+def record_capture_failure(
+    event_type: str,
+    instance: models.Model | None,
+    exc: BaseException,
+    destination: str = "",
+) -> CaptureFailure | None:
+    """Keep what is known of a capture that failed, and report it.
+
+    A :class:`CaptureFailure` row (in a savepoint of its own) and a
+    ``publish_hooks.capture_failed`` event (through :func:`record_event`, in its own savepoint).
+    ``destination``: the event was recorded, but that destination's own capture failed. Never
+    raises; a failure while recording a failure is logged, never recorded again.
+    """
+    if destination:
+        logger.error(
+            "Publish hooks destination %r could not capture data for %s (%s %s): %s; its "
+            "delivery is sent with what the event holds",
+            destination,
+            event_type,
+            type(instance).__name__ if instance is not None else "no object",
+            getattr(instance, "pk", ""),
+            type(exc).__name__,
+        )
+    else:
+        logger.error(
+            "Publish hooks could not record %s for %s %s",
+            event_type,
+            type(instance).__name__ if instance is not None else "no object",
+            getattr(instance, "pk", ""),
+            exc_info=exc,
+        )
+    nested = _recording_failure.get()
+    token = _recording_failure.set(True)
+    try:
+        failure = _write_capture_failure(event_type, instance, exc, destination)
+        if failure is not None and not nested and event_type != CAPTURE_FAILED:
+            record_event(CAPTURE_FAILED, data=capture_failed_data(failure))
+        return failure
+    except Exception:
+        logger.exception("Publish hooks could not record the capture failure of %s", event_type)
+        return None
+    finally:
+        _recording_failure.reset(token)
+
+
+def _write_capture_failure(
+    event_type: str, instance: models.Model | None, exc: BaseException, destination: str
+) -> CaptureFailure | None:
+    using = router.db_for_write(CaptureFailure)
+    failure = CaptureFailure(
+        event_type=event_type[:100],
+        destination=destination[:100],
+        error_type=f"{type(exc).__module__}.{type(exc).__qualname__}"[:255],
+        message=capture_error_message(exc),
+        occurred_at=timezone.now(),
+    )
+    try:
+        with transaction.atomic(using=using):
+            if instance is not None:
+                failure.content_type = ContentType.objects.db_manager(using).get_for_model(
+                    instance, for_concrete_model=False
+                )
+                failure.object_id = "" if instance.pk is None else str(instance.pk)[:255]
+                failure.object_repr = cheap_repr(instance)
+            failure.save(force_insert=True, using=using)
+    except Exception:
+        logger.exception("Publish hooks could not keep the capture failure of %s", event_type)
+        return None
+    return failure
+
+
+def capture_failed_data(failure: CaptureFailure) -> dict[str, Any]:
+    """The ``data`` of a ``publish_hooks.capture_failed`` event. The object is named by type
+    and id, never by its title: the event is about no object, so anyone who may see deliveries
+    sees it."""
+    obj = None
+    if failure.content_type_id is not None:
+        model = failure.content_type.model_class() if failure.content_type else None
+        obj = {
+            "type": model._meta.label if model is not None else None,
+            "id": failure.object_id,
+        }
+    return {
+        "capture_failure": {
+            "id": failure.pk,
+            "event_type": failure.event_type,
+            "object": obj,
+            "error": failure.error_type.rsplit(".", 1)[-1],
+            "message": failure.message,
+            "occurred_at": isoformat(failure.occurred_at),
+        },
+        # The destination whose own capture failed, if that is what failed.
+        "destination": failure.destination or None,
+    }
 
 
 @dataclass
@@ -444,7 +679,7 @@ def send_test_event(alias: str) -> Delivery | None:
     """
     from .events import TEST
 
-    event = record_event(
+    event = capture_event(
         TEST,
         data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
         destinations=[alias],

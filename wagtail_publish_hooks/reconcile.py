@@ -11,6 +11,13 @@ events recorded since a given time:
   latest event is a ``*.published``, needs a ``*.unpublished`` (or ``page.deleted``) event
   recorded after both.
 
+Capture failures (:class:`~wagtail_publish_hooks.models.CaptureFailure`) are looked at first,
+whatever their age: the publish or unpublish of a page or snippet that still exists is recorded
+again, unless the object has changed state or a later event about it was recorded since, and the
+failure is marked resolved. What cannot be recorded again stays unresolved: a deletion (the
+page and its URLs are gone), a move (its old URLs are known only at the moment of the move),
+workflow and custom events, and a destination's own capture (``INCLUDE``, a purge set).
+
 What is missing is recorded through the normal outbox (routing, deliveries, dispatch), with
 ``"reconciled": true`` in the body. An event recorded this way closes its gap, so a second run
 finds nothing. Queries are issued per chunk of objects, never one per object, except for the
@@ -35,7 +42,7 @@ from django.utils import timezone
 
 from . import events
 from .conf import capture_enabled
-from .models import Event
+from .models import CaptureFailure, Event
 
 #: How many objects are looked at per query.
 CHUNK_SIZE = 500
@@ -68,6 +75,8 @@ class Missing:
     instance: Any
     #: When the change it reports happened (the publish, or the unpublish when known).
     changed_at: datetime | None
+    #: The capture failure it records again, if it was found that way.
+    failure: CaptureFailure | None = None
 
     def describe(self) -> str:
         model = self.instance._meta.label
@@ -76,7 +85,11 @@ class Missing:
             if self.changed_at
             else ""
         )
-        return f"{self.event_type} {model} {self.instance.pk} {str(self.instance)[:60]!r}{when}"
+        source = f" (capture failure #{self.failure.pk})" if self.failure is not None else ""
+        return (
+            f"{self.event_type} {model} {self.instance.pk} {str(self.instance)[:60]!r}"
+            f"{when}{source}"
+        )
 
 
 @dataclass(frozen=True)
@@ -332,13 +345,121 @@ def emit(missing: Missing) -> Event | None:
         )
 
 
+#: The capture failures that can be recorded again: the state they report is in the database.
+RECAPTURABLE = (
+    events.PAGE_PUBLISHED,
+    events.PAGE_UNPUBLISHED,
+    events.SNIPPET_PUBLISHED,
+    events.SNIPPET_UNPUBLISHED,
+)
+
+
+def _failed_object(failure: CaptureFailure) -> Any:
+    """The object a capture failure is about, as it is now, or ``None`` if it is gone."""
+    model = failure.content_type.model_class() if failure.content_type is not None else None
+    if model is None:
+        return None
+    try:
+        pk = model._meta.pk.to_python(failure.object_id)  # type: ignore[union-attr]
+    except (ValidationError, ValueError, TypeError):
+        return None
+    obj = model._default_manager.filter(pk=pk).first()
+    if obj is not None and hasattr(obj, "specific"):
+        obj = obj.specific
+    return obj
+
+
+def _later_event(failure: CaptureFailure, obj: Any, published: str, closing: tuple) -> Any:
+    """The id of an event about ``obj`` recorded since the failure that reports its state."""
+    from wagtail.models import Page
+
+    recorded = Event.objects.filter(
+        object_id=str(obj.pk),
+        event_type__in=[published, *closing],
+        created_at__gte=failure.occurred_at,
+    )
+    if not isinstance(obj, Page):
+        recorded = recorded.filter(content_type_id=failure.content_type_id)
+    return recorded.values_list("event_id", flat=True).first()
+
+
+def recapture_failures(
+    *, until: datetime | None = None, dry_run: bool = False
+) -> list[tuple[Missing, Event | None]]:
+    """Record again the publishes and unpublishes whose capture failed, and mark them resolved.
+
+    An unresolved failure (older than ``until``) of a page or snippet that still exists is
+    resolved without a new event when the object is no longer in the state it reported (a
+    publish since unpublished) or when a later event about it was recorded; otherwise its
+    event is recorded now, marked ``"reconciled": true``. Returns the events to record (and,
+    unless ``dry_run``, recorded).
+    """
+    until = until or timezone.now()
+    found: list[tuple[Missing, Event | None]] = []
+    failures = (
+        CaptureFailure.objects.unresolved()
+        .filter(destination="", event_type__in=RECAPTURABLE, occurred_at__lte=until)
+        .select_related("content_type")
+        .order_by("occurred_at", "pk")
+    )
+    for failure in failures:
+        obj = _failed_object(failure)
+        if obj is None:
+            continue  # gone: nothing left to describe
+        is_page = failure.event_type.startswith("page.")
+        published = events.PAGE_PUBLISHED if is_page else events.SNIPPET_PUBLISHED
+        closing = (
+            (events.PAGE_UNPUBLISHED, events.PAGE_DELETED)
+            if is_page
+            else (events.SNIPPET_UNPUBLISHED,)
+        )
+        resolution = ""
+        if bool(getattr(obj, "live", False)) != (failure.event_type == published):
+            resolution = "superseded: the object has changed state since"
+        elif later := _later_event(failure, obj, published, closing):
+            resolution = f"superseded by {later}"
+        if resolution:
+            if not dry_run:
+                _resolve(failure, resolution)
+            continue
+        missing = Missing(failure.event_type, obj, failure.occurred_at, failure=failure)
+        if dry_run:
+            found.append((missing, None))
+            continue
+        if not _is_routed(missing):
+            _resolve(failure, "no destination records it now")
+            continue
+        event = emit(missing)
+        if event is not None:
+            _resolve(failure, f"recorded again as {event.event_id}")
+        found.append((missing, event))
+    return found
+
+
+def _resolve(failure: CaptureFailure, resolution: str) -> None:
+    CaptureFailure.objects.filter(pk=failure.pk, resolved_at__isnull=True).update(
+        resolved_at=timezone.now(), resolution=resolution[:255]
+    )
+
+
 def reconcile(
     since: datetime, *, until: datetime | None = None, dry_run: bool = False
 ) -> list[tuple[Missing, Event | None]]:
-    """Find what is missing and (unless ``dry_run``) record it. Returns what was found."""
+    """Find what is missing and (unless ``dry_run``) record it. Returns what was found.
+
+    Capture failures that can be recorded again come first (:func:`recapture_failures`), then
+    the gaps since ``since``.
+    """
     if not dry_run and not capture_enabled():
         return []
-    found: list[tuple[Missing, Event | None]] = []
+    found = recapture_failures(until=until, dry_run=dry_run)
+
+    def key(missing: Missing) -> tuple[Any, str, str]:
+        return (type(missing.instance), str(missing.instance.pk), missing.event_type)
+
+    again = {key(missing) for missing, _ in found}
     for missing in list(find_missing(since, until=until)):
+        if dry_run and key(missing) in again:
+            continue  # listed once, from its capture failure
         found.append((missing, None if dry_run else emit(missing)))
     return found

@@ -28,6 +28,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.db import models, router
 from wagtail.log_actions import get_active_log_context
 from wagtail.signals import (
     page_published,
@@ -43,7 +44,8 @@ from wagtail.signals import (
 
 from . import events
 from .conf import capture_enabled
-from .outbox import record_event
+from .models import Event
+from .outbox import capture_savepoint, record_capture_failure, record_event
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -67,7 +69,13 @@ def revision_author(revision: Any) -> Any:
 
 
 def never_raises(event_type: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Run a receiver only while capture is enabled, and log instead of raising."""
+    """Run a receiver only while capture is enabled, in a savepoint, and never raise.
+
+    Everything the receiver does that can query (deciding what happened, building the payload,
+    routing, the writes) runs inside the savepoint: a query that fails there (a statement or
+    lock timeout, say) is rolled back with it and leaves Wagtail's transaction usable, and the
+    failure is recorded (:func:`~wagtail_publish_hooks.outbox.record_capture_failure`).
+    """
 
     def decorate(receiver: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(receiver)
@@ -75,13 +83,11 @@ def never_raises(event_type: str) -> Callable[[Callable[..., None]], Callable[..
             if not capture_enabled():
                 return
             try:
-                receiver(sender, instance=instance, **kwargs)
-            except Exception:
-                logger.exception(
-                    "Publish hooks could not record %s for %s %s",
-                    event_type,
-                    type(instance).__name__,
-                    getattr(instance, "pk", None),
+                with capture_savepoint(router.db_for_write(Event)):
+                    receiver(sender, instance=instance, **kwargs)
+            except Exception as exc:
+                record_capture_failure(
+                    event_type, instance if isinstance(instance, models.Model) else None, exc
                 )
 
         return wrapper

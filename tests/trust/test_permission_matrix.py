@@ -97,6 +97,15 @@ EXPECTED: dict[str, Row] = {
         "GET": answers(viewer=403, redeliverer=403, superuser=200),
         "POST": for_delivery_viewers(405),
     },
+    # Capture failures: view only.
+    "publish_hooks_capture_failures:index": {
+        "GET": for_delivery_viewers(200),
+        "POST": for_delivery_viewers(405),
+    },
+    "publish_hooks_capture_failures:index_results": {
+        "GET": for_delivery_viewers(200),
+        "POST": for_delivery_viewers(405),
+    },
     # Destinations: the managers' screens.
     f"{M}index": {"GET": for_destination_managers(200), "POST": for_destination_managers(405)},
     f"{M}index_results": {

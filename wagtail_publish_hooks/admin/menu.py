@@ -8,6 +8,7 @@ from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.menu import Menu, MenuItem, SubmenuMenuItem
 
+from .capture_failures import capture_failures_menu_item
 from .destinations import destinations_menu_item
 from .permissions import can_view_deliveries
 
@@ -33,6 +34,7 @@ def publish_hooks_menu_item() -> SubmenuMenuItem:
     destinations = destinations_menu_item()
     if destinations is not None:
         items.append(destinations)
+    items.append(capture_failures_menu_item())
     return SubmenuMenuItem(
         _("Publish hooks"),
         Menu(items=items),

@@ -150,6 +150,7 @@ class Command(BaseCommand):
             rows.append([alias, backend, *(str(counts[alias].get(s, 0)) for s in statuses), health])
         if not rows:
             self.stdout.write("No destinations are configured and nothing has been delivered.")
+            self.write_capture_failures()
             return
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         table: list[list[str]] = [header, *rows]
@@ -157,8 +158,45 @@ class Command(BaseCommand):
             self.stdout.write(
                 "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
             )
+        self.write_capture_failures()
         if not get_settings().ENABLED:
             self.stdout.write(self.style.WARNING("Capture is disabled (ENABLED is False)."))
+
+    #: How many unresolved capture failures ``status`` lists.
+    CAPTURE_FAILURES_SHOWN = 10
+
+    def write_capture_failures(self) -> None:
+        """Events whose capture failed and are not resolved: the newest few, and how many."""
+        from wagtail_publish_hooks.models import CaptureFailure
+
+        unresolved = CaptureFailure.objects.unresolved().select_related("content_type")
+        total = unresolved.count()
+        if not total:
+            return
+        self.stdout.write(
+            self.style.ERROR(
+                f"{total} capture failure{'' if total == 1 else 's'} not resolved "
+                "('publish_hooks reconcile' records again the publishes and unpublishes "
+                "of pages and snippets still present):"
+            )
+        )
+        for failure in unresolved[: self.CAPTURE_FAILURES_SHOWN]:
+            obj = ""
+            if failure.content_type is not None:
+                obj = f" {failure.content_type.app_label}.{failure.content_type.model}"
+                obj += f" {failure.object_id}"
+                if failure.object_repr:
+                    obj += f" {failure.object_repr[:60]!r}"
+            where = f" [destination {failure.destination}]" if failure.destination else ""
+            message = f": {failure.message[:120]}" if failure.message else ""
+            self.stdout.write(
+                f"  #{failure.pk} {timezone.localtime(failure.occurred_at):%Y-%m-%d %H:%M:%S} "
+                f"{failure.event_type}{obj}{where} "
+                f"{failure.error_type.rsplit('.', 1)[-1]}{message}"
+            )
+        if total > self.CAPTURE_FAILURES_SHOWN:
+            more = total - self.CAPTURE_FAILURES_SHOWN
+            self.stdout.write(f"  … and {more} more (see the admin).")
 
     # -- test ------------------------------------------------------------------------------------
 
