@@ -274,3 +274,52 @@ def test_a_deferred_run_outliving_the_visibility_timeout_sends_once(
     assert max(received.values()) >= 2, output
     # ...and the helper above saw exactly two sends: the 503 and the retry.
     assert len(httpserver.log) == 2
+
+
+def _check_ids(**celery_conf: object) -> list:
+    from django.core import checks
+
+    celery.current_app.conf.update(celery_conf)
+    return [
+        message
+        for message in checks.run_checks(tags=["wagtail_publish_hooks"])
+        if message.id in ("wagtail_publish_hooks.W026", "wagtail_publish_hooks.E055")
+    ]
+
+
+def test_a_queue_no_celery_worker_consumes_by_default_is_checked(broker, settings, configure):
+    configure()
+    # A site's Celery app consumes 'celery' unless told otherwise; the runs go to 'default'.
+    [w026] = _check_ids()
+    assert w026.id == "wagtail_publish_hooks.W026"
+    assert "'default'" in w026.msg and "'-Q celery,default'" in w026.hint
+    assert _check_ids(task_default_queue="default") == []
+    settings.TASKS = {**CELERY_TASKS, "default": {**CELERY_TASKS["default"], "QUEUES": ["hooks"]}}
+    configure(QUEUE_NAME="hooks")
+    assert [m.id for m in _check_ids()] == ["wagtail_publish_hooks.W026"]
+    from kombu import Queue
+
+    assert _check_ids(task_queues=[Queue("default"), Queue("hooks")]) == []
+
+
+def test_celery_time_limits_shorter_than_a_run_are_checked(broker, configure, httpserver):
+    configure(
+        MAX_RUN_SECONDS=30,
+        DESTINATIONS={
+            "slow": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": httpserver.url_for("/"), "TIMEOUT": 40}}
+        },
+    )
+
+    def limits(hard, soft):
+        return _check_ids(
+            task_default_queue="default", task_time_limit=hard, task_soft_time_limit=soft
+        )
+
+    assert limits(None, None) == []
+    assert limits(3600, 600) == []
+    [e055] = limits(70, None)  # 30 s of claiming, then a 40 s send
+    assert e055.id == "wagtail_publish_hooks.E055"
+    assert "CELERY_TASK_TIME_LIMIT is 70 s" in e055.msg and "MAX_RUN_SECONDS (30 s)" in e055.msg
+    [e055] = limits(3600, 60)
+    assert "CELERY_TASK_SOFT_TIME_LIMIT is 60 s" in e055.msg
+    assert limits(71, 71) == []
