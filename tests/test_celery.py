@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -91,6 +92,9 @@ class Workers:
     them: ``celery -A <project> worker -Q default``."""
 
     def __init__(self, env: dict[str, str], count: int) -> None:
+        # Files, not pipes: nobody reads the workers' logs until they stop, and a full pipe would
+        # block them.
+        self.logs = [tempfile.TemporaryFile("w+") for _ in range(count)]  # noqa: SIM115
         self.processes = [
             subprocess.Popen(
                 [
@@ -113,24 +117,27 @@ class Workers:
                 ],
                 env=env,
                 cwd=ROOT,
-                stdout=subprocess.PIPE,
+                stdout=log,
                 stderr=subprocess.STDOUT,
-                text=True,
             )
-            for n in range(count)
+            for n, log in enumerate(self.logs)
         ]
-        self.output: list[str] = []
 
     def stop(self) -> str:
         for process in self.processes:
             process.terminate()  # warm shutdown: held deferred messages go back to the broker
         for process in self.processes:
             try:
-                self.output.append(process.communicate(timeout=30)[0])
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
-                self.output.append(process.communicate()[0])
-        return "\n".join(self.output)
+                process.wait()
+        output = []
+        for log in self.logs:
+            log.seek(0)
+            output.append(log.read())
+            log.close()
+        return "\n".join(output)
 
 
 def wait_for(condition, timeout: float = 60) -> bool:
