@@ -150,3 +150,17 @@ if os.environ.get("PUBLISH_HOOKS_TEST_REDIS_URL"):
     RQ_QUEUES = {"default": {"URL": os.environ["PUBLISH_HOOKS_TEST_REDIS_URL"]}}
     RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
+
+# Subprocesses started by the Celery tests (real ``celery worker`` processes, app
+# ``tests.celery_app``) use that Redis as broker, through django-tasks-fennel.
+if os.environ.get("PUBLISH_HOOKS_TEST_CELERY_BROKER"):
+    INSTALLED_APPS.append("django_tasks_fennel")
+    CELERY_BROKER_URL = os.environ["PUBLISH_HOOKS_TEST_CELERY_BROKER"]
+    TASKS = {"default": {"BACKEND": "django_tasks_fennel.CeleryBackend"}}
+    import json
+
+    # More Celery settings for one test, by name without the prefix: {"TASK_TIME_LIMIT": 5}.
+    for _name, _value in json.loads(
+        os.environ.get("PUBLISH_HOOKS_TEST_CELERY_SETTINGS", "{}")
+    ).items():
+        globals()[f"CELERY_{_name}"] = _value

@@ -732,6 +732,8 @@ def check_task_backend(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         )
     if type(backend).__module__.split(".")[0] == "django_tasks_rq":
         messages.extend(_check_rq_job_class(alias))
+    if type(backend).__module__.split(".")[0] == "django_tasks_fennel":
+        messages.extend(_check_celery(alias, settings_))
     queue = settings_.get("QUEUE_NAME", DEFAULTS["QUEUE_NAME"])
     allowed_queues = getattr(backend, "queues", None)
     if isinstance(queue, str) and allowed_queues and queue not in allowed_queues:
@@ -772,6 +774,67 @@ def _check_rq_job_class(alias: str) -> list[checks.CheckMessage]:
             "'--job-class django_tasks_rq.Job' and silence this warning.",
         )
     ]
+
+
+def _check_celery(alias: str, raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    """Celery through django-tasks-fennel. W026: runs go to the queue ``QUEUE_NAME``, which a
+    ``celery worker`` started without ``-Q`` does not consume unless the app declares it.
+    E055: Celery's time limits end a run wherever it is, between a send and its record too."""
+    try:
+        from celery import current_app
+
+        conf = current_app.conf
+        default_queue = conf.task_default_queue
+        declared = conf.task_queues or ()
+        limits_ = {
+            "CELERY_TASK_TIME_LIMIT": conf.task_time_limit,
+            "CELERY_TASK_SOFT_TIME_LIMIT": conf.task_soft_time_limit,
+        }
+    except Exception:  # no usable Celery app here: django-tasks-fennel's own checks say so
+        return []
+    messages: list[checks.CheckMessage] = []
+    queue = raw.get("QUEUE_NAME", DEFAULTS["QUEUE_NAME"])
+    consumed = {default_queue} | {
+        getattr(declared_queue, "name", declared_queue) for declared_queue in declared
+    }
+    if isinstance(queue, str) and queue not in consumed:
+        messages.append(
+            warning(
+                26,
+                f"task backend {alias!r} is Celery's (django-tasks-fennel), which sends each "
+                f"delivery run to the queue {queue!r}; the Celery app's default queue is "
+                f"{default_queue!r}, so a 'celery worker' started without '-Q' never runs them.",
+                keys=("QUEUE_NAME",),
+                hint=f"Start every worker with '-Q {default_queue},{queue}' and silence this "
+                f"warning, or set CELERY_TASK_DEFAULT_QUEUE = {queue!r}.",
+            )
+        )
+    max_run = raw.get("MAX_RUN_SECONDS", DEFAULTS["MAX_RUN_SECONDS"])
+    destinations = raw.get("DESTINATIONS", {})
+    timeouts: list[Any] = [DEFAULT_REQUEST_TIMEOUT]
+    if isinstance(destinations, Mapping):
+        for config in destinations.values():
+            options = config.get("OPTIONS", {}) if isinstance(config, Mapping) else None
+            timeout: Any = options.get("TIMEOUT") if isinstance(options, Mapping) else None
+            if _is_number(timeout) and math.isfinite(timeout):
+                timeouts.append(timeout)
+    if not _is_number(max_run):
+        return messages  # reported by the checks of the setting itself
+    shortest_run = max_run + max(timeouts)
+    for name, limit in limits_.items():
+        if _is_number(limit) and 0 < limit <= shortest_run:
+            messages.append(
+                error(
+                    55,
+                    f"{name} is {limit:g} s, but a delivery run claims deliveries for up to "
+                    f"MAX_RUN_SECONDS ({max_run:g} s) and then finishes its sends (each up to "
+                    f"{max(timeouts):g} s): Celery would end runs in the middle, and a run "
+                    "ended between a send and its record sends that delivery again.",
+                    keys=("MAX_RUN_SECONDS",),
+                    hint=f"Raise {name} well above {shortest_run:g} s, or lower MAX_RUN_SECONDS.",
+                )
+            )
+    return messages
 
 
 def check_receivers(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
