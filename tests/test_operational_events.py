@@ -299,3 +299,73 @@ def test_emitted_only_once_the_outcome_is_committed(
         delivery_module.run_due_deliveries(max_seconds=10, enqueue_successor=False)
     assert not Event.objects.filter(event_type=DELIVERY_FAILED).exists()
     assert Delivery.objects.get(destination="consumer").status != DeliveryStatus.FAILED
+
+
+FAILED_PAYLOAD = {
+    "id": "evt_1",
+    "type": DELIVERY_FAILED,
+    "timestamp": "2026-12-01T10:00:00Z",
+    "data": {
+        "destination": "consumer",
+        "count": 12,
+        "window_seconds": 300,
+        "first_failure": {"delivery_id": 1, "status_code": 500, "error": "HTTP 500"},
+        "last_failure": {"delivery_id": 12, "status_code": 503, "error": "HTTP 503 Unavailable"},
+        "delivery_ids": list(range(1, 13)),
+        "admin_url": "https://admin.example/admin/publish-hooks/deliveries/?destination=consumer",
+    },
+}
+DISABLED_PAYLOAD = {
+    "id": "evt_2",
+    "type": DESTINATION_DISABLED,
+    "timestamp": "2026-12-01T10:00:00Z",
+    "data": {"destination": "build", "cause": "gone", "reason": "HTTP 410 Gone", "admin_url": None},
+}
+
+
+@pytest.mark.parametrize(
+    ("payload", "sentence", "label"),
+    [
+        (
+            FAILED_PAYLOAD,
+            "“consumer” was failing: 12 deliveries failed after the last attempt "
+            "(last: HTTP 503 Unavailable)",
+            "Deliveries failed",
+        ),
+        (DISABLED_PAYLOAD, "“build” was disabled: HTTP 410 Gone", "Destination disabled"),
+        (
+            {
+                "id": "e",
+                "type": "publish_hooks.capture_failed",
+                "data": {"error": "OperationalError"},
+            },
+            "“publish_hooks.capture_failed” was not captured (OperationalError)",
+            "Capture failed",
+        ),
+        (
+            {"id": "e", "type": DELIVERY_FAILED, "data": {"destination": "x", "count": True}},
+            "“x” was failing: 1 delivery failed after the last attempt",
+            "Deliveries failed",
+        ),
+    ],
+)
+def test_chat_and_email_summaries_read_well(payload, sentence, label):
+    from wagtail_publish_hooks.backends import discord, teams
+    from wagtail_publish_hooks.summary import summarize
+
+    summary = summarize(payload)
+    assert (summary.sentence, summary.label, summary.tone) == (sentence, label, "danger")
+    assert discord.build_message(payload)["content"] == discord.escape_markdown(sentence)
+    card = teams.build_message(payload)["attachments"][0]["content"]
+    assert teams.escape_markdown(sentence) in [block.get("text") for block in card["body"]]
+    message = slack.SlackBackend(alias="team", options={"URL": "https://x.example/"})
+    assert message.build_message(payload)["blocks"][0]["text"]["text"] == label
+
+
+def test_the_admin_link_of_a_summary_is_absolute_or_absent():
+    from wagtail_publish_hooks.summary import summarize
+
+    assert summarize(FAILED_PAYLOAD).url == FAILED_PAYLOAD["data"]["admin_url"]
+    relative = {**FAILED_PAYLOAD, "data": {**FAILED_PAYLOAD["data"], "admin_url": "/admin/"}}
+    assert summarize(relative).url is None
+    assert summarize(DISABLED_PAYLOAD).url is None
