@@ -369,3 +369,42 @@ def test_the_admin_link_of_a_summary_is_absolute_or_absent():
     relative = {**FAILED_PAYLOAD, "data": {**FAILED_PAYLOAD["data"], "admin_url": "/admin/"}}
     assert summarize(relative).url is None
     assert summarize(DISABLED_PAYLOAD).url is None
+
+
+def test_a_failing_python_receiver_is_reported_but_never_disabled(
+    configure, httpserver, blog_index
+):
+    from wagtail_publish_hooks import on
+    from wagtail_publish_hooks.receivers import unregister
+
+    slack_lookalike(httpserver)
+    configure(
+        DESTINATIONS={
+            "team": {
+                "BACKEND": SLACK,
+                "EVENTS": ["publish_hooks.*"],
+                "OPTIONS": {"URL": httpserver.url_for(PATH), "MIN_INTERVAL": 0},
+            }
+        },
+        MAX_ATTEMPTS=1,
+        OPERATIONAL_COALESCE_SECONDS=0,
+        DISABLE_AFTER_FAILING_FOR=60,
+    )
+
+    @on("page.published", name="boom")
+    def boom(event):
+        raise RuntimeError("the receiver broke")
+
+    try:
+        publish_new(blog_index, "One")
+        DestinationState.objects.filter(alias="python:boom").update(
+            failing_since=timezone.now() - timedelta(hours=1)
+        )
+        publish_new(blog_index, "Two")
+    finally:
+        unregister(boom)
+    assert not DestinationState.objects.get(alias="python:boom").is_disabled
+    assert not Event.objects.filter(event_type=DESTINATION_DISABLED).exists()
+    reported = Event.objects.filter(event_type=DELIVERY_FAILED)
+    assert [e.payload["data"]["destination"] for e in reported] == ["python:boom"] * 2
+    assert len(alerts(httpserver)) == 2
