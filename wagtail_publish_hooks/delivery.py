@@ -419,15 +419,13 @@ def attempt_delivery(
 
     attempt_number = delivery.attempts + 1
     attempts_in_cycle = attempt_number - delivery.attempts_at_redelivery
+    policy = settings.retry_policy(delivery.destination)  # the destination's, else the globals
     now = timezone.now()
     if error is None:
         outcome = AttemptOutcome.SUCCESS
         status = DeliveryStatus.DELIVERED
         next_attempt_at = delivery.next_attempt_at
-    elif (
-        error.retryable
-        and attempts_in_cycle < (policy := settings.retry_policy(delivery.destination)).max_attempts
-    ):
+    elif error.retryable and attempts_in_cycle < policy.max_attempts:
         outcome = AttemptOutcome.RETRY
         status = DeliveryStatus.RETRYING
         delay = policy.delay(attempts_in_cycle)
