@@ -217,7 +217,7 @@ def deliveries_failed(alias: str, deliveries: Iterable[Delivery]) -> Event | Non
         data = {
             "destination": alias,
             "count": len(failures),
-            "window_seconds": window,
+            "window_seconds": int(window) if window.is_integer() else window,
             "first_failure": failures[0],
             "last_failure": failures[-1],
             "delivery_ids": [item["delivery_id"] for item in failures][:MAX_DELIVERY_IDS],
