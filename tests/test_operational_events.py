@@ -343,6 +343,23 @@ DISABLED_PAYLOAD = {
             "Capture failed",
         ),
         (
+            {
+                "id": "e",
+                "type": "publish_hooks.capture_failed",
+                "data": {
+                    "capture_failure": {
+                        "id": 3,
+                        "event_type": "page.published",
+                        "object": {"type": "testapp.BlogPage", "id": "12"},
+                        "error": "OperationalError",
+                    },
+                    "destination": None,
+                },
+            },
+            "“page.published of testapp.BlogPage 12” was not captured (OperationalError)",
+            "Capture failed",
+        ),
+        (
             {"id": "e", "type": DELIVERY_FAILED, "data": {"destination": "x", "count": True}},
             "“x” was failing: 1 delivery failed after the last attempt",
             "Deliveries failed",

@@ -158,7 +158,14 @@ def _operational(
     if event_type == "publish_hooks.destination_disabled" and destination:
         reason = _text(data.get("reason"))
         return destination, f"disabled: {_shorten(reason)}" if reason else verb, url
-    error = _text(data.get("error"))
+    failure = _mapping(data.get("capture_failure"))
+    if failure:
+        # “page.published of blog.BlogPage 12” was not captured (OperationalError)
+        title = _text(failure.get("event_type")) or "An event"
+        subject = _mapping(failure.get("object"))
+        if _text(subject.get("type")):
+            title += f" of {subject['type']} {subject.get('id')}"
+    error = _text(failure.get("error")) or _text(data.get("error"))
     if error:
         verb = f"{verb} ({_shorten(error)})"
     return title, verb, url
