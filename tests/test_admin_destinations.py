@@ -517,6 +517,85 @@ def test_each_mistake_gives_the_check_message_on_its_field(
     assert "hunter2" not in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("overrides", "field", "expected"),
+    [
+        ({"max_attempts": "0"}, "max_attempts", "must be an integer greater than zero"),
+        ({"max_attempts": "0"}, "max_attempts", "wagtail_publish_hooks.E052"),
+        ({"max_attempts": "101"}, "max_attempts", "wagtail_publish_hooks.E048"),
+        ({"max_attempts": "2.5"}, "max_attempts", "Enter a whole number"),
+        ({"retry_schedule": "5, -1"}, "retry_schedule", "wagtail_publish_hooks.E052"),
+        ({"retry_schedule": "5, 604801"}, "retry_schedule", "at most 604800"),
+        ({"retry_schedule": "5, soon"}, "retry_schedule", "“soon” is not a number of seconds"),
+        ({"retry_schedule": "nan"}, "retry_schedule", "wagtail_publish_hooks.E048"),
+    ],
+)
+def test_a_retry_policy_out_of_bounds_is_refused_on_its_field(
+    admin, settings_destination, httpserver, overrides, field, expected
+):
+    response = admin.post(url("add"), form_data(httpserver, **overrides))
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert any(expected in error for error in form.errors.get(field, [])), form.errors
+    assert not ManagedDestination.objects.exists()
+
+
+def test_a_managed_retry_policy_overrides_the_globals_and_is_shown(
+    admin, settings_destination, httpserver
+):
+    from wagtail_publish_hooks.delivery import run_due_deliveries
+
+    httpserver.expect_request("/managed").respond_with_data("down", status=503)
+    response = admin.post(
+        url("add"),
+        form_data(httpserver, secret_mode="none", retry_schedule="0, 60", max_attempts="3"),
+        follow=True,
+    )
+    assert response.status_code == 200
+    row = ManagedDestination.objects.get(alias="managed")
+    assert (row.retry_schedule, row.max_attempts) == ([0, 60], 3)
+    detail = admin.get(url("detail", "managed")).content.decode()
+    assert "Up to 3 attempts; waits 0 s, 1 min (the last one repeats) — its own" in detail
+    other = admin.get(url("detail", "from-settings")).content.decode()
+    assert "Up to 8 attempts; waits 0 s (the last one repeats) — the site&#x27;s" in other
+    edit = admin.get(url("edit", row.pk)).content.decode()
+    assert 'value="0, 60"' in edit and 'value="3"' in edit
+
+    row.retry_schedule = [0]
+    row.save()
+    call_command("publish_hooks", "test", "managed", stdout=StringIO())
+    run_due_deliveries(max_seconds=10, enqueue_successor=False)
+    delivery = Delivery.objects.get(destination="managed")
+    # The site's MAX_ATTEMPTS is 8 with RETRY_SCHEDULE [0]: its own 3 win.
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.FAILED, 3)
+
+    # Emptied, the globals are back.
+    response = admin.post(
+        url("edit", row.pk),
+        form_data(httpserver, secret_mode="none", retry_schedule="", max_attempts=""),
+    )
+    assert response.status_code == 302, response.context["form"].errors
+    row.refresh_from_db()
+    assert (row.retry_schedule, row.max_attempts) == (None, None)
+
+
+def test_enabling_in_the_admin_starts_a_fresh_failing_streak(admin, settings_destination):
+    DestinationState.objects.create(
+        alias="from-settings",
+        disabled_at=datetime.now(UTC),
+        disabled_reason="every attempt failed for more than 5 days (DISABLE_AFTER_FAILING_FOR)",
+        failing_since=datetime.now(UTC) - timedelta(days=6),
+        consecutive_failures=40,
+    )
+    detail = admin.get(url("detail", "from-settings")).content.decode()
+    assert "every attempt failed for more than 5 days" in detail
+    assert "data-failing-since>—" not in detail
+    admin.post(url("enable", "from-settings"))
+    state = DestinationState.objects.get(alias="from-settings")
+    assert (state.is_disabled, state.failing_since, state.consecutive_failures) == (False, None, 0)
+    assert "data-failing-since>—" in admin.get(url("detail", "from-settings")).content.decode()
+
+
 def test_include_with_an_unknown_name_is_refused(admin, settings_destination, httpserver):
     response = admin.post(url("add"), {**form_data(httpserver), "include": ["nope"]})
     assert response.status_code == 200

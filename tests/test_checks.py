@@ -225,7 +225,89 @@ CASES = [
         {**dest(), "LEASE_SECONDS": 20},
         "['consumer']['OPTIONS']['TIMEOUT']: a request may take 15 s",
     ),
+    # A destination's own retry policy is held to the bounds of the globals.
+    ("E052", dest(MAX_ATTEMPTS=0), "['consumer']['MAX_ATTEMPTS']: must be an integer greater"),
+    ("E052", dest(MAX_ATTEMPTS="3"), "['consumer']['MAX_ATTEMPTS']: must be an integer"),
+    ("E052", dest(MAX_ATTEMPTS=2.0), "not a number with a decimal point"),
+    (
+        "E048",
+        dest(MAX_ATTEMPTS=101),
+        "['consumer']['MAX_ATTEMPTS']: must be an integer greater than zero and at most 100",
+    ),
+    ("E052", dest(RETRY_SCHEDULE=[]), "['consumer']['RETRY_SCHEDULE']: must be a non-empty list"),
+    ("E052", dest(RETRY_SCHEDULE="5, 60"), "['consumer']['RETRY_SCHEDULE']: must be a non-empty"),
+    ("E052", dest(RETRY_SCHEDULE=[5, -1]), "['consumer']['RETRY_SCHEDULE']['1']: must be a number"),
+    (
+        "E048",
+        dest(RETRY_SCHEDULE=[5, 604801]),
+        "['consumer']['RETRY_SCHEDULE']['1']: must be a number zero or more and at most 604800",
+    ),
+    ("E048", dest(RETRY_SCHEDULE=[float("nan")]), "['RETRY_SCHEDULE']['0']: must be a number"),
+    (
+        "E053",
+        {"DISABLE_AFTER_FAILING_FOR": 30},
+        "['DISABLE_AFTER_FAILING_FOR']: must be a number at least 60 and at most 3.1536e+07",
+    ),
+    ("E053", {"DISABLE_AFTER_FAILING_FOR": "5d"}, "['DISABLE_AFTER_FAILING_FOR']: must be a"),
+    ("E048", {"DISABLE_AFTER_FAILING_FOR": 10**9}, "['DISABLE_AFTER_FAILING_FOR']: must be a"),
+    ("E053", {"OPERATIONAL_COALESCE_SECONDS": -1}, "['OPERATIONAL_COALESCE_SECONDS']: must be"),
+    ("E048", {"OPERATIONAL_COALESCE_SECONDS": 86401}, "['OPERATIONAL_COALESCE_SECONDS']: must"),
+    (
+        "W023",
+        {**dest(RETRY_SCHEDULE=[3600], MAX_ATTEMPTS=5), "DISABLE_AFTER_FAILING_FOR": 7200},
+        "['consumer']['RETRY_SCHEDULE']: its retries span 14400 s, longer than "
+        "DISABLE_AFTER_FAILING_FOR (7200 s)",
+    ),
+    (
+        "W023",
+        {**dest(), "MAX_ATTEMPTS": 20, "DISABLE_AFTER_FAILING_FOR": 86400},
+        "['consumer']['RETRY_SCHEDULE']: its retries span",
+    ),
 ]
+
+
+def test_a_destination_retry_policy_within_bounds_is_quiet(settings):
+    quiet = {
+        **dest(RETRY_SCHEDULE=[0, 5.5, 604800], MAX_ATTEMPTS=100),
+        "DISABLE_AFTER_FAILING_FOR": None,
+        "OPERATIONAL_COALESCE_SECONDS": 0,
+    }
+    assert [m.id for m in run(settings, quiet)] == []
+    short = {**dest(RETRY_SCHEDULE=[60], MAX_ATTEMPTS=3), "DISABLE_AFTER_FAILING_FOR": 120}
+    assert [m.id for m in run(settings, short)] == []  # 120 s of retries: not longer
+
+
+def test_operational_event_types_are_known_event_types(settings):
+    value = dest(
+        EVENTS=[
+            "publish_hooks.delivery_failed",
+            "publish_hooks.destination_disabled",
+            "publish_hooks.capture_failed",
+            "publish_hooks.*",
+        ]
+    )
+    assert run(settings, value) == []
+    messages = run(settings, dest(EVENTS=["publish_hooks.delivery_fail"]))
+    assert [m.id for m in messages] == ["wagtail_publish_hooks.E008"]
+    assert messages[0].hint == "Did you mean 'publish_hooks.delivery_failed'?"
+
+
+def test_a_destination_retry_policy_out_of_bounds_falls_back_at_run_time(settings, caplog):
+    from wagtail_publish_hooks.conf import get_settings
+
+    settings.WAGTAIL_PUBLISH_HOOKS = {
+        "MAX_ATTEMPTS": 4,
+        "RETRY_SCHEDULE": [7],
+        **dest(MAX_ATTEMPTS=10**6, RETRY_SCHEDULE="soon"),
+    }
+    with caplog.at_level("ERROR", logger="wagtail_publish_hooks"):
+        policy = get_settings().retry_policy("consumer")
+    assert (policy.max_attempts, policy.schedule) == (4, (7,))
+    assert "['consumer']['MAX_ATTEMPTS']: MAX_ATTEMPTS must be an integer" in caplog.text
+    settings.WAGTAIL_PUBLISH_HOOKS = {**dest(MAX_ATTEMPTS=2, RETRY_SCHEDULE=[1, 2.5, 1e9])}
+    policy = get_settings().retry_policy("consumer")
+    assert (policy.max_attempts, policy.schedule) == (2, (1, 2.5, 604800))
+    assert policy.delay(1) == 1 and policy.delay(5) == 604800
 
 
 def test_a_lease_longer_than_twice_the_timeout_is_quiet(settings):

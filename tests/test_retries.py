@@ -241,3 +241,58 @@ def test_webhook_timestamp_is_the_send_time(webhook_destination, httpserver, dra
     assert before <= int(request.headers["webhook-timestamp"]) <= int(time.time())
     body = json.loads(request.get_data())
     assert body["id"] == request.headers["webhook-id"]
+
+
+def test_a_destination_retry_policy_overrides_the_globals(configure, httpserver, draft_blog_page):
+    """A chat message days late is noise, a build hook should keep trying: per destination."""
+    httpserver.expect_request("/chat").respond_with_handler(answers(503))
+    httpserver.expect_request("/build").respond_with_handler(answers(503))
+    configure(
+        DESTINATIONS={
+            "chat": {
+                "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+                "OPTIONS": {"URL": httpserver.url_for("/chat")},
+                "MAX_ATTEMPTS": 2,
+                "RETRY_SCHEDULE": [0],
+            },
+            "build": {
+                "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+                "OPTIONS": {"URL": httpserver.url_for("/build")},
+            },
+        },
+        MAX_ATTEMPTS=20,
+        RETRY_SCHEDULE=[120, 3600],
+    )
+    draft_blog_page.save_revision().publish()
+
+    chat = Delivery.objects.get(destination="chat")
+    assert (chat.status, chat.attempts) == (DeliveryStatus.FAILED, 2)
+    outcomes = list(chat.attempt_set.order_by("number").values_list("outcome", flat=True))
+    assert outcomes == [AttemptOutcome.RETRY, AttemptOutcome.FAILURE]
+    build = Delivery.objects.get(destination="build")
+    assert (build.status, build.attempts) == (DeliveryStatus.RETRYING, 1)
+    gap = (build.next_attempt_at - build.attempt_set.get().started_at).total_seconds()
+    assert 120 <= gap < 125  # the global schedule
+
+
+def test_a_destination_schedule_alone_keeps_the_global_max_attempts(
+    configure, httpserver, draft_blog_page
+):
+    httpserver.expect_request("/hooks").respond_with_handler(answers(500))
+    configure(
+        DESTINATIONS={
+            "consumer": {
+                "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+                "OPTIONS": {"URL": httpserver.url_for("/hooks")},
+                "RETRY_SCHEDULE": [0, 0, 900],
+            }
+        },
+        MAX_ATTEMPTS=4,
+        RETRY_SCHEDULE=[3600],
+    )
+    draft_blog_page.save_revision().publish()
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.RETRYING, 3)
+    last = delivery.attempt_set.order_by("-number").first()
+    gap = (delivery.next_attempt_at - last.started_at).total_seconds()
+    assert 900 <= gap < 905

@@ -321,3 +321,54 @@ def test_suspended_is_local_to_the_thread(configure, draft_blog_page, blog_index
 
     assert seen_in_thread == [True]
     assert list(Event.objects.values_list("object_id", flat=True)) == [str(other.pk)]
+
+
+# -- Operational events -------------------------------------------------------------------------
+
+
+def test_operational_events_go_only_where_events_name_them(configure):
+    from wagtail_publish_hooks.events import CAPTURE_FAILED, DELIVERY_FAILED, DESTINATION_DISABLED
+    from wagtail_publish_hooks.routing import destinations_for, operational_routes
+
+    def webhook(**keys):
+        return {"BACKEND": WEBHOOK, "OPTIONS": {"URL": "https://x.example/"}, **keys}
+
+    configure(
+        DESTINATIONS={
+            "default": webhook(),
+            "everything": webhook(EVENTS=["*"]),
+            "alerts": webhook(EVENTS=["publish_hooks.*"]),
+            "failures": webhook(EVENTS=["publish_hooks.delivery_failed"]),
+            # MODELS filters page events only: operational events are about no model.
+            "blog_alerts": webhook(
+                EVENTS=["page.*", "publish_hooks.*"], MODELS=["testapp.BlogPage"]
+            ),
+        }
+    )
+    assert destinations_for(DELIVERY_FAILED, None) == ["alerts", "failures", "blog_alerts"]
+    assert destinations_for(DESTINATION_DISABLED, None) == ["alerts", "blog_alerts"]
+    assert destinations_for(CAPTURE_FAILED, BlogPage) == ["alerts", "blog_alerts"]
+    assert destinations_for(CAPTURE_FAILED, OtherPage) == ["alerts", "blog_alerts"]
+    # "*" still takes every other event.
+    assert destinations_for("page.published", OtherPage) == ["default", "everything"]
+    # Never to the destination the event is about.
+    about_alerts = [route.alias for route in operational_routes(DELIVERY_FAILED, "alerts")]
+    assert about_alerts == ["failures", "blog_alerts"]
+
+
+def test_a_durable_receiver_can_take_operational_events_about_others(configure):
+    from wagtail_publish_hooks.events import DELIVERY_FAILED
+    from wagtail_publish_hooks.routing import operational_routes
+
+    configure(DESTINATIONS={})
+
+    @on("publish_hooks.delivery_failed", name="oncall")
+    def page_the_on_call(event: ReceivedEvent) -> None:
+        pass
+
+    try:
+        name = next(r.alias for r in operational_routes(DELIVERY_FAILED, "consumer"))
+        assert name == "python:oncall"
+        assert operational_routes(DELIVERY_FAILED, name) == []
+    finally:
+        unregister(page_the_on_call)

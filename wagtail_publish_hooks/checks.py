@@ -436,7 +436,102 @@ def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
     for key in ("TASK_BACKEND", "QUEUE_NAME"):
         if key in raw and (not isinstance(raw[key], str) or not raw[key]):
             messages.append(error(18, "must be a non-empty string.", keys=(key,)))
+    for key in ("DISABLE_AFTER_FAILING_FOR", "OPERATIONAL_COALESCE_SECONDS"):
+        if key in raw and not (key == "DISABLE_AFTER_FAILING_FOR" and raw[key] is None):
+            messages += check_number(
+                raw[key],
+                key,
+                limits.SETTING_LIMITS[key],
+                alias=None,
+                keys=(key,),
+                kind_error=53,
+            )
     return messages
+
+
+def _check_retry_policy(alias: str, config: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    """E052 (E048 above the bounds): a destination's ``RETRY_SCHEDULE`` or ``MAX_ATTEMPTS``,
+    held to the bounds of the globals of the same names. W023: its retries outlast
+    ``DISABLE_AFTER_FAILING_FOR``."""
+    messages: list[checks.CheckMessage] = []
+    if config.get("MAX_ATTEMPTS") is not None:
+        messages += check_number(
+            config["MAX_ATTEMPTS"],
+            "MAX_ATTEMPTS",
+            limits.SETTING_LIMITS["MAX_ATTEMPTS"],
+            alias=alias,
+            keys=("MAX_ATTEMPTS",),
+            kind_error=52,
+        )
+    schedule = config.get("RETRY_SCHEDULE")
+    if schedule is not None:
+        if isinstance(schedule, str) or not isinstance(schedule, list | tuple) or not schedule:
+            messages.append(
+                error(
+                    52,
+                    "must be a non-empty list of delays in seconds, each zero or more.",
+                    alias=alias,
+                    keys=("RETRY_SCHEDULE",),
+                )
+            )
+        else:
+            for index, delay in enumerate(schedule):
+                messages += check_number(
+                    delay,
+                    "RETRY_SCHEDULE",
+                    limits.SETTING_LIMITS["RETRY_SCHEDULE"],
+                    alias=alias,
+                    keys=("RETRY_SCHEDULE", str(index)),
+                    kind_error=52,
+                )
+    if messages:
+        return messages
+    return _check_retries_against_disabling(alias, config)
+
+
+def _check_retries_against_disabling(
+    alias: str, config: Mapping[str, Any]
+) -> list[checks.CheckMessage]:
+    from .conf import RetryPolicy
+
+    raw = raw_settings()
+    window = raw.get("DISABLE_AFTER_FAILING_FOR", DEFAULTS["DISABLE_AFTER_FAILING_FOR"])
+    if window is None or not _is_number(window) or not math.isfinite(window):
+        return []
+    schedule = config.get("RETRY_SCHEDULE") or raw.get("RETRY_SCHEDULE")
+    attempts = config.get("MAX_ATTEMPTS") or raw.get("MAX_ATTEMPTS")
+    try:
+        policy = RetryPolicy(
+            schedule=tuple(
+                limits.parse_number(
+                    "RETRY_SCHEDULE", delay, limits.SETTING_LIMITS["RETRY_SCHEDULE"]
+                )
+                for delay in (schedule or DEFAULTS["RETRY_SCHEDULE"])
+            ),
+            max_attempts=int(
+                limits.parse_number(
+                    "MAX_ATTEMPTS",
+                    attempts or DEFAULTS["MAX_ATTEMPTS"],
+                    limits.SETTING_LIMITS["MAX_ATTEMPTS"],
+                )
+            ),
+        )
+    except (limits.OutOfLimits, TypeError):
+        return []  # reported by the checks of the globals
+    if policy.span <= window:
+        return []
+    return [
+        warning(
+            23,
+            f"its retries span {policy.span:g} s, longer than DISABLE_AFTER_FAILING_FOR "
+            f"({window:g} s): a destination that stays down is disabled before a delivery's "
+            "last attempt, which then fails at once.",
+            alias=alias,
+            keys=("RETRY_SCHEDULE",),
+            hint="Shorten the retry schedule or MAX_ATTEMPTS, or raise "
+            "DISABLE_AFTER_FAILING_FOR (None: never disabled for failing).",
+        )
+    ]
 
 
 def _check_private_networks(
@@ -494,6 +589,7 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
     if "EXCLUDE_ALIASES" in config and not isinstance(config["EXCLUDE_ALIASES"], bool):
         messages.append(error(21, "must be True or False.", alias=alias, keys=("EXCLUDE_ALIASES",)))
     messages += _check_include(alias, config.get("INCLUDE"), "INCLUDE" in config)
+    messages += _check_retry_policy(alias, config)
 
     backend_class = _check_backend(alias, config, messages)
     options = config.get("OPTIONS", {})

@@ -62,11 +62,27 @@ DEFAULTS: dict[str, Any] = {
     # Fernet keys for the secrets of destinations managed in the admin: the first encrypts,
     # all decrypt. None: keys derived from SECRET_KEY and SECRET_KEY_FALLBACKS.
     "ENCRYPTION_KEYS": None,
+    # A destination whose attempts have all failed for this long (seconds; no success since the
+    # first of them) is disabled, and publish_hooks.destination_disabled is emitted. None: never.
+    "DISABLE_AFTER_FAILING_FOR": 5 * 24 * 3600,
+    # How long a publish_hooks.delivery_failed event waits, gathering the other deliveries to
+    # the same destination that fail meanwhile, before it is sent (0: one event per failure).
+    "OPERATIONAL_COALESCE_SECONDS": 300,
 }
 
 #: Keys a destination may have.
 DESTINATION_KEYS = frozenset(
-    {"BACKEND", "EVENTS", "MODELS", "EXCLUDE_ALIASES", "INCLUDE", "OPTIONS"}
+    {
+        "BACKEND",
+        "EVENTS",
+        "MODELS",
+        "EXCLUDE_ALIASES",
+        "INCLUDE",
+        "OPTIONS",
+        # The destination's own retry policy, overriding the globals of the same names.
+        "RETRY_SCHEDULE",
+        "MAX_ATTEMPTS",
+    }
 )
 
 #: Deliveries to Python receivers (``@on``) are recorded under ``"python:<module>.<qualname>"``;
@@ -95,6 +111,9 @@ class Destination:
     #: Whether it is managed in the admin (a ``ManagedDestination`` row) rather than defined in
     #: settings: such a destination is held to the limits an admin user is trusted with.
     managed: bool = False
+    #: The destination's ``RETRY_SCHEDULE`` and ``MAX_ATTEMPTS`` (``None``: the globals').
+    retry_schedule: tuple[float, ...] | None = None
+    max_attempts: int | None = None
 
     def get_backend(self) -> BaseBackend:
         return get_backend(self.alias)
@@ -119,6 +138,16 @@ class PublishHooksSettings:
         schedule = list(self.RETRY_SCHEDULE) or [0]
         index = min(max(attempts_made, 1), len(schedule)) - 1
         return float(schedule[index])
+
+    def retry_policy(self, alias: str) -> RetryPolicy:
+        """The retry policy of a destination: its own keys, else the globals."""
+        destination = get_destinations().get(alias)
+        schedule = destination.retry_schedule if destination is not None else None
+        attempts = destination.max_attempts if destination is not None else None
+        return RetryPolicy(
+            schedule=tuple(schedule or self.RETRY_SCHEDULE) or (0.0,),
+            max_attempts=int(attempts or self.MAX_ATTEMPTS),
+        )
 
     def private_networks_allowed(
         self,
@@ -147,6 +176,25 @@ class PublishHooksSettings:
         return tuple(networks)
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and after how long, a destination's deliveries are tried again."""
+
+    schedule: tuple[float, ...]
+    max_attempts: int
+
+    def delay(self, attempts_made: int) -> float:
+        """Seconds to wait after the ``attempts_made``-th failed attempt (the last entry
+        repeats)."""
+        index = min(max(attempts_made, 1), len(self.schedule)) - 1
+        return float(self.schedule[index])
+
+    @property
+    def span(self) -> float:
+        """Seconds from the first attempt to the last, retries waiting their full delays."""
+        return sum(self.delay(n) for n in range(1, self.max_attempts))
+
+
 def _bounded_numbers(raw: Mapping[str, Any]) -> dict[str, Any]:
     """The numeric globals as run time uses them: each within its bounds (``limits.py``).
 
@@ -158,22 +206,31 @@ def _bounded_numbers(raw: Mapping[str, Any]) -> dict[str, Any]:
     for key in limits.SETTING_LIMITS:
         if key not in raw or key == "RETRY_SCHEDULE":
             continue
+        if raw[key] is None and key == "DISABLE_AFTER_FAILING_FOR":
+            numbers[key] = None  # never disabled for failing
+            continue
         numbers[key], problem = limits.setting_number(key, raw[key], DEFAULTS[key])
         if problem:
             logger.error("%s[%r]: %s", SETTING_NAME, key, problem)
     if "RETRY_SCHEDULE" in raw:
-        schedule = raw["RETRY_SCHEDULE"]
-        if not isinstance(schedule, list | tuple) or not schedule:
-            logger.error("%s['RETRY_SCHEDULE'] is not a list; the default is used", SETTING_NAME)
-            schedule = DEFAULTS["RETRY_SCHEDULE"]
-        bounded = []
-        for delay in schedule:
-            value, problem = limits.setting_number("RETRY_SCHEDULE", delay, 0)
-            if problem:
-                logger.error("%s['RETRY_SCHEDULE']: %s", SETTING_NAME, problem)
-            bounded.append(value)
-        numbers["RETRY_SCHEDULE"] = bounded
+        schedule = bounded_schedule(raw["RETRY_SCHEDULE"], SETTING_NAME)
+        numbers["RETRY_SCHEDULE"] = schedule or list(DEFAULTS["RETRY_SCHEDULE"])
     return numbers
+
+
+def bounded_schedule(schedule: Any, where: str) -> list[int | float] | None:
+    """A ``RETRY_SCHEDULE`` as run time uses it, each delay within its bounds; ``None`` (logged)
+    when it is no list at all."""
+    if not isinstance(schedule, list | tuple) or not schedule:
+        logger.error("%s['RETRY_SCHEDULE'] is not a list; the default is used", where)
+        return None
+    bounded = []
+    for delay in schedule:
+        value, problem = limits.setting_number("RETRY_SCHEDULE", delay, 0)
+        if problem:
+            logger.error("%s['RETRY_SCHEDULE']: %s", where, problem)
+        bounded.append(value)
+    return bounded
 
 
 _suspensions: ContextVar[int] = ContextVar("wagtail_publish_hooks_suspensions", default=0)
@@ -290,7 +347,28 @@ def destination_from_config(
         ),
         include=_optional_tuple(config.get("INCLUDE")) or (),
         managed=managed,
+        **_retry_keys(alias, config),
     )
+
+
+def _retry_keys(alias: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """A destination's ``RETRY_SCHEDULE`` and ``MAX_ATTEMPTS`` within their bounds (E052 and
+    E048 report them); one that cannot be used leaves the global in force, logged."""
+    keys: dict[str, Any] = {}
+    where = f"{SETTING_NAME}['DESTINATIONS'][{alias!r}]"
+    if config.get("RETRY_SCHEDULE") is not None:
+        schedule = bounded_schedule(config["RETRY_SCHEDULE"], where)
+        if schedule:
+            keys["retry_schedule"] = tuple(float(delay) for delay in schedule)
+    if config.get("MAX_ATTEMPTS") is not None:
+        value, problem = limits.setting_number(
+            "MAX_ATTEMPTS", config["MAX_ATTEMPTS"], DEFAULTS["MAX_ATTEMPTS"]
+        )
+        if problem:
+            logger.error("%s['MAX_ATTEMPTS']: %s; the global is used", where, problem)
+        else:
+            keys["max_attempts"] = int(value)
+    return keys
 
 
 def backend_excludes_aliases(backend_path: str) -> bool:

@@ -25,6 +25,7 @@ from django.db import OperationalError, connection, connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from . import operational
 from .conf import (
     RECEIVER_PREFIX,
     get_backend,
@@ -303,6 +304,8 @@ class OutcomeRecorder:
                     by_alias.setdefault(outcome.alias, []).append(outcome)
             for alias, results in by_alias.items():
                 _update_destination_state(alias, results)
+            # Disables (410, sustained failure) and alerts, these emitted once committed.
+            operational.outcomes_recorded(outcomes)
 
 
 def in_own_connection(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -416,15 +419,16 @@ def attempt_delivery(
 
     attempt_number = delivery.attempts + 1
     attempts_in_cycle = attempt_number - delivery.attempts_at_redelivery
+    policy = settings.retry_policy(delivery.destination)  # the destination's, else the globals
     now = timezone.now()
     if error is None:
         outcome = AttemptOutcome.SUCCESS
         status = DeliveryStatus.DELIVERED
         next_attempt_at = delivery.next_attempt_at
-    elif error.retryable and attempts_in_cycle < settings.MAX_ATTEMPTS:
+    elif error.retryable and attempts_in_cycle < policy.max_attempts:
         outcome = AttemptOutcome.RETRY
         status = DeliveryStatus.RETRYING
-        delay = settings.retry_delay(attempts_in_cycle)
+        delay = policy.delay(attempts_in_cycle)
         if error.retry_after is not None:
             delay = max(delay, error.retry_after)
         next_attempt_at = now + timedelta(seconds=delay)
@@ -519,14 +523,11 @@ def _update_destination_state(alias: str, outcomes: list[Outcome]) -> None:
         changes["consecutive_failures"] = F("consecutive_failures") + trailing
     if failures:
         changes["last_failure_at"] = max(failures)
-    gone = [outcome for outcome in outcomes if outcome.gone_reason is not None]
-    if gone:
-        changes.update(disabled_at=gone[-1].at, disabled_reason=gone[-1].gone_reason)
+    changes["failing_since"] = operational.failing_since(outcomes)
     if not DestinationState.objects.filter(alias=alias).update(**changes):
         create = {**changes, "consecutive_failures": trailing}
+        create["failing_since"] = operational.failing_since(outcomes, new=True)
         DestinationState.objects.get_or_create(alias=alias, defaults=create)
-    if gone:
-        logger.warning("Publish hooks destination %r is disabled: %s", alias, gone[-1].gone_reason)
 
 
 def _ceil_second(value: datetime) -> datetime:

@@ -27,6 +27,12 @@ WORKFLOW_APPROVED = "workflow.approved"
 WORKFLOW_REJECTED = "workflow.rejected"
 #: Sent by ``manage.py publish_hooks test ALIAS``; routed to that destination only.
 TEST = "publish_hooks.test"
+#: Operational events, about the pipeline itself (see ``operational.py``): routed only to the
+#: destinations whose ``EVENTS`` name them, never to the destination they are about.
+DELIVERY_FAILED = "publish_hooks.delivery_failed"
+DESTINATION_DISABLED = "publish_hooks.destination_disabled"
+CAPTURE_FAILED = "publish_hooks.capture_failed"
+OPERATIONAL_EVENT_TYPES = (DELIVERY_FAILED, DESTINATION_DISABLED, CAPTURE_FAILED)
 
 PAGE_EVENT_TYPES = (PAGE_PUBLISHED, PAGE_UNPUBLISHED, PAGE_MOVED, PAGE_DELETED)
 BUILTIN_EVENT_TYPES = (
@@ -37,6 +43,7 @@ BUILTIN_EVENT_TYPES = (
     WORKFLOW_APPROVED,
     WORKFLOW_REJECTED,
     TEST,
+    *OPERATIONAL_EVENT_TYPES,
 )
 
 #: What a destination without ``EVENTS`` receives.

@@ -85,6 +85,10 @@ SETTING_LIMITS: dict[str, Limit] = {
     "CONCURRENCY": Limit(1, 64, integer=True, unit="threads"),
     "DESTINATIONS_REFRESH_SECONDS": Limit(0, 3600),
     "RETENTION_DAYS": Limit(1, 36_500, integer=True, unit="days"),
+    # A destination failing with no success for this long is disabled (None: never).
+    "DISABLE_AFTER_FAILING_FOR": Limit(60, 365 * DAY),
+    # How long a publish_hooks.delivery_failed event gathers further failures before it is sent.
+    "OPERATIONAL_COALESCE_SECONDS": Limit(0, DAY),
 }
 
 

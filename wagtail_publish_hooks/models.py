@@ -207,6 +207,9 @@ class DestinationState(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    #: The first failed attempt since the last success (``None`` while it succeeds): a
+    #: destination failing for ``DISABLE_AFTER_FAILING_FOR`` since then is disabled.
+    failing_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("destination state")
@@ -221,10 +224,11 @@ class DestinationState(models.Model):
 
     @classmethod
     def enable(cls, alias: str) -> bool:
-        """Re-enable a disabled destination, with a clean failure count. Whether it was."""
+        """Re-enable a disabled destination, with a clean failure count (and no failing
+        streak: it gets a full ``DISABLE_AFTER_FAILING_FOR`` again). Whether it was."""
         return bool(
             cls.objects.filter(alias=alias, disabled_at__isnull=False).update(
-                disabled_at=None, disabled_reason="", consecutive_failures=0
+                disabled_at=None, disabled_reason="", consecutive_failures=0, failing_since=None
             )
         )
 
@@ -281,6 +285,9 @@ class ManagedDestination(models.Model):
     #: ``None``: the backend's default.
     exclude_aliases = models.BooleanField(_("exclude aliases"), null=True, blank=True)
     include = models.JSONField(_("include"), default=list, blank=True)
+    #: ``RETRY_SCHEDULE`` and ``MAX_ATTEMPTS``; ``None``: the globals.
+    retry_schedule = models.JSONField(_("retry schedule"), null=True, blank=True)
+    max_attempts = models.PositiveIntegerField(_("max attempts"), null=True, blank=True)
     created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -345,6 +352,10 @@ class ManagedDestination(models.Model):
             config["EXCLUDE_ALIASES"] = self.exclude_aliases
         if self.include:
             config["INCLUDE"] = self.include
+        if self.retry_schedule is not None:
+            config["RETRY_SCHEDULE"] = self.retry_schedule
+        if self.max_attempts is not None:
+            config["MAX_ATTEMPTS"] = self.max_attempts
         return config
 
 

@@ -3,6 +3,11 @@
 Destinations are the ``DESTINATIONS`` of the settings and the Python receivers registered with
 ``@on``; both match the same way. Events about alias pages go only to those that do not exclude
 aliases (``EXCLUDE_ALIASES``).
+
+Operational events (``publish_hooks.delivery_failed``, ``.destination_disabled``,
+``.capture_failed``) go only where ``EVENTS`` names them, exactly or by ``"publish_hooks.*"``:
+not to the default (every page event), nor through ``"*"``, and ``MODELS`` does not filter them
+(they are about the pipeline, not about a model). One about a destination is never routed to it.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from django.apps import apps
 from django.db import models
 
 from .conf import Destination, get_destinations
-from .events import DEFAULT_EVENT_PATTERNS, event_type_matches
+from .events import DEFAULT_EVENT_PATTERNS, OPERATIONAL_EVENT_TYPES, event_type_matches
 from .receivers import Receiver, get_receiver, registered_receivers
 
 logger = logging.getLogger("wagtail_publish_hooks")
@@ -64,6 +69,9 @@ def destination_matches(
     if is_alias and destination.exclude_aliases:
         return False
     patterns = destination.events if destination.events is not None else DEFAULT_EVENT_PATTERNS
+    if event_type in OPERATIONAL_EVENT_TYPES:
+        # Opt-in only: a destination that takes "everything" did not ask for alerts.
+        return event_type_matches(event_type, [p for p in patterns if p != "*"])
     return event_type_matches(event_type, patterns) and model_matches(model, destination.models)
 
 
@@ -82,6 +90,13 @@ def routes_for(
         if receiver.durable and destination_matches(receiver, event_type, model, is_alias=is_alias)
     ]
     return routes
+
+
+def operational_routes(event_type: str, about: str) -> list[Route]:
+    """The routes of an operational event about destination ``about``: every destination and
+    durable receiver that names the type, except ``about`` itself (it would tell a failing
+    destination that it fails, or feed its own failures back to it)."""
+    return [route for route in routes_for(event_type, None) if route.alias != about]
 
 
 def destinations_for(

@@ -22,6 +22,9 @@ VERBS = {
     "workflow.approved": "approved",
     "workflow.rejected": "rejected",
     "publish_hooks.test": "tested",
+    "publish_hooks.delivery_failed": "failing",
+    "publish_hooks.destination_disabled": "disabled",
+    "publish_hooks.capture_failed": "not captured",
 }
 
 #: A short label for each event type, for headings and colours.
@@ -36,6 +39,9 @@ LABELS = {
     "workflow.approved": "Workflow approved",
     "workflow.rejected": "Workflow rejected",
     "publish_hooks.test": "Test event",
+    "publish_hooks.delivery_failed": "Deliveries failed",
+    "publish_hooks.destination_disabled": "Destination disabled",
+    "publish_hooks.capture_failed": "Capture failed",
 }
 
 #: Whether an event reads as good news, bad news or neither (chat colours).
@@ -50,6 +56,9 @@ TONES = {
     "page.deleted": "danger",
     "workflow.rejected": "danger",
     "publish_hooks.test": "neutral",
+    "publish_hooks.delivery_failed": "danger",
+    "publish_hooks.destination_disabled": "danger",
+    "publish_hooks.capture_failed": "danger",
 }
 
 
@@ -98,11 +107,14 @@ def summarize(payload: Mapping[str, Any]) -> Summary:
     actor = _mapping(data.get("actor"))
     before = _mapping(data.get("moved")).get("urls_before")
     previous = _text(before[0]) if isinstance(before, list | tuple) and before else None
+    verb = VERBS.get(event_type, event_type.rsplit(".", 1)[-1].replace("_", " "))
+    if event_type in OPERATIONAL_VERBS:
+        title, verb, url = _operational(event_type, data, title, verb, url)
     return Summary(
         event_id=str(payload.get("id", "")),
         event_type=event_type,
         label=LABELS.get(event_type, event_type),
-        verb=VERBS.get(event_type, event_type.rsplit(".", 1)[-1].replace("_", " ")),
+        verb=verb,
         tone=TONES.get(event_type, "neutral"),
         title=str(title),
         object_type=_text(subject.get("type")),
@@ -112,6 +124,55 @@ def summarize(payload: Mapping[str, Any]) -> Summary:
         scheduled=bool(data.get("scheduled")),
         previous_url=previous,
     )
+
+
+#: The operational events (``operational.py``), which are about a destination, not an object.
+OPERATIONAL_VERBS = frozenset(
+    {
+        "publish_hooks.delivery_failed",
+        "publish_hooks.destination_disabled",
+        "publish_hooks.capture_failed",
+    }
+)
+
+
+def _operational(
+    event_type: str, data: Mapping[str, Any], title: Any, verb: str, url: str | None
+) -> tuple[Any, str, str | None]:
+    """Title, verb and link of an operational event: ``“consumer” was failing: 3 deliveries
+    failed after their last attempt (last: HTTP 500 …)``."""
+    url = _text(data.get("admin_url")) or url
+    if url and not url.startswith(("http://", "https://")):
+        url = None
+    destination = _text(data.get("destination"))
+    if event_type == "publish_hooks.delivery_failed" and destination:
+        count = data.get("count")
+        count = count if isinstance(count, int) and not isinstance(count, bool) else 1
+        last = _mapping(data.get("last_failure"))
+        what = "1 delivery" if count == 1 else f"{count} deliveries"
+        verb = f"failing: {what} failed after the last attempt"
+        error = _text(last.get("error"))
+        if error:
+            verb += f" (last: {_shorten(error)})"
+        return destination, verb, url
+    if event_type == "publish_hooks.destination_disabled" and destination:
+        reason = _text(data.get("reason"))
+        return destination, f"disabled: {_shorten(reason)}" if reason else verb, url
+    failure = _mapping(data.get("capture_failure"))
+    if failure:
+        # “page.published of blog.BlogPage 12” was not captured (OperationalError)
+        title = _text(failure.get("event_type")) or "An event"
+        subject = _mapping(failure.get("object"))
+        if _text(subject.get("type")):
+            title += f" of {subject['type']} {subject.get('id')}"
+    error = _text(failure.get("error")) or _text(data.get("error"))
+    if error:
+        verb = f"{verb} ({_shorten(error)})"
+    return title, verb, url
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

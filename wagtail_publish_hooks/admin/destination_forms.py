@@ -29,6 +29,8 @@ FIELD_FOR_KEY = {
     "MODELS": "model_labels",
     "EXCLUDE_ALIASES": "exclude_aliases",
     "INCLUDE": "include",
+    "RETRY_SCHEDULE": "retry_schedule",
+    "MAX_ATTEMPTS": "max_attempts",
 }
 
 
@@ -239,6 +241,36 @@ class LinesField(forms.CharField):
         return lines or None
 
 
+class ScheduleField(forms.CharField):
+    """A ``RETRY_SCHEDULE``: delays in seconds separated by commas or spaces; empty means "the
+    global" (``None``). Bounds are the system checks' (E052, E048), run by the form."""
+
+    def prepare_value(self, value: Any) -> Any:
+        if isinstance(value, str) and value.startswith("["):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return value
+        if isinstance(value, list | tuple):
+            return ", ".join(
+                f"{item:g}" if isinstance(item, float) else str(item) for item in value
+            )
+        return value
+
+    def to_python(self, value: Any) -> list[int | float] | None:  # type: ignore[override]
+        text = super().to_python(value) or ""
+        delays: list[int | float] = []
+        for item in text.replace(",", " ").split():
+            try:
+                number = float(item)
+            except ValueError:
+                raise forms.ValidationError(
+                    _("“%(item)s” is not a number of seconds.") % {"item": item[:20]}
+                ) from None
+            delays.append(int(number) if number.is_integer() and "." not in item else number)
+        return delays or None
+
+
 class DestinationForm(forms.ModelForm):
     """Create or edit a :class:`~wagtail_publish_hooks.models.ManagedDestination`.
 
@@ -328,6 +360,22 @@ class DestinationForm(forms.ModelForm):
         choices=[(name, name) for name in sorted(KNOWN_INCLUDES)],
         help_text=_("Extra documents sent with each event: 'api' adds the page's API document."),
     )
+    retry_schedule = ScheduleField(
+        label=_("Retry schedule"),
+        required=False,
+        help_text=_(
+            "Seconds to wait after each failed attempt, such as “10, 60, 300” (the last one "
+            "repeats). Empty: the site's RETRY_SCHEDULE."
+        ),
+    )
+    max_attempts = forms.IntegerField(
+        label=_("Maximum attempts"),
+        required=False,
+        help_text=_(
+            "Attempts before a delivery fails, from 1 to 100: few for chat messages, which are "
+            "noise when late; many for a build hook. Empty: the site's MAX_ATTEMPTS."
+        ),
+    )
 
     field_order = [
         "alias",
@@ -340,6 +388,8 @@ class DestinationForm(forms.ModelForm):
         "model_labels",
         "exclude_aliases",
         "include",
+        "retry_schedule",
+        "max_attempts",
     ]
 
     class Meta:
@@ -352,6 +402,8 @@ class DestinationForm(forms.ModelForm):
             "model_labels",
             "exclude_aliases",
             "include",
+            "retry_schedule",
+            "max_attempts",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -581,6 +633,8 @@ class DestinationForm(forms.ModelForm):
             model_labels=cleaned.get("model_labels"),
             exclude_aliases=cleaned.get("exclude_aliases"),
             include=list(cleaned.get("include") or []),
+            retry_schedule=cleaned.get("retry_schedule"),
+            max_attempts=cleaned.get("max_attempts"),
         )
         return instance.to_config()
 

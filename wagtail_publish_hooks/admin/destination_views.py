@@ -32,7 +32,13 @@ from wagtail.log_actions import log
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import policy_registry
 
-from ..conf import RECEIVER_PREFIX, get_backend, get_destinations, settings_destinations
+from ..conf import (
+    RECEIVER_PREFIX,
+    get_backend,
+    get_destinations,
+    get_settings,
+    settings_destinations,
+)
 from ..encryption import DecryptionError
 from ..managed import managed_problems
 from ..models import DestinationState, ManagedDestination
@@ -158,11 +164,34 @@ class DestinationRow:
         return "positive"
 
     @property
+    def retry_policy(self) -> str:
+        """How its deliveries are retried, and whether by its own keys or the site's."""
+        policy = get_settings().retry_policy(self.alias)
+        destination = get_destinations().get(self.alias)
+        own = destination is not None and (
+            destination.retry_schedule is not None or destination.max_attempts is not None
+        )
+        delays = ", ".join(_seconds(delay) for delay in policy.schedule)
+        text = _("Up to %(attempts)s attempts; waits %(delays)s (the last one repeats)") % {
+            "attempts": policy.max_attempts,
+            "delays": delays,
+        }
+        source = _("its own") if own else _("the site's")
+        return f"{text} — {source}"
+
+    @property
     def deliveries_url(self) -> str | None:
         try:
             return reverse("wagtail_publish_hooks:deliveries") + f"?destination={self.alias}"
         except NoReverseMatch:
             return None
+
+
+def _seconds(value: float) -> str:
+    for unit, size in (("h", 3600), ("min", 60)):
+        if value >= size and value % size == 0:
+            return f"{value / size:g} {unit}"
+    return f"{value:g} s"
 
 
 def describe(alias: str) -> str:
