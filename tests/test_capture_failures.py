@@ -275,6 +275,24 @@ def test_a_destination_whose_own_capture_fails_is_sent_the_event_and_the_failure
     assert "[destination consumer]" in status()
 
 
+def test_a_destination_is_not_told_of_the_failure_of_its_own_capture(
+    sink, httpserver, secret, blog_index
+):
+    sink(
+        BACKEND="tests.test_capture_failures.FailingCaptureBackend",
+        EVENTS=["page.*", CAPTURE_FAILED],
+    )
+    page = BlogPage(title="Post", slug="post", live=False)
+    blog_index.add_child(instance=page)
+    with transaction.atomic():
+        page.save_revision().publish()
+    assert [body["type"] for body in received(httpserver, secret, "/hooks")] == [
+        events.PAGE_PUBLISHED
+    ]
+    [report] = received(httpserver, secret, "/ops")
+    assert report["data"]["destination"] == "consumer"
+
+
 def test_emit_whose_object_cannot_be_described_is_recorded(sink, monkeypatch, site_root):
     from wagtail_publish_hooks import emit
 

@@ -38,7 +38,7 @@ from .models import (
     Event,
 )
 from .receivers import ReceivedEvent, Receiver, call_in_process
-from .routing import Route, in_process_receivers_for, route_to, routes_for
+from .routing import Route, in_process_receivers_for, operational_routes, route_to, routes_for
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -313,7 +313,17 @@ def record_capture_failure(
     try:
         failure = _write_capture_failure(event_type, instance, exc, destination)
         if failure is not None and not nested and event_type != CAPTURE_FAILED:
-            record_event(CAPTURE_FAILED, data=capture_failed_data(failure))
+            # A failure of one destination's own capture is never reported to that destination.
+            about = failure.destination or ""
+            record_event(
+                CAPTURE_FAILED,
+                data=capture_failed_data(failure),
+                destinations=(
+                    [route.alias for route in operational_routes(CAPTURE_FAILED, about)]
+                    if about
+                    else None
+                ),
+            )
         return failure
     except Exception:
         logger.exception("Publish hooks could not record the capture failure of %s", event_type)
