@@ -152,6 +152,7 @@ class Command(BaseCommand):
             rows.append([alias, backend, *(str(counts[alias].get(s, 0)) for s in statuses), health])
         if not rows:
             self.stdout.write("No destinations are configured and nothing has been delivered.")
+            self._upkeep_status()
             return
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         table: list[list[str]] = [header, *rows]
