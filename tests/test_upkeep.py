@@ -129,7 +129,7 @@ def test_the_worker_keeps_sweep_and_prune_running_and_a_lost_enqueue_is_swept(
     assert prune_row.last_result == "0 event(s) deleted"
     report = status()
     assert "Sweep: last ran " in report and "; next due " in report
-    assert "Prune: last ran " in report and "(0 event(s) deleted)" in report
+    assert "Prune: last ran " in report and ": 0 event(s) deleted;" in report
 
     # An enqueue is lost: the task backend was unreachable when these events were recorded.
     settings.WAGTAIL_PUBLISH_HOOKS = {**worker_config, "TASK_BACKEND": "unreachable"}

@@ -171,7 +171,7 @@ class Command(BaseCommand):
         for name in INTERVALS:
             row = rows.get(name)
             last = (
-                f"last ran {_when(row.last_run_at)} ({row.last_result})"
+                f"last ran {_when(row.last_run_at)}: {row.last_result}"
                 if row is not None and row.last_run_at is not None
                 else "never ran as a task"
             )
