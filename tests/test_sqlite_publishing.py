@@ -184,3 +184,43 @@ def test_recommended_sqlite_options_keep_every_publish_safe_beside_the_worker(
     assert Delivery.objects.filter(status=DeliveryStatus.DELIVERED).count() == PUBLISHES
     received = sink.snapshot()[before:]
     assert len({record.webhook_id for record in received}) == PUBLISHES
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({}, "its transactions are DEFERRED"),
+        ({"transaction_mode": "DEFERRED", "timeout": 20}, "its transactions are DEFERRED"),
+        ({"transaction_mode": "IMMEDIATE", "timeout": 0}, "its busy timeout is 0 seconds"),
+        ({"transaction_mode": "IMMEDIATE", "timeout": 20}, None),
+        ({"transaction_mode": "exclusive"}, None),  # Python's default timeout, 5 s
+    ],
+)
+def test_w024_names_the_database_and_the_options_to_add(settings, options, problem):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    original = connection.settings_dict["OPTIONS"]
+    connection.settings_dict["OPTIONS"] = options
+    try:
+        messages = check_sqlite_transactions()
+    finally:
+        connection.settings_dict["OPTIONS"] = original
+    if problem is None:
+        assert messages == []
+        return
+    (message,) = messages
+    assert message.id == "wagtail_publish_hooks.W024"
+    assert message.msg.startswith("DATABASES['default'] is SQLite")
+    assert problem in message.msg
+    assert "\"OPTIONS\": {'transaction_mode': 'IMMEDIATE', 'timeout': 20}" in message.hint
+
+
+def test_w024_is_silent_without_a_worker(settings):
+    from tests.conftest import IMMEDIATE_BACKEND
+
+    settings.TASKS = {"default": {"BACKEND": IMMEDIATE_BACKEND}}
+    original = connection.settings_dict["OPTIONS"]
+    connection.settings_dict["OPTIONS"] = {}
+    try:
+        assert check_sqlite_transactions() == []
+    finally:
+        connection.settings_dict["OPTIONS"] = original

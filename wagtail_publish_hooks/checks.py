@@ -1229,8 +1229,9 @@ def check_sqlite_transactions(app_configs=None, **kwargs) -> list[checks.CheckMe
     messages: list[checks.CheckMessage] = []
     for alias in sorted(aliases):
         connection = connections[alias]
-        if connection.vendor != "sqlite" or connection.is_in_memory_db():
-            continue
+        name = str(connection.settings_dict.get("NAME") or "")
+        if connection.vendor != "sqlite" or name == ":memory:" or "mode=memory" in name:
+            continue  # not SQLite, or in memory: no other process shares it
         options = connection.settings_dict.get("OPTIONS") or {}
         mode = str(options.get("transaction_mode") or "DEFERRED").upper()
         timeout = options.get("timeout", 5)
