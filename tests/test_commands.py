@@ -224,3 +224,35 @@ def test_enable_a_disabled_destination(webhook_destination, httpserver, draft_bl
     assert "was not disabled" in command("enable", "consumer")
     command("redeliver", "--failed")
     assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
+
+
+def test_status_says_when_sweep_and_prune_last_ran_and_run_next(settings, db):
+    from wagtail_publish_hooks.models import Upkeep
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.WAGTAIL_PUBLISH_HOOKS = {"DESTINATIONS": {}}
+    now = timezone.now()
+    Upkeep.objects.create(
+        name="sweep",
+        token="00000000-0000-0000-0000-000000000001",
+        next_run_at=now + timedelta(seconds=50),
+        last_run_at=now - timedelta(seconds=10),
+        last_result="0 lease(s) released, 0 due",
+    )
+    output = command("status")
+    sweep_line = next(line for line in output.splitlines() if line.startswith("Sweep:"))
+    assert "last ran " in sweep_line and "s ago): 0 lease(s) released, 0 due;" in sweep_line
+    assert "; next due " in sweep_line and ("(in 50 s)" in sweep_line or "(in 49 s)" in sweep_line)
+    assert "Prune: never ran as a task; starts with the worker's next delivery run." in output
+
+
+def test_sweep_from_cron_also_starts_the_upkeep_tasks(settings, db):
+    from wagtail_publish_hooks.models import Upkeep
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.WAGTAIL_PUBLISH_HOOKS = {"DESTINATIONS": {}}
+    command("sweep")
+    assert set(Upkeep.objects.filter(token__isnull=False).values_list("name", flat=True)) == {
+        "sweep",
+        "prune",
+    }

@@ -404,3 +404,25 @@ class CaptureFailure(models.Model):
     @property
     def is_resolved(self) -> bool:
         return self.resolved_at is not None
+
+
+class Upkeep(models.Model):
+    """The package's own periodic work (the sweep, the prune), run as self-rescheduling tasks.
+
+    One row per job: ``token`` names the one pending run; a run whose token is no longer the
+    row's is a leftover and does nothing, so at most one chain of each job is ever live.
+    """
+
+    name = models.CharField(_("name"), max_length=20, primary_key=True)
+    token = models.UUIDField(_("token of the pending run"), null=True, blank=True)
+    task_id = models.CharField(_("task id of the pending run"), max_length=64, blank=True)
+    next_run_at = models.DateTimeField(_("next run at"), null=True, blank=True)
+    last_run_at = models.DateTimeField(_("last run at"), null=True, blank=True)
+    last_result = models.CharField(_("last result"), max_length=255, blank=True)
+
+    class Meta:
+        verbose_name = _("upkeep job")
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,7 +1,8 @@
 """The background task, on Django's tasks framework (``django.tasks``, or the backport).
 
 One task run drains due deliveries in batches; it is enqueued once per committed transaction
-that recorded events, by ``publish_hooks sweep``, and (deferred) for scheduled retries.
+that recorded events, by the sweep, and (deferred) for scheduled retries. Where the backend can
+defer tasks, the sweep and the prune run as tasks too (``run_upkeep``, see ``upkeep.py``).
 """
 
 from __future__ import annotations
@@ -42,8 +43,41 @@ def _default_backend_alias() -> str:
 def deliver_due_deliveries() -> dict[str, int]:
     """Send every delivery that is due, in batches, until none is left or time runs out."""
     from .delivery import run_due_deliveries
+    from .upkeep import ensure_upkeep
 
+    # The worker keeps the sweep and the prune running, where the backend can defer tasks.
+    ensure_upkeep()
     return run_due_deliveries().as_dict()
+
+
+@task(backend=_default_backend_alias())
+def run_upkeep(name: str, token: str) -> dict[str, Any]:
+    """One run of an upkeep job (``sweep`` or ``prune``), which schedules the next one."""
+    from .upkeep import run_scheduled
+
+    return run_scheduled(name, token)
+
+
+def enqueue_upkeep(name: str, token: Any, run_after: datetime | None) -> str | None:
+    """Enqueue an upkeep run (deferred to ``run_after``). Never raises: the task id, or
+    ``None`` when it could not be enqueued."""
+    settings = get_settings()
+    try:
+        options: dict[str, Any] = {
+            "backend": settings.TASK_BACKEND,
+            "queue_name": settings.QUEUE_NAME,
+        }
+        if run_after is not None and run_after > timezone.now():
+            options["run_after"] = run_after
+        result = run_upkeep.using(**options).enqueue(name, str(token))
+    except Exception:
+        logger.exception(
+            "Publish hooks could not enqueue its %s task on task backend %r",
+            name,
+            settings.TASK_BACKEND,
+        )
+        return None
+    return str(result.id)
 
 
 def _enqueue(run_after: datetime | None = None) -> bool:

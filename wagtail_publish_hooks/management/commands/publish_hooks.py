@@ -12,24 +12,26 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from wagtail_publish_hooks.conf import get_backend, get_destinations, get_settings
-from wagtail_publish_hooks.delivery import (
-    redeliver,
-    release_expired_leases,
-    run_due_deliveries,
-)
+from wagtail_publish_hooks.delivery import redeliver, run_due_deliveries
 from wagtail_publish_hooks.limits import SETTING_LIMITS
 from wagtail_publish_hooks.models import (
     Delivery,
     DeliveryStatus,
     DestinationState,
-    Event,
+    Upkeep,
     retention_cutoff,
 )
 from wagtail_publish_hooks.outbox import send_test_event
 from wagtail_publish_hooks.receivers import get_receiver, registered_receivers
-from wagtail_publish_hooks.tasks import enqueue_delivery_run
-
-PRUNE_CHUNK = 1000
+from wagtail_publish_hooks.upkeep import (
+    INTERVALS,
+    PRUNE_CHUNK,
+    backend_can_defer,
+    ensure_upkeep,
+    old_finished_events,
+    prune,
+    sweep,
+)
 
 
 class Command(BaseCommand):
@@ -151,6 +153,7 @@ class Command(BaseCommand):
         if not rows:
             self.stdout.write("No destinations are configured and nothing has been delivered.")
             self.write_capture_failures()
+            self._upkeep_status()
             return
         widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
         table: list[list[str]] = [header, *rows]
@@ -161,6 +164,26 @@ class Command(BaseCommand):
         self.write_capture_failures()
         if not get_settings().ENABLED:
             self.stdout.write(self.style.WARNING("Capture is disabled (ENABLED is False)."))
+        self._upkeep_status()
+
+    def _upkeep_status(self) -> None:
+        """When the sweep and the prune last ran, and when they run next."""
+        rows = {row.name: row for row in Upkeep.objects.all()}
+        automatic = backend_can_defer()
+        for name in INTERVALS:
+            row = rows.get(name)
+            last = (
+                f"last ran {_when(row.last_run_at)}: {row.last_result}"
+                if row is not None and row.last_run_at is not None
+                else "never ran as a task"
+            )
+            if not automatic:
+                following = "the task backend cannot defer tasks: run it from cron"
+            elif row is not None and row.token is not None and row.next_run_at is not None:
+                following = f"next due {_when(row.next_run_at)}"
+            else:
+                following = "starts with the worker's next delivery run"
+            self.stdout.write(f"{name.capitalize()}: {last}; {following}.")
 
     #: How many unresolved capture failures ``status`` lists.
     CAPTURE_FAILURES_SHOWN = 10
@@ -283,10 +306,11 @@ class Command(BaseCommand):
     # -- sweep -----------------------------------------------------------------------------------
 
     def handle_sweep(self, *, run: bool, **options: Any) -> None:
-        released = release_expired_leases()
-        due = Delivery.objects.due().count()
+        result = sweep(enqueue=not run)
+        due = result.due
         self.info(
-            f"{released} expired lease(s) released; {due} deliver{'y' if due == 1 else 'ies'} due."
+            f"{result.released} expired lease(s) released; "
+            f"{due} deliver{'y' if due == 1 else 'ies'} due."
         )
         if run:
             summary = run_due_deliveries(max_seconds=float("inf"), enqueue_successor=False)
@@ -295,13 +319,15 @@ class Command(BaseCommand):
                 f"failed {summary.failed}."
             )
         elif due:
-            if enqueue_delivery_run():
+            if result.enqueued:
                 self.info("A delivery run was enqueued.")
             else:
                 raise CommandError(
                     "Could not enqueue a delivery run; see the log. "
                     "'publish_hooks sweep --run' delivers in this process."
                 )
+        # A site that runs the sweep from cron also (re)starts the sweep and prune tasks.
+        ensure_upkeep(force=True)
 
     # -- prune -----------------------------------------------------------------------------------
 
@@ -313,26 +339,19 @@ class Command(BaseCommand):
         if days > most:
             raise CommandError(f"--days must be at most {most}.")
         cutoff = retention_cutoff(days)
-        unfinished = Delivery.objects.exclude(
-            status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
-        ).values("event_id")
-        old = Event.objects.filter(created_at__lt=cutoff).exclude(pk__in=unfinished)
-        total = old.count()
+        total = old_finished_events(days).count()
         if dry_run:
             self.info(f"{total} event(s) older than {days} day(s) would be deleted.")
             return
         if not total:
             self.info(f"No finished events older than {days} day(s).")
             return
-        deleted = 0
-        while True:
-            ids = list(old.order_by("pk").values_list("pk", flat=True)[:PRUNE_CHUNK])
-            if not ids:
-                break
-            Event.objects.filter(pk__in=ids).delete()
-            deleted += len(ids)
-            if self.verbosity >= 1 and total > PRUNE_CHUNK:
+
+        def progress(deleted: int) -> None:
+            if total > PRUNE_CHUNK:
                 self.info(f"  {deleted}/{total} events deleted")
+
+        deleted = prune(days, progress=progress)
         self.info(
             self.style.SUCCESS(
                 f"Deleted {deleted} event(s) older than {days} day(s) "
@@ -406,3 +425,10 @@ class Command(BaseCommand):
                 "previous SECRET_KEY into SECRET_KEY_FALLBACKS, or the previous key into "
                 "ENCRYPTION_KEYS), or enter their secrets again in the admin."
             )
+
+
+def _when(value: Any) -> str:
+    moment = timezone.localtime(value)
+    seconds = round((value - timezone.now()).total_seconds())
+    relative = f"in {seconds} s" if seconds >= 0 else f"{-seconds} s ago"
+    return f"{moment:%Y-%m-%d %H:%M:%S} ({relative})"
