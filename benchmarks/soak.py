@@ -82,6 +82,8 @@ class SoakResult:
     late: int = 0
     #: Attempts that recorded no response and whose request is not in the sink's log.
     unsent: int = 0
+    #: The errors those attempts recorded, with their counts.
+    unsent_errors: Counter[str] = field(default_factory=Counter)
     #: Connections the sink saw break before it could read a request on them.
     broken_connections: int = 0
     #: Every way in which the accounts disagree; empty when they agree exactly.
@@ -264,9 +266,10 @@ def check_agreement(result: SoakResult, sink: Sink) -> None:
                 f"answered ({_outcomes(sent)})"
             )
             continue
-        for (code, _), record in zip(tried, matched, strict=True):
+        for (code, error), record in zip(tried, matched, strict=True):
             if code is None and record is None:
                 result.unsent += 1
+                result.unsent_errors[error] += 1
             elif code is None and record is not None and record.outcome not in (STALLED, BROKEN):
                 result.late += 1
     for key in set(records) - seen_keys:
@@ -392,6 +395,8 @@ def main() -> None:
         )
         connection.close()
     print(result.summary())
+    for error, count in result.unsent_errors.most_common():
+        print(f"  not in the sink's log, {count}x: {error}")
     print(result.status_output)
     if cluster is not None:
         cluster.stop()
