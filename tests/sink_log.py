@@ -154,9 +154,17 @@ class Sink:
                 self.count += 1
                 self.records.append(
                     Record(
-                        self.count, request.path, webhook_id, None, BROKEN, 0, False,
-                        worker, arrived, time.monotonic(),
-                    )  # fmt: skip
+                        self.count,
+                        request.path,
+                        webhook_id,
+                        None,
+                        BROKEN,
+                        0,
+                        False,
+                        worker,
+                        arrived,
+                        time.monotonic(),
+                    )
                 )
             request.close_connection = True
             return
@@ -187,9 +195,17 @@ class Sink:
             with self.lock:
                 self.records.append(
                     Record(
-                        count, request.path, webhook_id, n, outcome, status, overlapped,
-                        worker, arrived, time.monotonic(),
-                    )  # fmt: skip
+                        count,
+                        request.path,
+                        webhook_id,
+                        n,
+                        outcome,
+                        status,
+                        overlapped,
+                        worker,
+                        arrived,
+                        time.monotonic(),
+                    )
                 )
         reply = b"ok" if status == 200 else b"try again"
         try:

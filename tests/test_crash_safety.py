@@ -51,7 +51,7 @@ def worker_config(settings, sink):
     settings.TASKS = DB_TASKS
     config = {
         "DESTINATIONS": {
-            alias: {"BACKEND": WEBHOOK, "OPTIONS": {"URL": sink.url(f"/{alias}")}}
+            alias: {"BACKEND": WEBHOOK, "OPTIONS": {"URL": sink.url(f"/{alias}"), "TIMEOUT": 1}}
             for alias in DESTINATIONS
         },
         "ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8"],

@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from django.core import checks
 from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
@@ -34,6 +35,8 @@ from wagtail_publish_hooks.models import (
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+SLACK = "wagtail_publish_hooks.backends.slack.SlackBackend"
 
 
 @pytest.fixture
@@ -239,3 +242,57 @@ def test_cron_commands_are_quiet_with_verbosity_0(deliveries, configure):
     out = io.StringIO()
     call_command("publish_hooks", "prune", verbosity=0, stdout=out)
     assert out.getvalue() == ""
+
+
+# -- Checks: the lease against each destination's longest send ---------------------------------
+
+
+def lease_messages() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for message in checks.run_checks(tags=["wagtail_publish_hooks"]):
+        if message.id.endswith(("E049", "W017", "W022")):
+            found.setdefault(message.id.rsplit(".", 1)[1], []).append(message.msg)
+    return found
+
+
+def test_a_send_as_long_as_the_lease_is_an_error(configure):
+    configure(
+        DESTINATIONS={
+            "slow": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": "https://x.example/", "TIMEOUT": 30}},
+            "chat": {"BACKEND": SLACK, "OPTIONS": {"URL": "https://hooks.slack.com/services/x"}},
+            "quick": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": "https://x.example/", "TIMEOUT": 5}},
+        },
+        LEASE_SECONDS=22,
+    )
+    found = lease_messages()
+    assert found["E049"] == [
+        "WAGTAIL_PUBLISH_HOOKS['DESTINATIONS']['slow']['OPTIONS']['TIMEOUT']: a send may take "
+        "30 s, as long as a claim lasts (LEASE_SECONDS, 22 s): its requests are cut off before "
+        "the claim runs out, so slower responses never count, and another worker could send it "
+        "at the same time."
+    ]
+    # Slack's 10 s requests wait their turn too (MIN_INTERVAL, 1 s): 11 s, half the lease.
+    assert [text.split(":")[0] for text in found["W017"]] == [
+        "WAGTAIL_PUBLISH_HOOKS['DESTINATIONS']['chat']['OPTIONS']['TIMEOUT']"
+    ]
+    assert "a request may take 11 s" in found["W017"][0]
+
+
+def test_a_managed_destination_slower_than_the_lease_is_a_warning(configure):
+    from wagtail_publish_hooks.models import ManagedDestination
+
+    configure(DESTINATIONS={}, LEASE_SECONDS=20)
+    ManagedDestination.objects.create(
+        alias="slow", backend=WEBHOOK, options={"URL": "https://x.example/", "TIMEOUT": 25}
+    )
+    ManagedDestination.objects.create(
+        alias="quick", backend=WEBHOOK, options={"URL": "https://x.example/", "TIMEOUT": 5}
+    )
+    found = lease_messages()
+    assert "E049" not in found and "W017" not in found
+    assert found["W022"] == [
+        "wagtail_publish_hooks.ManagedDestination['slow']['OPTIONS']['TIMEOUT']: a send may take "
+        "25 s, as long as a claim lasts (LEASE_SECONDS, 20 s): its requests are cut off before "
+        "the claim runs out, so slower responses never count, and another worker could send it "
+        "at the same time."
+    ]

@@ -10,6 +10,7 @@ settings stay out of it.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import random
@@ -220,6 +221,7 @@ def test_claims_are_atomic_across_processes(postgres_database):
 # -- Randomised stress: four workers racing with short leases and slow, uneven sends ------------
 
 #: Seeds of the stress runs; ``PUBLISH_HOOKS_STRESS_SEEDS=1,2,3`` runs others.
+WORKER_COMMAND = [sys.executable, "-m", "django", "db_worker", "--no-startup-delay"]
 STRESS_SEEDS = [
     int(seed) for seed in os.environ.get("PUBLISH_HOOKS_STRESS_SEEDS", "11,12").split(",") if seed
 ]
@@ -280,10 +282,12 @@ def test_four_workers_with_short_leases_never_send_one_delivery_twice_at_once(
                 time.sleep(rng.uniform(0, 0.7))
                 workers.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "django", "db_worker", "--no-startup-delay",
-                         "--interval", "0.2"],
-                        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    )  # fmt: skip
+                        [*WORKER_COMMAND, "--interval", "0.2"],
+                        env=env,
+                        cwd=ROOT,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
                 )
             deadline = time.monotonic() + TIMEOUT
             while time.monotonic() < deadline and open_deliveries(postgres_database):
@@ -313,7 +317,7 @@ def test_four_workers_with_short_leases_never_send_one_delivery_twice_at_once(
         by_delivery[record.key].append(record)
     for records in by_delivery.values():
         records.sort(key=lambda record: record.started)
-        for earlier, later in zip(records, records[1:], strict=False):
+        for earlier, later in itertools.pairwise(records):
             assert later.started >= earlier.ended, (earlier, later)
     # Every send is an attempt on record, and the workers really raced for the work.
     assert len(log) == sum(d["attempt_rows"] for d in deliveries)
