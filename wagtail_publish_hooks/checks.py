@@ -373,28 +373,28 @@ def lease_against_send_time(
     send, keys = worst_case_send_seconds(config)
     if send is None or send < lease / 2:
         return []
+    hint = f"Set LEASE_SECONDS above {2 * send:g}, or lower TIMEOUT."
     if send >= lease:
-        number, level = 49, error
         text = (
             f"a send may take {send:g} s, as long as a claim lasts (LEASE_SECONDS, "
             f"{lease:g} s): its requests are cut off before the claim runs out, so slower "
             "responses never count, and another worker could send it at the same time."
         )
     else:
-        number, level = 17, warning
         text = (
-            f"a request may take {send:g} s, half of LEASE_SECONDS ({lease:g} s) or more: its "
-            "requests are cut off before the claim runs out, and a worker that stalls could "
-            "see the claim taken over while it sends."
+            f"a request may take {send:g} s, half of LEASE_SECONDS ({lease:g} s) or more: a "
+            "request still running in the last quarter of the lease is cut off, and a worker "
+            "that stalls during such a send could see its claim taken over."
         )
-    hint = f"Set LEASE_SECONDS above {2 * send:g}, or lower TIMEOUT."
     if managed:
         token = _destinations_path.set(MANAGED_DESTINATIONS)
         try:
             return [warning(22, text, alias=alias, keys=keys, hint=hint)]
         finally:
             _destinations_path.reset(token)
-    return [level(number, text, alias=alias, keys=keys, hint=hint)]
+    if send >= lease:
+        return [error(49, text, alias=alias, keys=keys, hint=hint)]
+    return [warning(17, text, alias=alias, keys=keys, hint=hint)]
 
 
 def worst_case_send_seconds(config: Mapping[str, Any]) -> tuple[float | None, tuple[str, ...]]:
