@@ -23,6 +23,7 @@ import argparse
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -80,8 +81,11 @@ class SoakResult:
     #: Attempts that recorded no response although the sink logged the request and answered
     #: it (too late for the sender's timeout).
     late: int = 0
-    #: Attempts that recorded no response and whose request is not in the sink's log.
+    #: Attempts that recorded that their request was never sent (it could not connect, or its
+    #: deadline passed first); none of them may be in the sink's log.
     unsent: int = 0
+    #: The errors those attempts recorded, with their counts.
+    unsent_errors: Counter[str] = field(default_factory=Counter)
     #: Connections the sink saw break before it could read a request on them.
     broken_connections: int = 0
     #: Every way in which the accounts disagree; empty when they agree exactly.
@@ -103,8 +107,9 @@ class SoakResult:
                 f"{self.deliveries} deliveries, {self.workers} worker processes",
                 f"delivered {delivered}, failed {failed} (after {MAX_ATTEMPTS} attempts)",
                 f"attempts {self.attempts}; sink requests {self.requests} ({outcomes}); "
-                f"{self.late} answered after the sender's timeout, {self.unsent} not in the "
-                f"sink's log, {self.broken_connections} connections broken before a request",
+                f"{self.late} answered after the sender's timeout, {self.unsent} never sent (and "
+                f"not in the sink's log), {self.broken_connections} connections broken before "
+                "a request",
                 f"duration {self.seconds:.1f} s, {self.per_second:.0f} deliveries per second, "
                 f"{self.attempts / self.seconds if self.seconds else 0:.0f} attempts per second",
                 f"peak worker memory (VmHWM): {peak:.0f} MiB per worker at most, "
@@ -264,9 +269,10 @@ def check_agreement(result: SoakResult, sink: Sink) -> None:
                 f"answered ({_outcomes(sent)})"
             )
             continue
-        for (code, _), record in zip(tried, matched, strict=True):
+        for (code, error), record in zip(tried, matched, strict=True):
             if code is None and record is None:
                 result.unsent += 1
+                result.unsent_errors[_without_port(error)] += 1
             elif code is None and record is not None and record.outcome not in (STALLED, BROKEN):
                 result.late += 1
     for key in set(records) - seen_keys:
@@ -296,33 +302,52 @@ def check_agreement(result: SoakResult, sink: Sink) -> None:
             problems.append(f"publish_hooks status has no row for {alias}")
 
 
+#: How an attempt that was never sent begins its error (``wagtail_publish_hooks.http``).
+NOT_SENT = ("not sent to ", "could not connect to ", "could not resolve ")
+
+
+def was_sent(code: int | None, error: str) -> bool:
+    """Whether an attempt's request left the worker, by what the attempt recorded."""
+    return code is not None or not (
+        error.startswith(NOT_SENT) or (error.startswith("connection to ") and "timed out" in error)
+    )
+
+
 def align(tried: list[tuple[int | None, str]], sent: list[Record]) -> list[Record | None] | None:
     """Match a delivery's attempts, in order, with the requests the sink logged for it.
 
     An attempt that recorded a response matches a request the sink answered with that status.
-    An attempt that recorded none (a timeout, a connection that could not be made or broke)
-    matches one request, whatever the sink did with it (a stall, or an answer too late for the
-    sender), or none (the request never reached the sink's log). Every request must be matched.
+    An attempt that recorded none but whose request was sent (a timeout, a connection that
+    broke) matches one request, whatever the sink did with it (a stall, a request that broke
+    off, or an answer too late for the sender). An attempt whose request was never sent (it
+    could not connect, or its deadline passed before it was written: its error says so)
+    matches none. Every request must be matched.
     Returns the request matched by each attempt, or ``None`` when no matching exists.
     """
 
     def match(i: int, j: int) -> list[Record | None] | None:
         if i == len(tried):
             return [] if j == len(sent) else None
-        code = tried[i][0]
+        code, error = tried[i]
         if code is not None:
             if j < len(sent) and sent[j].status == code and sent[j].outcome != STALLED:
                 rest = match(i + 1, j + 1)
                 return None if rest is None else [sent[j], *rest]
             return None
+        if not was_sent(code, error):
+            rest = match(i + 1, j)
+            return None if rest is None else [None, *rest]
         if j < len(sent):
             rest = match(i + 1, j + 1)
             if rest is not None:
                 return [sent[j], *rest]
-        rest = match(i + 1, j)
-        return None if rest is None else [None, *rest]
+        return None
 
     return match(0, 0)
+
+
+def _without_port(error: str) -> str:
+    return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1", error)
 
 
 def database_version() -> str:
@@ -392,6 +417,8 @@ def main() -> None:
         )
         connection.close()
     print(result.summary())
+    for error, count in result.unsent_errors.most_common():
+        print(f"  not in the sink's log, {count}x: {error}")
     print(result.status_output)
     if cluster is not None:
         cluster.stop()

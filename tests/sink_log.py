@@ -39,6 +39,11 @@ class Record:
     outcome: str
     status: int
     overlapped: bool
+    #: Who sent it: the ``x-worker`` header, when the sender set one.
+    worker: str = ""
+    #: When the request arrived and when its answer was ready (``time.monotonic()``).
+    started: float = 0.0
+    ended: float = 0.0
 
     @property
     def key(self) -> tuple[str, str]:
@@ -78,6 +83,9 @@ class Sink:
     faults: Faults = field(default_factory=Faults)
     #: Seconds every request takes (a slower sink makes a kill land mid-run).
     delay: float = 0.0
+    #: Seconds a request takes, by its path, ``webhook-id`` and how many times the sink has
+    #: seen that delivery before; instead of ``delay`` when given.
+    delay_for: Callable[[str, str, int], float] | None = None
     #: Called with the running request count as each request arrives, before it is answered.
     on_request: Callable[[int], None] | None = None
 
@@ -133,8 +141,10 @@ class Sink:
             self.broken_connections += 1
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
+        arrived = time.monotonic()
         length = int(request.headers.get("content-length") or 0)
         webhook_id = request.headers.get("webhook-id", "")
+        worker = request.headers.get("x-worker", "")
         try:
             body = request.rfile.read(length)
             if len(body) < length:
@@ -143,7 +153,18 @@ class Sink:
             with self.lock:
                 self.count += 1
                 self.records.append(
-                    Record(self.count, request.path, webhook_id, None, BROKEN, 0, False)
+                    Record(
+                        self.count,
+                        request.path,
+                        webhook_id,
+                        None,
+                        BROKEN,
+                        0,
+                        False,
+                        worker,
+                        arrived,
+                        time.monotonic(),
+                    )
                 )
             request.close_connection = True
             return
@@ -164,15 +185,27 @@ class Sink:
         try:
             if self.on_request is not None:
                 self.on_request(count)
-            if self.delay:
-                time.sleep(self.delay)
+            delay = self.delay_for(request.path, webhook_id, seen) if self.delay_for else self.delay
+            if delay:
+                time.sleep(delay)
             if outcome == STALLED:
                 time.sleep(self.faults.stall_seconds)
         finally:
             # Logged before the answer goes out: once the sender has the answer, the log has it.
             with self.lock:
                 self.records.append(
-                    Record(count, request.path, webhook_id, n, outcome, status, overlapped)
+                    Record(
+                        count,
+                        request.path,
+                        webhook_id,
+                        n,
+                        outcome,
+                        status,
+                        overlapped,
+                        worker,
+                        arrived,
+                        time.monotonic(),
+                    )
                 )
         reply = b"ok" if status == 200 else b"try again"
         try:

@@ -51,7 +51,7 @@ def worker_config(settings, sink):
     settings.TASKS = DB_TASKS
     config = {
         "DESTINATIONS": {
-            alias: {"BACKEND": WEBHOOK, "OPTIONS": {"URL": sink.url(f"/{alias}")}}
+            alias: {"BACKEND": WEBHOOK, "OPTIONS": {"URL": sink.url(f"/{alias}"), "TIMEOUT": 1}}
             for alias in DESTINATIONS
         },
         "ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8"],
@@ -195,3 +195,60 @@ def test_sweep_recovers_a_lost_enqueue(sink, start_worker, settings, worker_conf
     assert start_worker("--batch").wait(timeout=TIMEOUT) == 0
     assert set(Delivery.objects.values_list("status", flat=True)) == {DeliveryStatus.DELIVERED}
     assert len(sink.snapshot()) == 40
+
+
+# -- An attempt that recorded no response: sent or not, it says which ---------------------------
+
+
+@pytest.mark.parametrize("stall", ["before taking a connection", "on a kept-alive connection"])
+def test_a_request_whose_deadline_passed_before_it_was_written_is_not_sent(
+    configure, deliver, monkeypatch, stall
+):
+    """The soak's attempts "without a response" that the sink never received.
+
+    A request's deadline starts before a connection is taken. On a busy machine the sending
+    thread can stall past it before writing a byte: the deadline watch then shut the kept-alive
+    connection down under it (the write failed: nothing reached the sink, yet the attempt said
+    "no complete response"), or the request went out after its deadline. Now a request is
+    written only while its deadline has not passed, and the attempt says it was not sent.
+    """
+    from wagtail_publish_hooks import http
+
+    with Sink() as sink:
+        configure(
+            DESTINATIONS={
+                "a": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": sink.url("/a"), "TIMEOUT": 0.5}}
+            },
+            TASK_BACKEND="missing",
+            RETRY_SCHEDULE=[3600],
+        )
+        stalls = iter([0.0, 0.8])  # the first send keeps its connection alive; the second stalls
+        if stall == "before taking a connection":
+            resolve = http.resolve_target
+
+            def slow_resolve(*args, **kwargs):
+                time.sleep(next(stalls))
+                return resolve(*args, **kwargs)
+
+            monkeypatch.setattr(http, "resolve_target", slow_resolve)
+        else:
+            get_conn = http._WatchedPoolMixin._get_conn
+
+            def slow_get_conn(self, timeout=None):
+                conn = get_conn(self, timeout)
+                time.sleep(next(stalls))
+                return conn
+
+            monkeypatch.setattr(http._WatchedPoolMixin, "_get_conn", slow_get_conn)
+        seed(2, ["a"], runs=0)
+        deliver()
+        time.sleep(0.2)
+        log = sink.snapshot()
+
+    first, second = Attempt.objects.order_by("delivery_id")
+    assert first.status_code == 200
+    assert second.status_code is None
+    assert second.error.startswith("not sent to http://127.0.0.1:")
+    assert second.error.endswith("0.5 s passed before the request could be sent")
+    # Nothing reached the sink but the first request: the record and the sink agree.
+    assert len(log) == 1

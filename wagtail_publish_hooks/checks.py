@@ -345,11 +345,14 @@ DEFAULT_REQUEST_TIMEOUT = 15.0
 def _check_lease_against_timeouts(
     lease: Any, destinations: Mapping[Any, Any]
 ) -> list[checks.CheckMessage]:
-    """W017: a send that can outlast half the lease may be claimed again while still running.
+    """W017 and E049: a send that can last as long as the lease, or half of it.
 
-    A run renews its claims when less than half of ``LEASE_SECONDS`` is left, before each send;
-    a request allowed to take longer than that can see its claim expire and another worker send
-    the same delivery at the same time.
+    Before each send a worker confirms its claim and extends it by ``LEASE_SECONDS``, and it
+    cuts the send's requests off before the claim runs out, keeping the end of it
+    (``delivery.RECORD_SHARE``) to record the outcome. A destination whose send can take as
+    long as the lease (E049) has its slower responses cut off, and a send the worker cannot
+    cut (one that is not an HTTP request) could outlive its claim and be sent twice at once.
+    Half the lease (W017) leaves a stalled worker little room.
     """
     if lease is None:
         lease = DEFAULTS["LEASE_SECONDS"]
@@ -359,19 +362,88 @@ def _check_lease_against_timeouts(
     for alias, config in destinations.items():
         if not isinstance(config, Mapping) or not isinstance(config.get("OPTIONS", {}), Mapping):
             continue
-        timeout = config.get("OPTIONS", {}).get("TIMEOUT", DEFAULT_REQUEST_TIMEOUT)
-        if _is_number(timeout) and math.isfinite(timeout) and timeout >= lease / 2:
-            messages.append(
-                warning(
-                    17,
-                    f"a request may take {timeout:g} s, but claims are renewed only when less "
-                    f"than half of LEASE_SECONDS ({lease:g} s) is left: a slow send can be "
-                    "claimed again and sent twice at the same time.",
-                    alias=str(alias),
-                    keys=("OPTIONS", "TIMEOUT"),
-                    hint=f"Set LEASE_SECONDS above {2 * timeout:g}, or lower TIMEOUT.",
-                )
-            )
+        messages += lease_against_send_time(str(alias), config, lease)
+    return messages
+
+
+def lease_against_send_time(
+    alias: str, config: Mapping[str, Any], lease: float, *, managed: bool = False
+) -> list[checks.CheckMessage]:
+    """E049 or W017 (W022 for a destination managed in the admin) for one destination."""
+    send, keys = worst_case_send_seconds(config)
+    if send is None or send < lease / 2:
+        return []
+    hint = f"Set LEASE_SECONDS above {2 * send:g}, or lower TIMEOUT."
+    if send >= lease:
+        text = (
+            f"a send may take {send:g} s, as long as a claim lasts (LEASE_SECONDS, "
+            f"{lease:g} s): its requests are cut off before the claim runs out, so slower "
+            "responses never count, and another worker could send it at the same time."
+        )
+    else:
+        text = (
+            f"a request may take {send:g} s, half of LEASE_SECONDS ({lease:g} s) or more: a "
+            "request still running in the last quarter of the lease is cut off, and a worker "
+            "that stalls during such a send could see its claim taken over."
+        )
+    if managed:
+        token = _destinations_path.set(MANAGED_DESTINATIONS)
+        try:
+            return [warning(22, text, alias=alias, keys=keys, hint=hint)]
+        finally:
+            _destinations_path.reset(token)
+    if send >= lease:
+        return [error(49, text, alias=alias, keys=keys, hint=hint)]
+    return [warning(17, text, alias=alias, keys=keys, hint=hint)]
+
+
+def worst_case_send_seconds(config: Mapping[str, Any]) -> tuple[float | None, tuple[str, ...]]:
+    """The longest one send to a destination can take, and the option keys it comes from.
+
+    For the shipped HTTP backends: ``OPTIONS["TIMEOUT"]`` (the deadline of a whole request,
+    connecting included), or the backend's default, plus Slack's ``MIN_INTERVAL`` (a send
+    waits for its turn). ``None`` when nothing can be said (an option that is not a number).
+    """
+    options = config.get("OPTIONS", {})
+    if not isinstance(options, Mapping):
+        return None, ()
+    backend = config.get("BACKEND")
+    default = DEFAULT_REQUEST_TIMEOUT
+    if isinstance(backend, str) and backend.startswith("wagtail_publish_hooks.backends."):
+        default = BACKEND_REQUEST_TIMEOUTS.get(backend.rsplit(".", 1)[-1], default)
+    timeout = options.get("TIMEOUT", default)
+    if not _is_number(timeout) or not math.isfinite(timeout):
+        return None, ()
+    send = float(timeout)
+    if backend == "wagtail_publish_hooks.backends.slack.SlackBackend":
+        interval = options.get("MIN_INTERVAL", 1.0)
+        if _is_number(interval) and math.isfinite(interval):
+            send += float(interval)
+    return send, ("OPTIONS", "TIMEOUT")
+
+
+#: The shipped backends whose request timeout is not ``DEFAULT_REQUEST_TIMEOUT``.
+BACKEND_REQUEST_TIMEOUTS = {"SlackBackend": 10.0}
+
+
+def check_managed_send_times(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """W022: W017 and E049 for the destinations managed in the admin, as warnings (they are
+    data). Nothing a row names is imported."""
+    rows = _managed_destination_rows()
+    if not rows:
+        return []
+    raw = raw_settings()
+    lease = raw.get("LEASE_SECONDS", DEFAULTS["LEASE_SECONDS"])
+    if not _is_number(lease) or lease <= 0:
+        return []
+    in_settings = raw.get("DESTINATIONS")
+    taken = set(in_settings) if isinstance(in_settings, Mapping) else set()
+    messages: list[checks.CheckMessage] = []
+    for row in rows:
+        if row.alias in taken or not isinstance(row.options, Mapping):
+            continue
+        config = {"BACKEND": row.backend, "OPTIONS": row.options}
+        messages += lease_against_send_time(row.alias, config, lease, managed=True)
     return messages
 
 
@@ -1417,6 +1489,7 @@ def check_sqlite_transactions(app_configs=None, **kwargs) -> list[checks.CheckMe
 def register() -> None:
     checks.register(check_settings, "wagtail_publish_hooks")
     checks.register(check_managed_destinations, "wagtail_publish_hooks")
+    checks.register(check_managed_send_times, "wagtail_publish_hooks")
     checks.register(check_receivers, "wagtail_publish_hooks")
     checks.register(check_task_backend, "wagtail_publish_hooks")
     checks.register(check_purge_locations, "wagtail_publish_hooks")

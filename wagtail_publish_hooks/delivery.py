@@ -35,7 +35,7 @@ from .conf import (
 )
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
-from .http import HttpResult, address_policy, policy_for
+from .http import HttpResult, address_policy, policy_for, send_deadline
 from .limits import OutOfLimits
 from .models import (
     DUE_STATUSES,
@@ -59,6 +59,11 @@ CLAIM_TRIES = 5
 #: Outcomes committed together at most, and the longest an outcome waits for its commit.
 FLUSH_SIZE = 25
 FLUSH_SECONDS = 0.25
+
+#: The end of a claim kept for recording its send's outcome: this share of ``LEASE_SECONDS``,
+#: at most ``RECORD_MARGIN_SECONDS``. A send's requests are cut off before it.
+RECORD_SHARE = 0.25
+RECORD_MARGIN_SECONDS = 5.0
 
 
 @dataclass
@@ -153,9 +158,12 @@ def run_due_deliveries(
     )
     out_of_time = False
     while not out_of_time:
+        # The lease runs from here, before the claim: never later than the database's clock.
+        claimed_at = time.monotonic()
         token, batch = claim_with_retries(settings.BATCH_SIZE, settings.LEASE_SECONDS)
         if not batch:
             break
+        lease = Lease(token, settings.LEASE_SECONDS, claimed_at=claimed_at)
         states = {
             state.alias: state
             for state in DestinationState.objects.filter(
@@ -171,7 +179,7 @@ def run_due_deliveries(
         if threads <= 1 or connection.in_atomic_block:
             # (Inside a transaction other threads could not see the claims.)
             results = [
-                send_in_order(group, token, summary, states=states, deadline=deadline)
+                send_in_order(group, lease, summary, states=states, deadline=deadline)
                 for group in groups.values()
             ]
         else:
@@ -183,7 +191,7 @@ def run_due_deliveries(
                         in_own_connection,
                         send_in_order,
                         group,
-                        token,
+                        lease,
                         summary,
                         states=states,
                         deadline=deadline,
@@ -205,26 +213,39 @@ def run_due_deliveries(
 
 def send_in_order(
     deliveries: list[Delivery],
-    token: uuid.UUID,
+    lease: Lease,
     summary: RunSummary,
     *,
     states: dict[str, DestinationState],
     deadline: float,
 ) -> bool:
-    """Send claimed deliveries one after the other. Returns whether time ran out."""
-    lease = Lease(token, get_settings().LEASE_SECONDS)
-    recorder = OutcomeRecorder(token)
+    """Send claimed deliveries one after the other. Returns whether time ran out.
+
+    Before each send the claim is confirmed and extended (:meth:`Lease.confirm`), together
+    with the claims of the outcomes still waiting for their commit: a delivery whose claim
+    was lost (the batch waited longer than ``LEASE_SECONDS`` and another worker took it) is
+    left to that worker, unsent and unrecorded here.
+    """
+    recorder = OutcomeRecorder(lease.token, summary)
     try:
         for index, delivery in enumerate(deliveries):
             if recorder.is_due():
                 recorder.flush()
             if time.monotonic() > deadline:
                 recorder.flush()
-                release_deliveries(deliveries[index:], token)
+                release_deliveries(deliveries[index:], lease.token)
                 return True
-            if not lease.hold(delivery, deliveries[index:]):
-                continue  # the lease ran out and another worker took this delivery over
-            attempt_delivery(delivery, token, summary, states=states, recorder=recorder)
+            if not lease.confirm(delivery, [outcome.delivery for outcome in recorder.pending]):
+                logger.info(
+                    "Publish hooks: the claim on event %s to %r ran out and was taken over; "
+                    "not sent by this run",
+                    delivery.event.event_id,
+                    delivery.destination,
+                )
+                continue
+            attempt_delivery(
+                delivery, lease.token, summary, states=states, recorder=recorder, lease=lease
+            )
     finally:
         recorder.flush()
     return False
@@ -249,8 +270,9 @@ class OutcomeRecorder:
     once) and one per destination's health. ``delivered_at`` is the time of that commit; each
     attempt keeps its own start and duration."""
 
-    def __init__(self, token: uuid.UUID) -> None:
+    def __init__(self, token: uuid.UUID, summary: RunSummary | None = None) -> None:
         self.token = token
+        self.summary = summary
         self.pending: list[Outcome] = []
         self.oldest = 0.0
 
@@ -268,25 +290,29 @@ class OutcomeRecorder:
         if not self.pending:
             return
         outcomes, self.pending = self.pending, []
-        kinds: dict[tuple[Any, ...], list[int]] = {}
-        for outcome in outcomes:
-            delivery = outcome.delivery
-            retrying = delivery.status == DeliveryStatus.RETRYING
-            key = (
-                delivery.status,
-                delivery.next_attempt_at if retrying else None,
-                delivery.last_status_code,
-                delivery.last_error,
-            )
-            kinds.setdefault(key, []).append(delivery.pk)
         now = timezone.now()
         with transaction.atomic():
+            # Only the holder of a claim records on it: an outcome whose claim was lost (the
+            # worker stalled past its lease) belongs to the worker that took it over.
+            held = self._still_held([outcome.delivery.pk for outcome in outcomes])
+            lost = [outcome for outcome in outcomes if outcome.delivery.pk not in held]
+            outcomes = [outcome for outcome in outcomes if outcome.delivery.pk in held]
+            kinds: dict[tuple[Any, ...], list[int]] = {}
+            for outcome in outcomes:
+                delivery = outcome.delivery
+                retrying = delivery.status == DeliveryStatus.RETRYING
+                key = (
+                    delivery.status,
+                    delivery.next_attempt_at if retrying else None,
+                    delivery.last_status_code,
+                    delivery.last_error,
+                )
+                kinds.setdefault(key, []).append(delivery.pk)
             Attempt.objects.bulk_create([outcome.attempt for outcome in outcomes])
             for (status, next_attempt_at, status_code, error_text), pks in kinds.items():
                 changes: dict[str, Any] = {}
                 if next_attempt_at is not None:
                     changes["next_attempt_at"] = next_attempt_at
-                # Only rows this run still holds: one whose lease was lost belongs to another.
                 Delivery.objects.filter(pk__in=pks, lease_token=self.token).update(
                     status=status,
                     attempts=F("attempts") + 1,
@@ -306,6 +332,30 @@ class OutcomeRecorder:
                 _update_destination_state(alias, results)
             # Disables (410, sustained failure) and alerts, these emitted once committed.
             operational.outcomes_recorded(outcomes)
+        if self.summary is not None:
+            for outcome in outcomes:
+                self.summary.count(outcome.delivery.status, outcome.delivery.next_attempt_at)
+        for outcome in lost:
+            logger.warning(
+                "Publish hooks: attempt %d of event %s to %r is not recorded: this worker's "
+                "claim on it ran out before the outcome was committed; the worker that took "
+                "it over sends it again, with the same webhook-id",
+                outcome.attempt.number,
+                outcome.delivery.event.event_id,
+                outcome.delivery.destination,
+            )
+
+    def _still_held(self, pks: list[int]) -> set[int]:
+        """Which of ``pks`` this run still holds, locked until the end of the transaction so
+        that no claim can come between the check and the writes."""
+        rows = Delivery.objects.filter(pk__in=pks, lease_token=self.token)
+        if connection.features.has_select_for_update:
+            return set(rows.select_for_update().values_list("pk", flat=True))
+        # SQLite locks the whole database at a transaction's first write: write first, so that
+        # the lock is held from here on (and a read is never upgraded to a write, which SQLite
+        # may refuse at once).
+        rows.update(lease_expires_at=F("lease_expires_at"))
+        return set(rows.values_list("pk", flat=True))
 
 
 def in_own_connection(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -317,34 +367,49 @@ def in_own_connection(function: Callable[..., T], *args: Any, **kwargs: Any) -> 
 
 
 class Lease:
-    """A run's claim on its batch, renewed before it runs short.
+    """A run's claim on its batch, measured from the moment it was claimed.
 
-    A batch of slow destinations can outlast ``LEASE_SECONDS``; renewing the remaining
-    claims when less than half the lease is left keeps other workers off them, and a delivery
-    whose claim was lost anyway (the worker stalled) is skipped rather than sent twice.
+    Before each send, :meth:`confirm` checks with one conditional ``UPDATE`` that the run
+    still holds the delivery and extends its claim (and those of the outcomes not yet
+    committed) by ``LEASE_SECONDS``. A delivery whose claim was lost is not sent. The HTTP
+    requests of a send end before the claim could run out (:meth:`send_by`), leaving time to
+    record the outcome, so a slow destination cannot outlive the claim either.
     """
 
-    def __init__(self, token: uuid.UUID, seconds: int) -> None:
+    def __init__(self, token: uuid.UUID, seconds: float, *, claimed_at: float) -> None:
         self.token = token
         self.seconds = seconds
-        self.renew_at = time.monotonic() + seconds / 2
-        self.lost: set[int] = set()
+        self.claimed_at = claimed_at
+        #: Monotonic times at which each confirmed claim runs out (others: the claim's).
+        self.expires: dict[int, float] = {}
+        self.lock = threading.Lock()
 
-    def hold(self, delivery: Delivery, remaining: list[Delivery]) -> bool:
-        if time.monotonic() >= self.renew_at:
-            ids = [item.pk for item in remaining]
-            expires = timezone.now() + timedelta(seconds=self.seconds)
-            Delivery.objects.filter(pk__in=ids, lease_token=self.token).update(
-                lease_expires_at=expires
-            )
-            held = set(
-                Delivery.objects.filter(pk__in=ids, lease_token=self.token).values_list(
-                    "pk", flat=True
-                )
-            )
-            self.lost.update(set(ids) - held)
-            self.renew_at = time.monotonic() + self.seconds / 2
-        return delivery.pk not in self.lost
+    @property
+    def margin(self) -> float:
+        """Time kept, at the end of a claim, to commit the outcome of its send."""
+        return min(self.seconds * RECORD_SHARE, RECORD_MARGIN_SECONDS)
+
+    def expires_at(self, delivery: Delivery) -> float:
+        with self.lock:
+            return self.expires.get(delivery.pk, self.claimed_at + self.seconds)
+
+    def send_by(self, delivery: Delivery) -> float:
+        """The monotonic time by which a send of ``delivery`` must have ended."""
+        return self.expires_at(delivery) - self.margin
+
+    def confirm(self, delivery: Delivery, pending: Iterable[Delivery] = ()) -> bool:
+        """Whether this run still holds ``delivery``; if so, its claim (and that of each of
+        ``pending``, sent but not yet recorded, still held) now lasts ``LEASE_SECONDS`` more."""
+        ids = [delivery.pk, *(item.pk for item in pending if item.pk != delivery.pk)]
+        began = time.monotonic()
+        rows = Delivery.objects.filter(pk__in=ids, lease_token=self.token)
+        updated = rows.update(lease_expires_at=timezone.now() + timedelta(seconds=self.seconds))
+        # Nobody takes a claim that has not run out: what was just extended stays held.
+        held = set(ids) if updated == len(ids) else set(rows.values_list("pk", flat=True))
+        with self.lock:
+            for pk in held:
+                self.expires[pk] = began + self.seconds
+        return delivery.pk in held
 
 
 def release_deliveries(deliveries: Iterable[Delivery], token: uuid.UUID) -> None:
@@ -364,9 +429,12 @@ def attempt_delivery(
     *,
     states: dict[str, DestinationState],
     recorder: OutcomeRecorder | None = None,
+    lease: Lease | None = None,
 ) -> None:
     """Send one claimed delivery and record what happened (through ``recorder``, which may
     hold the record back a moment to commit it with others; without one, at once).
+
+    With ``lease``, the requests of the send end before the claim could run out.
 
     ``states`` holds the batch's destination states; it is updated when a destination is
     disabled, so the rest of the batch sees it.
@@ -397,7 +465,10 @@ def attempt_delivery(
     else:
         try:
             # Every request the backend makes is held to its destination's address policy.
-            with address_policy(policy_for(delivery.destination)):
+            with (
+                address_policy(policy_for(delivery.destination)),
+                send_deadline(lease.send_by(delivery) if lease is not None else None),
+            ):
                 result = get_backend(delivery.destination).deliver(delivery)
         except DestinationGone as exc:
             error, gone = exc, True
@@ -478,7 +549,7 @@ def attempt_delivery(
         gone_reason=error_text if gone else None,
     )
     if recorder is None:
-        recorder = OutcomeRecorder(token)
+        recorder = OutcomeRecorder(token, summary)
         recorder.add(record)
         recorder.flush()
     else:
@@ -488,7 +559,6 @@ def attempt_delivery(
             alias=delivery.destination, disabled_at=now, disabled_reason=error_text
         )
 
-    summary.count(status, next_attempt_at)
     logger.info(
         "Publish hooks: event %s to %r: attempt %d %s%s",
         delivery.event.event_id,

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.connection import allowed_gai_family
 
@@ -449,12 +450,38 @@ class _WatchedPoolMixin:
         return conn
 
 
-class _WatchedHTTPConnectionPool(_WatchedPoolMixin, HTTPConnectionPool):
+class _DeadlinePassed(OSError):
+    """The request's deadline passed before its first byte was written: it is not sent."""
+
+
+class _WatchedConnectionMixin:
+    """Writes a request only while its deadline has not passed, and tells its watch that the
+    request has left, so that a failure can say whether anything was sent."""
+
+    def send(self, data: Any) -> None:
+        watch = getattr(_local, "watch", None)
+        if watch is not None and not watch.sent:
+            if getattr(self, "sock", None) is None and getattr(self, "auto_open", False):
+                self.connect()  # type: ignore[attr-defined]
+            if not watch.begin_sending():
+                raise _DeadlinePassed("the request's deadline passed before it was sent")
+        super().send(data)  # type: ignore[misc]
+
+
+class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
     pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPConnectionPool(_WatchedPoolMixin, HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
 
 
 class _WatchedHTTPSConnectionPool(_WatchedPoolMixin, HTTPSConnectionPool):
-    pass
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 class PinnedAddressAdapter(HTTPAdapter):
@@ -551,14 +578,24 @@ class _Watch:
     whatever read or write is blocked on it: a peer that trickles bytes cannot hold a worker
     beyond the deadline, however short each wait for a byte."""
 
-    __slots__ = ("conn", "deadline", "expired", "finished", "lock")
+    __slots__ = ("conn", "deadline", "expired", "finished", "lock", "sent")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.conn: Any = None
         self.expired = False
         self.finished = False
+        #: Whether the request's first byte has been written.
+        self.sent = False
         self.lock = threading.Lock()
+
+    def begin_sending(self) -> bool:
+        """Called before the request's first byte: whether it may still be written."""
+        with self.lock:
+            if self.expired:
+                return False
+            self.sent = True
+            return True
 
     def expire(self) -> bool:
         """Called at the deadline; returns whether to look again shortly (not yet connected)."""
@@ -645,6 +682,22 @@ _watchdog = _Watchdog()
 os.register_at_fork(after_in_child=_watchdog._reset)
 
 
+_send_by: ContextVar[float | None] = ContextVar("wagtail_publish_hooks_send_by", default=None)
+
+
+@contextlib.contextmanager
+def send_deadline(at: float | None) -> Iterator[None]:
+    """End every request made in this thread (or task) inside the block by ``at``, a
+    :func:`time.monotonic` time, however long its ``timeout``; one that would begin after it is
+    not sent. The worker sets it to the end of its claim on the delivery, so that no request of
+    a send outlives the claim. ``None`` sets no limit."""
+    token = _send_by.set(at)
+    try:
+        yield
+    finally:
+        _send_by.reset(token)
+
+
 def _watch_expired() -> bool:
     watch = getattr(_local, "watch", None)
     return bool(watch is not None and watch.expired)
@@ -719,6 +772,16 @@ def send_request(
     recorded_headers = redact_headers(request_headers)
     connect = min(connect_timeout or timeout, timeout)
     started = time.monotonic()
+    limit = _send_by.get()
+    if limit is not None and limit < started + timeout:
+        if limit <= started:
+            raise DeliveryError(
+                f"not sent to {describe_url(url)}: the worker's claim on the delivery was "
+                "running out (LEASE_SECONDS)",
+                request_headers=recorded_headers,
+            )
+        timeout = limit - started
+        connect = min(connect, timeout)
     watch = _Watch(started + timeout)
     _local.watch = watch
     _watchdog.watch(watch)
@@ -744,8 +807,15 @@ def _exchange(
     started = time.monotonic()
 
     def failure(message: str, **kwargs: Any) -> DeliveryError:
-        if watch.expired:
-            message = f"no complete response from {describe_url(url)} within {timeout:g} s"
+        if watch.expired and watch.sent:
+            message = f"no complete response from {describe_url(url)} within {timeout:.3g} s"
+        elif watch.expired:
+            # The deadline passed while connecting, or before the request could be written (a
+            # busy machine): the request never left, and the record says so.
+            message = (
+                f"not sent to {describe_url(url)}: {timeout:.3g} s passed before the request "
+                "could be sent"
+            )
         return DeliveryError(message, request_headers=recorded_headers, **kwargs)
 
     try:
@@ -765,6 +835,10 @@ def _exchange(
     except requests.exceptions.SSLError:
         raise failure(f"TLS error talking to {describe_url(url)}") from None
     except requests.exceptions.ConnectionError as exc:
+        if watch.sent:
+            raise failure(
+                f"the connection to {describe_url(url)} broke: {_connection_reason(exc)}"
+            ) from None
         raise failure(
             f"could not connect to {describe_url(url)}: {_connection_reason(exc)}"
         ) from None
