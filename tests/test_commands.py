@@ -246,6 +246,24 @@ def test_status_says_when_sweep_and_prune_last_ran_and_run_next(settings, db):
     assert "Prune: never ran as a task; starts with the worker's next delivery run." in output
 
 
+def test_status_writes_long_waits_in_hours_and_minutes(settings, db):
+    from wagtail_publish_hooks.models import Upkeep
+
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.WAGTAIL_PUBLISH_HOOKS = {"DESTINATIONS": {}}
+    now = timezone.now()
+    Upkeep.objects.create(
+        name="prune",
+        token="00000000-0000-0000-0000-000000000002",
+        next_run_at=now + timedelta(hours=23, minutes=59, seconds=30),
+        last_run_at=now - timedelta(minutes=15),
+        last_result="0 event(s) deleted",
+    )
+    prune_line = next(line for line in command("status").splitlines() if "Prune:" in line)
+    assert "(15 min ago)" in prune_line
+    assert "(in 23 h 59 min)" in prune_line
+
+
 def test_sweep_from_cron_also_starts_the_upkeep_tasks(settings, db):
     from wagtail_publish_hooks.models import Upkeep
 

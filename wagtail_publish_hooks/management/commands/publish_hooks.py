@@ -430,5 +430,18 @@ class Command(BaseCommand):
 def _when(value: Any) -> str:
     moment = timezone.localtime(value)
     seconds = round((value - timezone.now()).total_seconds())
-    relative = f"in {seconds} s" if seconds >= 0 else f"{-seconds} s ago"
+    relative = f"in {_span(seconds)}" if seconds >= 0 else f"{_span(-seconds)} ago"
     return f"{moment:%Y-%m-%d %H:%M:%S} ({relative})"
+
+
+def _span(seconds: int) -> str:
+    """A length of time as a person reads it: ``50 s``, ``12 min``, ``23 h 59 min``."""
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = seconds // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min"
+    return f"{hours // 24} days"
