@@ -15,7 +15,7 @@ from tests.conftest import WEBHOOK
 from tests.testapp.models import Advert, BlogPage, OtherPage
 from wagtail_publish_hooks import emit, includes, on, suspended
 from wagtail_publish_hooks.conf import capture_enabled
-from wagtail_publish_hooks.models import Delivery, Event
+from wagtail_publish_hooks.models import CaptureFailure, Delivery, Event
 from wagtail_publish_hooks.receivers import ReceivedEvent, unregister
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -221,7 +221,11 @@ def test_a_page_that_cannot_be_serialised_still_sends_its_event(
 
     [with_api] = bodies(httpserver, "/with-api")
     assert with_api["data"]["page"]["api"] is None
-    assert "could not serialise page" in caplog.text
+    # Not only logged: recorded as a capture failure of the API document, for the admin.
+    assert "could not capture data for page.published" in caplog.text
+    failure = CaptureFailure.objects.get()
+    assert (failure.event_type, failure.destination) == ("page.published", "INCLUDE api")
+    assert failure.error_type.endswith("RuntimeError")
 
 
 def test_custom_events_about_a_page_carry_it_as_object_api(
