@@ -307,6 +307,23 @@ def check_number(
 # -- The checks -----------------------------------------------------------------------------------
 
 
+def _check_delays(
+    schedule: Any, *, alias: str | None, kind_error: int
+) -> list[checks.CheckMessage]:
+    """Each delay of a ``RETRY_SCHEDULE`` (the global's or a destination's) within the bounds."""
+    messages: list[checks.CheckMessage] = []
+    for index, delay in enumerate(schedule):
+        messages += check_number(
+            delay,
+            "RETRY_SCHEDULE",
+            limits.SETTING_LIMITS["RETRY_SCHEDULE"],
+            alias=alias,
+            keys=("RETRY_SCHEDULE", str(index)),
+            kind_error=kind_error,
+        )
+    return messages
+
+
 def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     from django.conf import settings
 
@@ -490,15 +507,7 @@ def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
                 )
             )
         else:
-            for index, delay in enumerate(schedule):
-                messages += check_number(
-                    delay,
-                    "RETRY_SCHEDULE",
-                    limits.SETTING_LIMITS["RETRY_SCHEDULE"],
-                    alias=None,
-                    keys=("RETRY_SCHEDULE", str(index)),
-                    kind_error=20,
-                )
+            messages += _check_delays(schedule, alias=None, kind_error=20)
     if "ALLOW_PRIVATE_NETWORKS" in raw:
         messages += _check_private_networks(raw["ALLOW_PRIVATE_NETWORKS"])
     if "MANAGED_ALLOW_PRIVATE_NETWORKS" in raw:
@@ -547,15 +556,7 @@ def _check_retry_policy(alias: str, config: Mapping[str, Any]) -> list[checks.Ch
                 )
             )
         else:
-            for index, delay in enumerate(schedule):
-                messages += check_number(
-                    delay,
-                    "RETRY_SCHEDULE",
-                    limits.SETTING_LIMITS["RETRY_SCHEDULE"],
-                    alias=alias,
-                    keys=("RETRY_SCHEDULE", str(index)),
-                    kind_error=52,
-                )
+            messages += _check_delays(schedule, alias=alias, kind_error=52)
     if messages:
         return messages
     return _check_retries_against_disabling(alias, config)
