@@ -156,12 +156,15 @@ def queued_messages(client) -> int:
 
 
 def held_deferred_messages(client) -> list[datetime]:
-    """The ETAs of the deferred messages workers hold (kombu's Redis ``unacked`` hash)."""
+    """The ETAs of the deferred delivery runs workers hold (kombu's Redis ``unacked`` hash).
+
+    Upkeep runs (the self-rescheduling sweep and prune) are deferred messages too; they are left
+    out."""
     etas = []
     for raw in client.hvals("unacked"):
-        message = json.loads(raw)[0]
-        eta = message["headers"].get("eta")
-        if eta:
+        headers = json.loads(raw)[0]["headers"]
+        eta = headers.get("eta")
+        if eta and "deliver_due_deliveries" in headers.get("task", ""):
             etas.append(datetime.fromisoformat(eta))
     return etas
 
@@ -231,7 +234,7 @@ def _retry_after_503(worker_env, broker, httpserver, draft_blog_page, delay, **c
         etas = held_deferred_messages(broker)
         delivery = Delivery.objects.get()
         assert delivery.status in (DeliveryStatus.RETRYING, DeliveryStatus.SENDING)
-        # ...and runs it when it is due; nothing else (no beat, no sweep) is running.
+        # ...and runs it when it is due; no beat runs, and the sweep only enqueues what is due.
         delivered = wait_for(
             lambda: Delivery.objects.filter(status=DeliveryStatus.DELIVERED).exists()
         )
