@@ -31,6 +31,28 @@ class Secret(str):
         return "'whsec_[redacted]'"
 
 
+def pytest_collection_modifyitems(config, items):
+    """On the PostgreSQL row, run only the tests that touch the database.
+
+    A test that uses neither the ``django_db`` mark nor a database fixture (the address policy's
+    classification, the checks of settings...) gives the same result on either database, and the
+    SQLite row has run it already. ``PUBLISH_HOOKS_TEST_ALL=1`` runs everything anyway.
+    """
+    if os.environ.get("PUBLISH_HOOKS_TEST_DB") != "postgres" or os.environ.get(
+        "PUBLISH_HOOKS_TEST_ALL"
+    ):
+        return
+    keep, skip = [], []
+    for item in items:
+        uses_db = item.get_closest_marker("django_db") is not None or (
+            "_django_db_helper" in getattr(item, "fixturenames", ())
+        )
+        (keep if uses_db else skip).append(item)
+    if skip:
+        config.hook.pytest_deselected(items=skip)
+        items[:] = keep
+
+
 def make_secret() -> str:
     return Secret("whsec_" + base64.b64encode(os.urandom(24)).decode())
 
