@@ -8,15 +8,18 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q, QuerySet
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, QueryDict
 from django.utils.translation import gettext as _
 
 from ...models import Delivery
 from ..permissions import ObjectAccess
 from .filters import DeliveryFilterSet
 
+#: Query parameters of the report that neither filter nor search: pagination, ordering and the
+#: like.
+NOT_SELECTING = ("p", "ordering", "_w_filter_fragment", "next")
 #: Query parameters of the report that are not filters.
-REPORT_PARAMETERS = ("q", "p", "ordering", "_w_filter_fragment", "next")
+REPORT_PARAMETERS = ("q", *NOT_SELECTING)
 
 
 def deliveries_queryset() -> QuerySet[Delivery]:
@@ -73,12 +76,17 @@ def filtered_deliveries(
     return search_deliveries(queryset, request.GET.get("q", ""), access), []
 
 
+def selecting_query(request: HttpRequest) -> QueryDict:
+    """The report's filters and search in ``request.GET``, without pagination or ordering."""
+    query = request.GET.copy()
+    for name in NOT_SELECTING:
+        query.pop(name, None)
+    return query
+
+
 def report_querystring(request: HttpRequest) -> str:
     """The report's filters and search, without pagination or ordering."""
-    query = request.GET.copy()
-    for name in ("p", "ordering", "_w_filter_fragment", "next"):
-        query.pop(name, None)
-    encoded = query.urlencode()
+    encoded = selecting_query(request).urlencode()
     return f"?{encoded}" if encoded else ""
 
 

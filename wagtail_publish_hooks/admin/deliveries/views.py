@@ -30,7 +30,13 @@ from ..permissions import (
 )
 from .display import NAMESPACE, StatusColumn, last_response, shown_title, url
 from .filters import DeliveryFilterSet, filterable_content_type_ids
-from .selection import deliveries_queryset, find_instance, report_querystring, search_deliveries
+from .selection import (
+    deliveries_queryset,
+    find_instance,
+    report_querystring,
+    search_deliveries,
+    selecting_query,
+)
 
 
 class DeliveryIndexView(ForbiddenMixin, IndexView):
@@ -206,9 +212,7 @@ class ObjectDeliveriesView(DeliveryIndexView):
         return super().header_buttons
 
     def bulk_querystring(self) -> str:
-        query = self.request.GET.copy()
-        for name in ("p", "ordering", "_w_filter_fragment", "next"):
-            query.pop(name, None)
+        query = selecting_query(self.request)
         query["content_type"] = str(self.content_type_ids[0])
         query["object_id"] = str(self.object.pk)
         return "?" + query.urlencode()

@@ -25,7 +25,6 @@ from ..permissions import (
     ForbiddenMixin,
     can_manage_destinations,
     can_view_destinations,
-    destination_policy,
     forbidden,
 )
 from .chart import chart_svg
@@ -113,9 +112,7 @@ class DestinationDetailView(ForbiddenMixin, generic.base.WagtailAdminTemplateMix
     def get_header_buttons(self) -> list[Any]:
         buttons = []
         instance = self.row.instance
-        if instance is not None and destination_policy().user_has_permission(
-            self.request.user, "change"
-        ):
+        if instance is not None and can_manage_destinations(self.request.user):
             buttons.append(HeaderButton(_("Edit"), url=url("edit", instance.pk), icon_name="edit"))
         return buttons
 
