@@ -509,7 +509,7 @@ def test_prune_treats_cancelled_as_final(settings, configure):
     ],
 )
 def test_report_filters_are_served_by_an_index(filters, index):
-    from wagtail_publish_hooks.admin.views import deliveries_queryset
+    from wagtail_publish_hooks.admin.deliveries.selection import deliveries_queryset
 
     make_delivery()
     query = deliveries_queryset().filter(**filters).order_by("-created_at", "-pk")[:50]

@@ -19,9 +19,9 @@ from standardwebhooks.webhooks import Webhook
 from wagtail.models import ModelLogEntry
 
 from tests.conftest import WEBHOOK, make_secret
-from wagtail_publish_hooks.admin.destination_chart import HOURS, chart_svg, hourly_outcomes
-from wagtail_publish_hooks.admin.destination_forms import KEPT_SECRET, RETYPE_SECRET
-from wagtail_publish_hooks.admin.destinations import destinations_menu_item
+from wagtail_publish_hooks.admin.destinations.chart import HOURS, chart_svg, hourly_outcomes
+from wagtail_publish_hooks.admin.destinations.secret_options import KEPT_SECRET, RETYPE_SECRET
+from wagtail_publish_hooks.admin.destinations.viewset import destinations_menu_item
 from wagtail_publish_hooks.backends.base import is_secret_option
 from wagtail_publish_hooks.models import (
     Attempt,

@@ -1,4 +1,5 @@
-"""Who may see deliveries, who may act on them, and which objects' titles a user may read.
+"""Who may use the admin's screens, how a refusal is answered, and which objects' titles a user
+may read.
 
 ``view_delivery`` (Django's default permission) opens the deliveries report, its detail view, a
 page's deliveries and the dashboard panel; ``redeliver_delivery`` allows redelivering and
@@ -9,6 +10,12 @@ Neither permission lets anyone read an object they could not otherwise see. A de
 an object (a page, a snippet, the instance given to ``emit()``), and its title and payload are
 that object's content: they are shown only to a user with access to the object itself, decided by
 Wagtail's own permission policies (:class:`ObjectAccess`).
+
+The destinations screens open with any of the model permissions on ``ManagedDestination``
+(``view`` included); enabling, disabling, sending a test event and rotating a secret need
+``change``.
+
+A refusal is answered with HTTP 403 (:class:`ForbiddenMixin`), one page for every screen.
 """
 
 from __future__ import annotations
@@ -18,15 +25,20 @@ from typing import Any
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.db.models import Case, CharField, Q, QuerySet, Value, When
 from django.db.models.functions import Cast
+from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext as _
 from wagtail.models import Page
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permission_policies.base import BasePermissionPolicy
 from wagtail.permissions import page_permission_policy, policy_registry
 
-from ..models import Delivery
+from ..models import Delivery, ManagedDestination
 
 #: Page permissions that give access to a page (and the pages below it): those that show it in
 #: Wagtail's page explorer.
@@ -51,6 +63,43 @@ def can_view_deliveries(user: Any) -> bool:
 
 def can_redeliver(user: Any) -> bool:
     return delivery_policy().user_has_permission(user, "redeliver")
+
+
+def destination_policy() -> ModelPermissionPolicy:
+    policy = policy_registry.get_by_type(ManagedDestination)
+    assert isinstance(policy, ModelPermissionPolicy)
+    return policy
+
+
+def can_view_destinations(user: Any) -> bool:
+    return destination_policy().user_has_any_permission(user, ["view", "add", "change", "delete"])
+
+
+def can_manage_destinations(user: Any) -> bool:
+    """Enable, disable, test and rotate: the permission to change managed destinations."""
+    return destination_policy().user_has_permission(user, "change")
+
+
+def forbidden(request: HttpRequest) -> HttpResponse:
+    """The refusal: HTTP 403, a page in the admin's style."""
+    return TemplateResponse(
+        request,
+        "wagtail_publish_hooks/admin/forbidden.html",
+        {"page_title": _("Permission denied")},
+        status=403,
+    )
+
+
+class ForbiddenMixin:
+    """Answer a user without the permission with HTTP 403 (:func:`forbidden`), rather than the
+    redirect to the dashboard that Wagtail's admin would make of it: scripts and monitoring see
+    a refusal, not a success."""
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+        except PermissionDenied:
+            return forbidden(request)
 
 
 def is_page_model(model: type[models.Model] | None) -> bool:

@@ -1,24 +1,31 @@
-"""The deliveries screens as one Wagtail viewset, under ``/admin/publish-hooks/``."""
+"""The deliveries screens as one Wagtail viewset, under ``/admin/publish-hooks/``, and their item
+of the "Publish hooks" menu."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.urls import path
+from django.urls import path, reverse_lazy
+from django.utils.translation import gettext_lazy as _
+from wagtail.admin.menu import MenuItem
 from wagtail.admin.viewsets.base import ViewSet
 
-from . import views
+from ..permissions import can_view_deliveries
+from .actions import BulkCancelView, BulkRedeliverView, CancelView, RedeliverView
+from .detail import DeliveryDetailView
+from .display import NAMESPACE
+from .views import DeliveryIndexView, PageDeliveriesView, SnippetDeliveriesView
 
 
 class DeliveriesViewSet(ViewSet):
-    name = views.NAMESPACE
+    name = NAMESPACE
     url_prefix = "publish-hooks"
     icon = "resubmit"
 
     def get_urlpatterns(self) -> list[Any]:
-        index = views.DeliveryIndexView
-        page = views.PageDeliveriesView
-        snippet = views.SnippetDeliveriesView
+        index = DeliveryIndexView
+        page = PageDeliveriesView
+        snippet = SnippetDeliveriesView
         return [
             path("deliveries/", index.as_view(), name="deliveries"),
             path(
@@ -28,21 +35,21 @@ class DeliveriesViewSet(ViewSet):
             ),
             path(
                 "deliveries/redeliver-failed/",
-                views.BulkRedeliverView.as_view(),
+                BulkRedeliverView.as_view(),
                 name="redeliver_failed",
             ),
             path(
                 "deliveries/cancel-pending/",
-                views.BulkCancelView.as_view(),
+                BulkCancelView.as_view(),
                 name="cancel_pending",
             ),
-            path("deliveries/<int:pk>/", views.DeliveryDetailView.as_view(), name="delivery"),
+            path("deliveries/<int:pk>/", DeliveryDetailView.as_view(), name="delivery"),
             path(
                 "deliveries/<int:pk>/redeliver/",
-                views.RedeliverView.as_view(),
+                RedeliverView.as_view(),
                 name="redeliver",
             ),
-            path("deliveries/<int:pk>/cancel/", views.CancelView.as_view(), name="cancel"),
+            path("deliveries/<int:pk>/cancel/", CancelView.as_view(), name="cancel"),
             path("pages/<int:page_id>/", page.as_view(), name="page_deliveries"),
             path(
                 "pages/<int:page_id>/results/",
@@ -60,3 +67,18 @@ class DeliveriesViewSet(ViewSet):
                 name="snippet_deliveries_results",
             ),
         ]
+
+
+class DeliveriesMenuItem(MenuItem):
+    def is_shown(self, request: Any) -> bool:
+        return can_view_deliveries(request.user)
+
+
+def deliveries_menu_item() -> MenuItem:
+    return DeliveriesMenuItem(
+        _("Deliveries"),
+        reverse_lazy(f"{NAMESPACE}:deliveries"),
+        name="publish-hooks-deliveries",
+        icon_name="resubmit",
+        order=100,
+    )

@@ -18,9 +18,9 @@ from wagtail.admin.ui.tables import Column, DateColumn
 from wagtail.admin.views.generic import IndexView
 from wagtail.admin.viewsets.base import ViewSet
 
-from ..models import CaptureFailure
-from .permissions import ObjectAccess, can_view_deliveries, delivery_policy
-from .views import WITHHELD, ForbiddenMixin
+from ...models import CaptureFailure
+from ..permissions import ForbiddenMixin, ObjectAccess, can_view_deliveries, delivery_policy
+from .display import WITHHELD
 
 NAMESPACE = "publish_hooks_capture_failures"
 

@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from ..models import Attempt, AttemptOutcome
+from ...models import Attempt, AttemptOutcome
 
 HOURS = 7 * 24
 

@@ -11,12 +11,12 @@ from django.utils import timezone
 from django.utils.http import urlencode
 from wagtail.admin.ui.components import Component
 
-from ..models import Delivery, DeliveryStatus, DestinationState
+from ...models import Delivery, DeliveryStatus, DestinationState
 
 
 class DeliveriesPanel(Component):
     name = "publish_hooks_deliveries"
-    template_name = "wagtail_publish_hooks/admin/dashboard_panel.html"
+    template_name = "wagtail_publish_hooks/admin/deliveries/dashboard_panel.html"
     order = 160
 
     def get_context_data(self, parent_context: Any) -> dict[str, Any]:

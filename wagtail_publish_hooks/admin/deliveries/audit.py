@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.models import ModelLogEntry
 
-from ..models import Delivery
+from ...models import Delivery
 
 REDELIVER = "wagtail_publish_hooks.redeliver"
 CANCEL = "wagtail_publish_hooks.cancel"

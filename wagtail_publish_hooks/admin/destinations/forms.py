@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.core import checks
 from django.utils.translation import gettext_lazy as _
 
-from ..backends.base import is_secret_option
-from ..checks import check_destination, managed_alias_taken
-from ..conf import raw_settings
-from ..encryption import PREFIX, DecryptionError, encrypted_values
-from ..includes import KNOWN_INCLUDES
-from ..managed import managed_backend_choices, managed_backend_class
-from ..models import ManagedDestination
+from ...backends.base import is_secret_option
+from ...checks import check_destination, managed_alias_taken
+from ...conf import raw_settings
+from ...encryption import PREFIX, DecryptionError, decrypt, encrypted_values
+from ...includes import KNOWN_INCLUDES
+from ...managed import managed_backend_choices
+from ...models import ManagedDestination
+from .fields import ExcludeAliasesSelect, LinesField, OptionsField, ScheduleField
+from .secret_options import (
+    RETYPE_SECRET,
+    as_json,
+    backend_class_of,
+    backend_takes_secret,
+    generate_secret,
+    hide_secret_options,
+    holds_encrypted,
+    keep_secret_options,
+    replace_encrypted,
+    targets,
+)
 
 #: Which form field shows a check message about a destination key.
 FIELD_FOR_KEY = {
@@ -32,243 +42,6 @@ FIELD_FOR_KEY = {
     "RETRY_SCHEDULE": "retry_schedule",
     "MAX_ATTEMPTS": "max_attempts",
 }
-
-
-def generate_secret() -> str:
-    """A Standard Webhooks signing secret: ``whsec_`` and base64 of 24 random bytes."""
-    return "whsec_" + base64.b64encode(os.urandom(24)).decode()
-
-
-#: What the options field shows instead of a secret value that is set; left as it is, the
-#: stored value is kept.
-KEPT_SECRET = "[kept: set]"  # noqa: S105 -- a placeholder, not a secret
-#: What the options field shows, after a mistake, instead of a secret typed in that request:
-#: it is not shown back, so it must be typed again.
-RETYPE_SECRET = "[not shown: enter it again]"  # noqa: S105 -- a placeholder, not a secret
-
-_ABSENT = object()
-
-
-def backend_class_of(path: str | None) -> Any:
-    """The backend class of a registry member, or ``None``: nothing else is imported."""
-    return managed_backend_class(path)
-
-
-def hide_secret_options(
-    options: Any,
-    backend_class: Any,
-    stored: Any = _ABSENT,
-    *,
-    also_secret: Any = None,
-    stored_secrets: frozenset[str] = frozenset(),
-) -> Any:
-    """The options with each secret value replaced by a placeholder, for display.
-
-    A value equal to the one stored at the same place (or already the placeholder) becomes
-    :data:`KEPT_SECRET`; any other (typed in a request that the form refused) becomes
-    :data:`RETYPE_SECRET`. Top-level keys follow the backend's ``secret_option_keys`` and the
-    name rule (and ``also_secret``, the rule of the backend stored before a switch); keys nested
-    in mappings follow the name rule. A value equal to any stored secret (``stored_secrets``,
-    as JSON) is never shown, wherever it is put.
-    """
-
-    def is_secret(key: str) -> bool:
-        return is_secret_option(backend_class, key) or bool(also_secret and also_secret(key))
-
-    return _hide(options, stored, is_secret, stored_secrets)
-
-
-def _hide(value: Any, stored: Any, is_secret: Any, stored_secrets: frozenset[str]) -> Any:
-    def nested(name: str) -> bool:
-        return is_secret_option(None, name)
-
-    if isinstance(value, dict):
-        stored_map = stored if isinstance(stored, dict) else {}
-        hidden = {}
-        for key, item in value.items():
-            before = stored_map.get(key, _ABSENT)
-            if is_secret(str(key)) and item not in (None, ""):
-                kept = item in (KEPT_SECRET, before)
-                hidden[key] = KEPT_SECRET if kept else RETYPE_SECRET
-            else:
-                hidden[key] = _hide(item, before, nested, stored_secrets)
-        return hidden
-    if isinstance(value, list):
-        stored_list = stored if isinstance(stored, list) else []
-        return [
-            _hide(
-                item,
-                stored_list[index] if index < len(stored_list) else _ABSENT,
-                nested,
-                stored_secrets,
-            )
-            for index, item in enumerate(value)
-        ]
-    if value not in (None, "") and _as_json(value) in stored_secrets:
-        return KEPT_SECRET if value == stored else RETYPE_SECRET
-    return value
-
-
-def _as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
-
-
-def keep_secret_options(
-    options: Any, stored: Any, kept: list[tuple[Any, ...]] | None = None
-) -> tuple[Any, list[tuple[Any, ...]]]:
-    """The submitted options with each :data:`KEPT_SECRET` replaced by the stored value at the
-    same place, and the places where that cannot be done (nothing stored there, or
-    :data:`RETYPE_SECRET` left in). The places where it was done are appended to ``kept``."""
-    unresolved: list[tuple[Any, ...]] = []
-
-    def keep(value: Any, before: Any, path: tuple[Any, ...]) -> Any:
-        if value == KEPT_SECRET and before is not _ABSENT:
-            if kept is not None:
-                kept.append(path)
-            return before
-        if value in (KEPT_SECRET, RETYPE_SECRET):
-            unresolved.append(path)
-            return value
-        if isinstance(value, dict):
-            stored_map = before if isinstance(before, dict) else {}
-            return {
-                key: keep(item, stored_map.get(key, _ABSENT), (*path, key))
-                for key, item in value.items()
-            }
-        if isinstance(value, list):
-            stored_list = before if isinstance(before, list) else []
-            return [
-                keep(item, stored_list[i] if i < len(stored_list) else _ABSENT, (*path, i))
-                for i, item in enumerate(value)
-            ]
-        return value
-
-    return keep(options, stored, ()), unresolved
-
-
-def _holds_encrypted(value: Any) -> bool:
-    return any(True for _ in encrypted_values(value)) or (
-        isinstance(value, dict) and any(str(key).startswith(PREFIX) for key in value)
-    )
-
-
-def _replace_encrypted(value: Any, replacement: str) -> Any:
-    if isinstance(value, str) and value.startswith(PREFIX):
-        return replacement
-    if isinstance(value, dict):
-        return {key: _replace_encrypted(item, replacement) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_replace_encrypted(item, replacement) for item in value]
-    return value
-
-
-def origin(url: Any) -> Any:
-    """Where a URL sends to: (scheme, host, port); the text itself when it is no URL."""
-    if not isinstance(url, str):
-        return ("?", _as_json(url))
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-        return (parts.scheme.lower(), (parts.hostname or "").lower(), port)
-    except ValueError:
-        return ("?", url)
-
-
-def targets(backend_class: Any, options: Mapping[str, Any]) -> Any:
-    """The origins a destination's requests go to: those of its ``target_option_keys``."""
-    keys = getattr(backend_class, "target_option_keys", frozenset({"URL"}))
-    found = {}
-    for key in sorted(keys):
-        value = options.get(key)
-        if isinstance(value, Mapping):
-            found[key] = sorted((str(k), origin(v)) for k, v in value.items())
-        elif value is not None:
-            found[key] = origin(value)
-    return found
-
-
-class OptionsField(forms.CharField):
-    """The backend's ``OPTIONS`` as JSON text, drawn with its secret values hidden."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.hide: Any = None
-
-    def prepare_value(self, value: Any) -> Any:
-        if self.hide is None or not isinstance(value, str):
-            return value
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            return value
-        if not isinstance(parsed, dict):
-            return value
-        return json.dumps(self.hide(parsed), indent=2)
-
-
-def backend_takes_secret(path: str) -> bool:
-    """Whether the backend has a ``SECRET`` option (a backend that accepts anything has)."""
-    backend_class = managed_backend_class(path)
-    if backend_class is None:
-        return False
-    keys = backend_class.option_keys
-    return keys is None or "SECRET" in keys
-
-
-class ExcludeAliasesSelect(forms.NullBooleanSelect):
-    def __init__(self, attrs: Any = None) -> None:
-        super().__init__(attrs)
-        self.choices = [
-            ("unknown", _("The backend's default")),
-            ("true", _("Yes: leave out events about alias pages")),
-            ("false", _("No: send events about alias pages too")),
-        ]
-
-
-class LinesField(forms.CharField):
-    """A list of strings, one per line; empty means "not set" (``None``)."""
-
-    widget = forms.Textarea(attrs={"rows": 3})
-
-    def prepare_value(self, value: Any) -> Any:
-        if isinstance(value, list | tuple):
-            return "\n".join(str(item) for item in value)
-        return value
-
-    def to_python(self, value: Any) -> list[str] | None:  # type: ignore[override]
-        text = super().to_python(value)
-        lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-        return lines or None
-
-
-class ScheduleField(forms.CharField):
-    """A ``RETRY_SCHEDULE``: delays in seconds separated by commas or spaces; empty means "the
-    global" (``None``). Bounds are the system checks' (E052, E048), run by the form."""
-
-    def prepare_value(self, value: Any) -> Any:
-        if isinstance(value, str) and value.startswith("["):
-            try:
-                value = json.loads(value)
-            except ValueError:
-                return value
-        if isinstance(value, list | tuple):
-            return ", ".join(
-                f"{item:g}" if isinstance(item, float) else str(item) for item in value
-            )
-        return value
-
-    def to_python(self, value: Any) -> list[int | float] | None:  # type: ignore[override]
-        text = super().to_python(value) or ""
-        delays: list[int | float] = []
-        for item in text.replace(",", " ").split():
-            try:
-                number = float(item)
-            except ValueError:
-                raise forms.ValidationError(
-                    _("“%(item)s” is not a number of seconds.") % {"item": item[:20]}
-                ) from None
-            delays.append(int(number) if number.is_integer() and "." not in item else number)
-        return delays or None
 
 
 class DestinationForm(forms.ModelForm):
@@ -441,7 +214,7 @@ class DestinationForm(forms.ModelForm):
             try:
                 self._stored_plain = self.instance.plain_options()
                 self._stored_secret_values = frozenset(
-                    _as_json(self._decrypted(value))
+                    as_json(self._decrypted(value))
                     for value in encrypted_values(self.instance.options or {})
                 )
             except DecryptionError:
@@ -450,7 +223,7 @@ class DestinationForm(forms.ModelForm):
                 self._stored_plain = {}
             shown = self._stored_plain
             if self.stored_undecryptable:
-                shown = _replace_encrypted(self.instance.options or {}, RETYPE_SECRET)
+                shown = replace_encrypted(self.instance.options or {}, RETYPE_SECRET)
             self.initial["options"] = json.dumps(shown, indent=2)
         else:
             self.initial.setdefault("options", "{}")
@@ -458,8 +231,6 @@ class DestinationForm(forms.ModelForm):
 
     @staticmethod
     def _decrypted(value: Any) -> Any:
-        from ..encryption import decrypt
-
         return decrypt(value)
 
     def _stored_options(self) -> Any:
@@ -500,7 +271,7 @@ class DestinationForm(forms.ModelForm):
             raise forms.ValidationError(
                 _("Enter the secret in the “Signing secret” field, where it is never shown.")
             )
-        if _holds_encrypted(value):
+        if holds_encrypted(value):
             raise forms.ValidationError(
                 _("Values may not start with “%(prefix)s”: it marks encrypted values.")
                 % {"prefix": PREFIX}

@@ -1,0 +1,85 @@
+"""How the deliveries screens name and show a delivery: its links, its object's title (withheld
+from who may not see the object), its status, last response, headers and JSON documents."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.urls import reverse
+from django.utils.translation import gettext_lazy
+from wagtail.admin.ui.tables import StatusTagColumn
+
+from ...models import Delivery, DeliveryStatus
+from .audit import delivery_label
+
+NAMESPACE = "wagtail_publish_hooks"
+
+#: Header names whose values are never shown, whatever a backend recorded.
+SECRET_HEADER_WORDS = ("authorization", "signature", "secret", "token", "cookie", "key", "auth")
+REDACTED = "[redacted]"
+
+#: Shown instead of the title of an object the user may not see.
+WITHHELD = gettext_lazy("(not shown: you have no access to it)")
+
+
+def url(name: str, *args: Any) -> str:
+    return reverse(f"{NAMESPACE}:{name}", args=args)
+
+
+def redact_headers(headers: Any) -> list[tuple[str, str]]:
+    """Headers as (name, value) pairs to show; secret-looking values are replaced."""
+    if not isinstance(headers, dict):
+        return []
+    shown = []
+    for name, value in sorted(headers.items(), key=lambda item: str(item[0]).lower()):
+        lowered = str(name).lower()
+        if any(word in lowered for word in SECRET_HEADER_WORDS):
+            value = REDACTED
+        shown.append((str(name), str(value)))
+    return shown
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def shown_title(delivery: Delivery) -> str:
+    """The title of the delivery's object, if the user may see that object (``object_visible``,
+    annotated by :class:`~wagtail_publish_hooks.admin.permissions.ObjectAccess`)."""
+    title = delivery.event.object_repr
+    if not title or getattr(delivery, "object_visible", False):
+        return title
+    return str(WITHHELD)
+
+
+def shown_label(delivery: Delivery) -> str:
+    """``#12 page.published → consumer``, with the object's title if the user may see it."""
+    label = delivery_label(delivery)
+    if delivery.event.object_repr and getattr(delivery, "object_visible", False):
+        label += f" · “{delivery.event.object_repr}”"
+    return label
+
+
+def last_response(delivery: Delivery) -> str:
+    parts = []
+    if delivery.last_status_code:
+        parts.append(f"HTTP {delivery.last_status_code}")
+    if delivery.last_error:
+        error = delivery.last_error
+        parts.append(error if len(error) <= 80 else error[:79] + "…")
+    return " · ".join(parts)
+
+
+class StatusColumn(StatusTagColumn):
+    """A delivery's status as a Wagtail status tag; delivered ones are highlighted."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            "status",
+            accessor="get_status_display",
+            label=gettext_lazy("Status"),
+            sort_key="status",
+            primary=lambda delivery: delivery.status == DeliveryStatus.DELIVERED,
+            **kwargs,
+        )
