@@ -29,15 +29,12 @@ from wagtail.models import Page
 
 from ..delivery import cancel_deliveries, redeliver
 from ..models import DUE_STATUSES, Attempt, Delivery, DeliveryStatus, Event
+from ..redaction import headers_to_show as redact_headers
 from .audit import CANCEL, REDELIVER, delivery_label, log_data, log_delivery_actions
 from .filters import DeliveryFilterSet, filterable_content_type_ids
 from .permissions import ObjectAccess, can_redeliver, is_page_model, is_snippet_model
 
 NAMESPACE = "wagtail_publish_hooks"
-
-#: Header names whose values are never shown, whatever a backend recorded.
-SECRET_HEADER_WORDS = ("authorization", "signature", "secret", "token", "cookie", "key", "auth")
-REDACTED = "[redacted]"
 
 #: How many deliveries a bulk action updates per statement.
 BULK_CHUNK = 500
@@ -51,19 +48,6 @@ WITHHELD = gettext_lazy("(not shown: you have no access to it)")
 
 def url(name: str, *args: Any) -> str:
     return reverse(f"{NAMESPACE}:{name}", args=args)
-
-
-def redact_headers(headers: Any) -> list[tuple[str, str]]:
-    """Headers as (name, value) pairs to show; secret-looking values are replaced."""
-    if not isinstance(headers, dict):
-        return []
-    shown = []
-    for name, value in sorted(headers.items(), key=lambda item: str(item[0]).lower()):
-        lowered = str(name).lower()
-        if any(word in lowered for word in SECRET_HEADER_WORDS):
-            value = REDACTED
-        shown.append((str(name), str(value)))
-    return shown
 
 
 def pretty_json(value: Any) -> str:

@@ -22,16 +22,16 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks
 
 from .. import checks as publish_checks
 from .. import events, limits
 from ..exceptions import DeliveryError
-from ..http import HttpResult, policy_for
-from ..purge import ANY_MODEL, PurgeSet, language_variants, resolve_extra_urls
-from .base import BaseBackend
+from ..http.addresses import policy_for
+from ..http.responses import HttpResult
+from ..purge import PurgeSet, language_variants, resolve_extra_urls
+from .base import BaseBackend, check_callables_by_model
 from .purge_http import PinnedPurgeBackend, RefusedPurgeBackend, purge_backends, purge_timeout
 
 if TYPE_CHECKING:
@@ -212,7 +212,7 @@ class FrontendCacheBackend(BaseBackend):
                 )
             )
         messages += cls._check_batch_size(alias, options)
-        messages += cls._check_extra_urls(alias, options)
+        messages += check_callables_by_model(40, alias, options, "EXTRA_URLS", page_models=True)
         if wagtail_signal_handlers_connected():
             messages.append(
                 publish_checks.warning(
@@ -368,45 +368,6 @@ class FrontendCacheBackend(BaseBackend):
                 ]
         return []
 
-    @staticmethod
-    def _check_extra_urls(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        value = options.get("EXTRA_URLS")
-        if value is None:
-            return []
-        keys = ("OPTIONS", "EXTRA_URLS")
-        if not isinstance(value, Mapping):
-            return [
-                publish_checks.error(
-                    40,
-                    "must be a dict of page model labels (or '*') to dotted paths of callables.",
-                    alias=alias,
-                    keys=keys,
-                )
-            ]
-        messages: list[checks.CheckMessage] = []
-        for label, path in value.items():
-            where = (*keys, str(label))
-            if label != ANY_MODEL:
-                try:
-                    model = apps.get_model(label)
-                except (LookupError, ValueError, TypeError):
-                    model = None
-                from wagtail.models import Page
-
-                if model is None or not issubclass(model, Page):
-                    messages.append(
-                        publish_checks.error(
-                            40,
-                            f"{label!r} is not an installed page model.",
-                            alias=alias,
-                            keys=where,
-                            hint="Use a label such as 'blog.BlogPage', or '*' for every page.",
-                        )
-                    )
-                    continue
-            messages += publish_checks.check_callable_path(40, path, alias=alias, keys=where)
-        return messages
-
     # -- the purge set ---------------------------------------------------------------------------
 
     def describe(self) -> str:
@@ -560,7 +521,7 @@ class FrontendCacheBackend(BaseBackend):
         )
         return HttpResult(
             # Wagtail's backends return nothing: there is no one HTTP status to record.
-            status_code=None,  # type: ignore[arg-type]
+            status_code=None,
             response_headers={},
             response_body=f"purged {len(urls)} URL(s) in {detail['batches']} batch(es)",
             request_headers={},

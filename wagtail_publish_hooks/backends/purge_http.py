@@ -23,7 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..exceptions import DeliveryError, UnsafeDestination
-from ..http import AddressPolicy, address_policy, send_request
+from ..http.addresses import AddressPolicy, address_policy
+from ..http.transport import send_request
 
 #: A purge request's deadline when the destination sets no ``TIMEOUT``, in seconds.
 DEFAULT_PURGE_TIMEOUT = 15.0
