@@ -212,7 +212,7 @@ def test_a_request_whose_deadline_passed_before_it_was_written_is_not_sent(
     "no complete response"), or the request went out after its deadline. Now a request is
     written only while its deadline has not passed, and the attempt says it was not sent.
     """
-    from wagtail_publish_hooks import http
+    from wagtail_publish_hooks.http import pinning as http
 
     with Sink() as sink:
         configure(

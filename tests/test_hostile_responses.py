@@ -19,7 +19,8 @@ from django.utils import timezone
 from tests import sinks
 from tests.conftest import WEBHOOK
 from wagtail_publish_hooks.exceptions import DeliveryError
-from wagtail_publish_hooks.http import RESPONSE_EXCERPT_BYTES, close_session, post
+from wagtail_publish_hooks.http import close_session, post
+from wagtail_publish_hooks.http.responses import RESPONSE_EXCERPT_BYTES
 from wagtail_publish_hooks.models import Attempt, AttemptOutcome, Delivery, DeliveryStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)

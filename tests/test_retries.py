@@ -12,7 +12,7 @@ from django.utils import timezone
 from werkzeug import Request, Response
 
 from wagtail_publish_hooks.delivery import redeliver
-from wagtail_publish_hooks.http import parse_retry_after
+from wagtail_publish_hooks.http.responses import parse_retry_after
 from wagtail_publish_hooks.models import (
     Attempt,
     AttemptOutcome,

@@ -21,14 +21,13 @@ import pytest
 from tests.conftest import WEBHOOK
 from tests.sinks import Sink, respond
 from wagtail_publish_hooks.exceptions import DeliveryError, UnsafeDestination
-from wagtail_publish_hooks.http import (
+from wagtail_publish_hooks.http import close_session, post
+from wagtail_publish_hooks.http.addresses import (
     IPV4_SPECIAL_NETWORKS,
     IPV6_SPECIAL_NETWORKS,
     METADATA_ADDRESSES,
     AddressPolicy,
     address_class,
-    close_session,
-    post,
     resolve_target,
 )
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus

@@ -8,8 +8,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import WEBHOOK, make_secret
-from wagtail_publish_hooks.http import describe_url, redact_headers
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
+from wagtail_publish_hooks.redaction import describe_url, redact_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1315,7 +1315,7 @@ def check_purge_locations(app_configs=None, **kwargs) -> list[checks.CheckMessag
 
     A host name is not looked up here; only what the setting itself says is judged.
     """
-    from .http import managed_policy, settings_policy
+    from .http.addresses import managed_policy, settings_policy
 
     messages: list[checks.CheckMessage] = []
     raw = raw_settings().get("DESTINATIONS")

@@ -35,7 +35,9 @@ from .conf import (
 )
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
-from .http import HttpResult, address_policy, policy_for, send_deadline
+from .http.addresses import address_policy, policy_for
+from .http.deadlines import send_deadline
+from .http.responses import HttpResult
 from .limits import OutOfLimits
 from .models import (
     DUE_STATUSES,

@@ -16,6 +16,8 @@ from typing import Any
 from django.db import models
 from django.utils import timezone
 
+from .encoding import repair_surrogates
+
 PAGE_PUBLISHED = "page.published"
 PAGE_UNPUBLISHED = "page.unpublished"
 PAGE_MOVED = "page.moved"
@@ -92,12 +94,7 @@ def json_safe(value: Any) -> Any:
     from django.core.serializers.json import DjangoJSONEncoder
 
     text = json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # Through UTF-16, a surrogate pair written as two code points becomes its character.
-        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return json.loads(text)
+    return json.loads(repair_surrogates(text))
 
 
 def isoformat(value: datetime | None) -> str | None:

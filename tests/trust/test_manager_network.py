@@ -20,7 +20,8 @@ from tests.conftest import WEBHOOK
 from tests.sinks import Sink, respond
 from tests.trust.admin_users import destination_manager
 from wagtail_publish_hooks.conf import refresh_destinations
-from wagtail_publish_hooks.http import close_session, managed_policy, policy_for
+from wagtail_publish_hooks.http import close_session
+from wagtail_publish_hooks.http.addresses import managed_policy, policy_for
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, ManagedDestination
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.core import checks
 
 from .. import limits
-from ..http import looks_secret
+from ..redaction import looks_secret
 
 if TYPE_CHECKING:
-    from ..http import HttpResult
+    from ..http.responses import HttpResult
     from ..models import Delivery
 
 
@@ -131,3 +131,77 @@ def is_secret_option(backend_class: Any, key: str) -> bool:
     """
     declared = getattr(backend_class, "secret_option_keys", None) or frozenset()
     return key in declared or looks_secret(key)
+
+
+def check_callables_by_model(
+    number: int,
+    alias: str,
+    options: Mapping[str, Any],
+    key: str,
+    *,
+    page_models: bool = False,
+    single_path: bool = False,
+) -> list[checks.CheckMessage]:
+    """Error ``number`` unless ``OPTIONS[key]`` maps model labels (or ``"*"``, for the rest) to
+    dotted paths of callables, each importable. With ``page_models``, each label must be a page
+    model's; with ``single_path``, one dotted path (for every model) is accepted too."""
+    from ..checks import check_callable_path, error
+
+    value = options.get(key)
+    if value is None:
+        return []
+    keys = ("OPTIONS", key)
+    what = "page model" if page_models else "model"
+    paths: dict[Any, Any]
+    if single_path and isinstance(value, str):
+        paths = {None: value}
+    elif isinstance(value, Mapping):
+        paths = dict(value)
+    else:
+        shape = (
+            "must be the dotted path of a callable, or a dict of model labels to such paths."
+            if single_path
+            else f"must be a dict of {what} labels (or '*') to dotted paths of callables."
+        )
+        return [error(number, shape, alias=alias, keys=keys)]
+    messages: list[checks.CheckMessage] = []
+    for label, path in paths.items():
+        where = keys if label is None else (*keys, str(label))
+        if label is not None and label != "*":
+            if not isinstance(label, str):
+                messages.append(
+                    error(number, f"keys must be {what} labels.", alias=alias, keys=keys)
+                )
+                continue
+            if not _is_installed_model(label, page_models=page_models):
+                hint = (
+                    "Use a label such as 'blog.BlogPage', or '*' for every page."
+                    if page_models
+                    else "Use a model label such as 'blog.BlogPage', or '*'."
+                )
+                messages.append(
+                    error(
+                        number,
+                        f"{label!r} is not an installed {what}.",
+                        alias=alias,
+                        keys=where,
+                        hint=hint,
+                    )
+                )
+                continue
+        messages += check_callable_path(number, path, alias=alias, keys=where)
+    return messages
+
+
+def _is_installed_model(label: str, *, page_models: bool) -> bool:
+    from django.apps import apps
+
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):
+        return False
+    if not page_models:
+        return True
+    from wagtail.models import Page
+
+    return issubclass(model, Page)

@@ -12,18 +12,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.core import checks
 
 from .. import checks as publish_checks
-from .. import limits
+from ..encoding import encode_json
 from ..exceptions import DeliveryError, DestinationGone
-from ..http import HttpResult, describe_url, encode_json, post
-from .base import BaseBackend
+from ..http.responses import HttpResult, error_for
+from ..redaction import describe_url
+from .http import COMMON_OPTION_KEYS, HttpBackend, gone, rephrased
 
 if TYPE_CHECKING:
     from ..models import Delivery, Event
 
 logger = logging.getLogger("wagtail_publish_hooks")
-
-DEFAULT_TIMEOUT = 15.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
 
 NETLIFY = "netlify"
 VERCEL = "vercel"
@@ -165,17 +163,13 @@ def explain(provider: str, exc: DeliveryError) -> DeliveryError:
         return exc
     detail = _error_detail(provider, exc.response_body)
     if status == 404 and provider != GENERIC:
-        return DestinationGone(
+        return gone(
+            exc,
             f"HTTP 404: the {PROVIDER_NAMES[provider]} does not exist (deleted or regenerated)"
             f"{f' ({detail})' if detail else ''}; the destination is disabled",
-            status_code=status,
-            response_headers=exc.response_headers,
-            response_body=exc.response_body,
-            request_headers=exc.request_headers,
         )
     if detail:
-        exc.message = f"{exc.message}: {detail}"
-        exc.args = (exc.message,)
+        return rephrased(exc, f"{exc.message}: {detail}")
     return exc
 
 
@@ -220,7 +214,7 @@ def check_provider(alias: str, options: Mapping[str, Any]) -> list[checks.CheckM
     return messages
 
 
-class BuildHookBackend(BaseBackend):
+class BuildHookBackend(HttpBackend):
     """Triggers a static-site build through a deploy hook, once per merging window.
 
     ``OPTIONS``: ``URL`` (required: the hook URL, which is its own secret), ``PROVIDER``
@@ -234,27 +228,23 @@ class BuildHookBackend(BaseBackend):
     supports_coalescing = True
     # A build rebuilds everything: an alias's event would only repeat its original's.
     exclude_aliases_by_default = True
-    option_keys = frozenset({"URL", "PROVIDER", "BRANCH", "TIMEOUT", "CONNECT_TIMEOUT"})
+    option_keys = COMMON_OPTION_KEYS | {"PROVIDER", "BRANCH"}
     # The URL embeds the token that lets anyone post.
     secret_option_keys = frozenset({"URL"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)
-        self.url: str = options.get("URL", "")
         self.provider: str = options.get("PROVIDER") or detect_provider(self.url)
         self.branch: str | None = options.get("BRANCH") or None
-        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(
-            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-        )
 
     @classmethod
-    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        messages = publish_checks.check_url_option(alias, options, "URL")
-        messages += check_provider(alias, options)
-        for key in ("TIMEOUT", "CONNECT_TIMEOUT"):
-            messages += publish_checks.check_positive_number(alias, options, key)
-        return messages
+    def check_service_options(
+        cls, alias: str, options: Mapping[str, Any]
+    ) -> list[checks.CheckMessage]:
+        return check_provider(alias, options)
+
+    def translate_error(self, exc: DeliveryError) -> DeliveryError:
+        return explain(self.provider, exc)
 
     def describe(self) -> str:
         return f"{PROVIDER_NAMES.get(self.provider, 'Build hook')} at {describe_url(self.url)}"
@@ -274,26 +264,14 @@ class BuildHookBackend(BaseBackend):
     def deliver(self, delivery: Delivery) -> HttpResult:
         events = delivery.covered_events()
         url, body, headers = self.build_request(events)
-        try:
-            result = post(
-                url,
-                body=body,
-                headers=headers,
-                timeout=self.timeout,
-                connect_timeout=self.connect_timeout,
-            )
-        except DeliveryError as exc:
-            raise explain(self.provider, exc) from None
+        result = self.send(body, headers, url=url)
         data = _json(result.response_body)
         if self.provider == CLOUDFLARE and isinstance(data, dict) and data.get("success") is False:
             detail = _cloudflare_errors(data.get("errors")) or "no errors given"
-            raise DeliveryError(
+            raise error_for(
+                result,
                 f"HTTP {result.status_code}: Cloudflare answered success: false: {detail}",
-                status_code=result.status_code,
                 retryable=False,
-                response_headers=result.response_headers,
-                response_body=result.response_body,
-                request_headers=result.request_headers,
             )
         started = deployment_id(self.provider, result.response_body)
         result.extra["provider"] = self.provider

@@ -11,18 +11,15 @@ from typing import TYPE_CHECKING, Any
 from django.core import checks
 
 from .. import checks as publish_checks
-from .. import limits
 from ..conf import MAX_RETRY_AFTER_SECONDS
+from ..encoding import encode_json
 from ..exceptions import DeliveryError, DestinationGone
-from ..http import HttpResult, describe_url, post_json
+from ..http.responses import HttpResult
 from ..summary import Summary, summarize
-from .base import BaseBackend
+from .http import COMMON_OPTION_KEYS, HttpBackend, gone
 
 if TYPE_CHECKING:
     from ..models import Delivery
-
-DEFAULT_TIMEOUT = 15.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
 
 #: Discord's limits, in characters.
 MAX_CONTENT = 2000
@@ -178,13 +175,10 @@ def explain(exc: DeliveryError) -> DeliveryError:
             exc.message += f", retry after {exc.retry_after:g} s"
     elif status == 401 or (status == 404 and code == UNKNOWN_WEBHOOK):
         reason = "the webhook token is invalid" if status == 401 else "the webhook was deleted"
-        return DestinationGone(
+        return gone(
+            exc,
             f"HTTP {status}: {reason}{f' ({detail})' if detail else ''}; "
             "the destination is disabled",
-            status_code=status,
-            response_headers=exc.response_headers,
-            response_body=exc.response_body,
-            request_headers=exc.request_headers,
         )
     elif detail and 400 <= status < 500:
         exc.message = f"HTTP {status}: {detail}" + (f" (code {code})" if code else "")
@@ -222,7 +216,7 @@ def check_username(alias: str, options: Mapping[str, Any]) -> list[checks.CheckM
     return []
 
 
-class DiscordBackend(BaseBackend):
+class DiscordBackend(HttpBackend):
     """Posts a message with an embed to a Discord channel webhook.
 
     ``OPTIONS``: ``URL`` (required: the webhook URL, which holds its token), ``USERNAME`` and
@@ -231,25 +225,22 @@ class DiscordBackend(BaseBackend):
     """
 
     display_name = "Discord"
+    describe_as = "Discord webhook at"
 
-    option_keys = frozenset({"URL", "USERNAME", "AVATAR_URL", "TIMEOUT", "CONNECT_TIMEOUT"})
+    option_keys = COMMON_OPTION_KEYS | {"USERNAME", "AVATAR_URL"}
     # The URL embeds the token that lets anyone post.
     secret_option_keys = frozenset({"URL"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)
-        self.url: str = options.get("URL", "")
         self.username: str | None = options.get("USERNAME") or None
         self.avatar_url: str | None = options.get("AVATAR_URL") or None
-        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(
-            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-        )
 
     @classmethod
-    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        messages = publish_checks.check_url_option(alias, options, "URL")
-        messages += [
+    def check_service_options(
+        cls, alias: str, options: Mapping[str, Any]
+    ) -> list[checks.CheckMessage]:
+        messages = [
             message
             for message in publish_checks.check_url_option(
                 alias, options, "AVATAR_URL", required=False
@@ -258,20 +249,13 @@ class DiscordBackend(BaseBackend):
             if message.id != f"{publish_checks.ID_PREFIX}.W003"
         ]
         messages += check_username(alias, options)
-        for key in ("TIMEOUT", "CONNECT_TIMEOUT"):
-            messages += publish_checks.check_positive_number(alias, options, key)
         return messages
-
-    def describe(self) -> str:
-        return f"Discord webhook at {describe_url(self.url)}"
 
     def deliver(self, delivery: Delivery) -> HttpResult:
         message = build_message(
             delivery.payload, username=self.username, avatar_url=self.avatar_url
         )
-        try:
-            return post_json(
-                self.url, message, timeout=self.timeout, connect_timeout=self.connect_timeout
-            )
-        except DeliveryError as exc:
-            raise explain(exc) from None
+        return self.send(encode_json(message), {"Content-Type": "application/json"})
+
+    def translate_error(self, exc: DeliveryError) -> DeliveryError:
+        return explain(exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import smtplib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from django.urls import NoReverseMatch, reverse
 
 from .. import checks as publish_checks
 from ..exceptions import DeliveryError
-from ..http import HttpResult
+from ..http.responses import HttpResult
 from ..models import Attempt
 from ..summary import summarize
 from .base import BaseBackend
@@ -35,9 +35,9 @@ DEFAULT_BODY_TEMPLATE = "wagtail_publish_hooks/email/body.txt"
 #: The options that name who receives the messages; at least one must be set.
 RECIPIENT_OPTIONS = ("TO_USERS", "TO_GROUPS", "TO_OWNER", "TO_SUBMITTER")
 
-#: How the attempt's record names an address that received the message. Later attempts of the
-#: same delivery read these lines back and skip those addresses.
-SENT_PREFIX = "sent: "
+#: The key of ``Attempt.detail`` that lists the addresses the attempt sent to. Later attempts of
+#: the same delivery read it back and skip those addresses.
+SENT_DETAIL = "sent"
 
 # System check ids (listed in checks.py, so that nobody takes them twice).
 
@@ -301,21 +301,23 @@ class EmailBackend(BaseBackend):
                 with contextlib.suppress(Exception):
                     connection.close()
 
-        report += [f"{SENT_PREFIX}{address}" for address in sent]
+        report += [f"sent: {address}" for address in sent]
         report += [f"refused: {address} ({reason})" for address, (reason, _) in refused.items()]
         unsent = [
             r.address for r, _ in messages if r.address not in sent and r.address not in refused
         ]
         report += [f"not sent: {address}" for address in unsent]
         record = "\n".join(report)
+        detail = {SENT_DETAIL: sent} if sent else {}
         request_headers = {"From": self.from_email or settings.DEFAULT_FROM_EMAIL}
         if failure is None and not refused:
             # No HTTP status: this was not an HTTP request.
             return HttpResult(
-                status_code=None,  # type: ignore[arg-type]  # no HTTP status for email
+                status_code=None,
                 response_headers={},
                 response_body=record,
                 request_headers=request_headers,
+                extra=detail,
             )
 
         problems = []
@@ -336,6 +338,7 @@ class EmailBackend(BaseBackend):
             retryable=retryable,
             response_body=record,
             request_headers=request_headers,
+            detail=detail,
         )
 
 
@@ -410,16 +413,15 @@ def open_mailer() -> Any:
 
 
 def sent_in_earlier_attempts(delivery: Delivery) -> set[str]:
-    """The addresses, lowercased, that earlier attempts of ``delivery`` recorded as sent."""
-    records = Attempt.objects.filter(delivery=delivery).values_list("response_body", flat=True)
-    return set(sent_addresses(records))
-
-
-def sent_addresses(records: Iterable[str]) -> Iterable[str]:
-    for record in records:
-        for line in (record or "").splitlines():
-            if line.startswith(SENT_PREFIX):
-                yield line[len(SENT_PREFIX) :].strip().lower()
+    """The addresses, lowercased, that earlier attempts of ``delivery`` recorded as sent (in
+    ``Attempt.detail``)."""
+    details = Attempt.objects.filter(delivery=delivery).values_list("detail", flat=True)
+    return {
+        str(address).strip().lower()
+        for detail in details
+        if isinstance(detail, dict)
+        for address in detail.get(SENT_DETAIL) or ()
+    }
 
 
 def describe_refusal(exc: smtplib.SMTPRecipientsRefused) -> tuple[str, bool]:

@@ -12,93 +12,45 @@ fail and be retried.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
-import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks
 
 from .. import checks as publish_checks
 from .. import events, limits
 from ..exceptions import DeliveryError
-from ..http import HttpResult, policy_for
-from ..purge import ANY_MODEL, PurgeSet, language_variants, resolve_extra_urls
-from .base import BaseBackend
-from .purge_http import PinnedPurgeBackend, RefusedPurgeBackend, purge_backends, purge_timeout
+from ..http.addresses import policy_for
+from ..http.responses import HttpResult
+from ..purge import PurgeSet, language_variants, resolve_extra_urls
+from .base import BaseBackend, check_callables_by_model
+from .purge_http import (
+    MAX_ERROR_LENGTH,
+    PinnedPurgeBackend,
+    RefusedPurgeBackend,
+    batch_size_of,
+    chunks,
+    collect_failures,
+    purge_backends,
+    purge_timeout,
+)
 
 if TYPE_CHECKING:
     from ..models import Delivery
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
-#: The logger Wagtail's purge backends report failures on.
-WAGTAIL_LOGGER = "wagtail.frontendcache"
 DEFAULT_PURGE_ANCESTORS = 1
-#: How many failure messages an attempt records at most, and how long each may be.
+#: How many failure messages an attempt records at most.
 MAX_ERRORS = 20
-MAX_ERROR_LENGTH = 300
 #: How many URLs an attempt's record lists at most (the count is always exact).
 MAX_RECORDED_URLS = 1000
-
-
-class FailureCollector(logging.Handler):
-    """Keeps the error records logged in one thread while Wagtail's backends run."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.ERROR)
-        self.thread = threading.get_ident()
-        self.records: list[logging.LogRecord] = []
-        self._seen: set[int] = set()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.thread != self.thread or id(record) in self._seen:
-            return
-        self._seen.add(id(record))
-        self.records.append(record)
-
-    def messages(self) -> list[str]:
-        found = []
-        for record in self.records:
-            try:
-                text = record.getMessage()
-            except Exception:
-                text = str(record.msg)
-            if record.exc_info and record.exc_info[1] is not None:
-                exc = record.exc_info[1]
-                text += f" ({type(exc).__name__})"
-            found.append(" ".join(text.split())[:MAX_ERROR_LENGTH])
-        return found
-
-    def failed_urls(self, urls: list[str]) -> list[str]:
-        """The URLs named by the records (Wagtail's messages pass the URL as an argument)."""
-        batch = set(urls)
-        failed = []
-        for record in self.records:
-            args = record.args if isinstance(record.args, tuple) else ()
-            failed += [arg for arg in args if isinstance(arg, str) and arg in batch]
-        return list(dict.fromkeys(failed))
-
-
-@contextlib.contextmanager
-def collect_failures() -> Iterator[FailureCollector]:
-    """Collect what Wagtail's purge backends log at ``ERROR`` in this thread meanwhile."""
-    collector = FailureCollector()
-    loggers = [logging.getLogger(WAGTAIL_LOGGER), logging.getLogger()]
-    for target in loggers:
-        target.addHandler(collector)
-    try:
-        yield collector
-    finally:
-        for target in loggers:
-            target.removeHandler(collector)
 
 
 def wagtail_signal_handlers_connected() -> bool:
@@ -124,22 +76,6 @@ def wagtail_signal_handlers_connected() -> bool:
             if receiver in wagtail_handlers:
                 return True
     return False
-
-
-def batch_size_of(wagtail_backend: Any, option: Any, name: str) -> int | None:
-    """URLs per ``purge_batch()`` call: ``BATCH_SIZE``, else the backend's own limit."""
-    if isinstance(option, Mapping):
-        option = option.get(name)
-    if isinstance(option, int) and not isinstance(option, bool) and option > 0:
-        return min(option, int(limits.OPTION_LIMITS["BATCH_SIZE"].maximum))
-    limit = getattr(wagtail_backend, "CHUNK_SIZE", None)
-    return limit if isinstance(limit, int) and limit > 0 else None
-
-
-def chunks(urls: list[str], size: int | None) -> list[list[str]]:
-    if not size:
-        return [urls] if urls else []
-    return [urls[i : i + size] for i in range(0, len(urls), size)]
 
 
 class FrontendCacheBackend(BaseBackend):
@@ -212,7 +148,7 @@ class FrontendCacheBackend(BaseBackend):
                 )
             )
         messages += cls._check_batch_size(alias, options)
-        messages += cls._check_extra_urls(alias, options)
+        messages += check_callables_by_model(40, alias, options, "EXTRA_URLS", page_models=True)
         if wagtail_signal_handlers_connected():
             messages.append(
                 publish_checks.warning(
@@ -368,45 +304,6 @@ class FrontendCacheBackend(BaseBackend):
                 ]
         return []
 
-    @staticmethod
-    def _check_extra_urls(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        value = options.get("EXTRA_URLS")
-        if value is None:
-            return []
-        keys = ("OPTIONS", "EXTRA_URLS")
-        if not isinstance(value, Mapping):
-            return [
-                publish_checks.error(
-                    40,
-                    "must be a dict of page model labels (or '*') to dotted paths of callables.",
-                    alias=alias,
-                    keys=keys,
-                )
-            ]
-        messages: list[checks.CheckMessage] = []
-        for label, path in value.items():
-            where = (*keys, str(label))
-            if label != ANY_MODEL:
-                try:
-                    model = apps.get_model(label)
-                except (LookupError, ValueError, TypeError):
-                    model = None
-                from wagtail.models import Page
-
-                if model is None or not issubclass(model, Page):
-                    messages.append(
-                        publish_checks.error(
-                            40,
-                            f"{label!r} is not an installed page model.",
-                            alias=alias,
-                            keys=where,
-                            hint="Use a label such as 'blog.BlogPage', or '*' for every page.",
-                        )
-                    )
-                    continue
-            messages += publish_checks.check_callable_path(40, path, alias=alias, keys=where)
-        return messages
-
     # -- the purge set ---------------------------------------------------------------------------
 
     def describe(self) -> str:
@@ -560,7 +457,7 @@ class FrontendCacheBackend(BaseBackend):
         )
         return HttpResult(
             # Wagtail's backends return nothing: there is no one HTTP status to record.
-            status_code=None,  # type: ignore[arg-type]
+            status_code=None,
             response_headers={},
             response_body=f"purged {len(urls)} URL(s) in {detail['batches']} batch(es)",
             request_headers={},

@@ -1,4 +1,5 @@
-"""HTTP purges (Varnish, nginx, Fastly's PURGE...) through the package's own HTTP session.
+"""Wagtail's purge backends as a destination runs them: HTTP purges (Varnish, nginx, Fastly's
+PURGE...) through the package's own HTTP session, the others with the failures they log collected.
 
 Wagtail's ``HTTPBackend`` sends ``PURGE`` with ``urllib.request.urlopen``: no address check, no
 pinning, proxies from the environment, no timeout, and error text that tells a reader whether
@@ -12,21 +13,34 @@ say no more than "refused" for a target outside the policy.
 keeps its ``purge()``). Wagtail's clients of vendor APIs with fixed public hosts (Cloudflare,
 CloudFront, Azure) keep their own code. Any other purge backend is the operator's code: it runs
 as it is for a destination of the settings, and is refused for one managed in the admin.
+
+Wagtail's own classes log a failure on the ``wagtail.frontendcache`` logger (or the root logger)
+and return; :func:`collect_failures` gathers what they log at ``ERROR`` or above in this thread
+while they run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from .. import limits
 from ..exceptions import DeliveryError, UnsafeDestination
-from ..http import AddressPolicy, address_policy, send_request
+from ..http.addresses import AddressPolicy, address_policy
+from ..http.transport import send_request
 
 #: A purge request's deadline when the destination sets no ``TIMEOUT``, in seconds.
 DEFAULT_PURGE_TIMEOUT = 15.0
+#: The logger Wagtail's purge backends report failures on.
+WAGTAIL_LOGGER = "wagtail.frontendcache"
+#: How long each recorded failure message may be.
+MAX_ERROR_LENGTH = 300
 
 #: Wagtail's purge backends that talk to a vendor's API on fixed public hosts: kept as they
 #: are, for destinations managed in the admin too (exactly these classes, not subclasses).
@@ -165,3 +179,71 @@ def purge_backends(
         else:
             replaced[name] = backend
     return replaced
+
+
+def batch_size_of(wagtail_backend: Any, option: Any, name: str) -> int | None:
+    """URLs per ``purge_batch()`` call: ``BATCH_SIZE``, else the backend's own limit."""
+    if isinstance(option, Mapping):
+        option = option.get(name)
+    if isinstance(option, int) and not isinstance(option, bool) and option > 0:
+        return min(option, int(limits.OPTION_LIMITS["BATCH_SIZE"].maximum))
+    limit = getattr(wagtail_backend, "CHUNK_SIZE", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
+
+
+def chunks(urls: list[str], size: int | None) -> list[list[str]]:
+    if not size:
+        return [urls] if urls else []
+    return [urls[i : i + size] for i in range(0, len(urls), size)]
+
+
+class FailureCollector(logging.Handler):
+    """Keeps the error records logged in one thread while Wagtail's backends run."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.thread = threading.get_ident()
+        self.records: list[logging.LogRecord] = []
+        self._seen: set[int] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread != self.thread or id(record) in self._seen:
+            return
+        self._seen.add(id(record))
+        self.records.append(record)
+
+    def messages(self) -> list[str]:
+        found = []
+        for record in self.records:
+            try:
+                text = record.getMessage()
+            except Exception:
+                text = str(record.msg)
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                text += f" ({type(exc).__name__})"
+            found.append(" ".join(text.split())[:MAX_ERROR_LENGTH])
+        return found
+
+    def failed_urls(self, urls: list[str]) -> list[str]:
+        """The URLs named by the records (Wagtail's messages pass the URL as an argument)."""
+        batch = set(urls)
+        failed = []
+        for record in self.records:
+            args = record.args if isinstance(record.args, tuple) else ()
+            failed += [arg for arg in args if isinstance(arg, str) and arg in batch]
+        return list(dict.fromkeys(failed))
+
+
+@contextlib.contextmanager
+def collect_failures() -> Iterator[FailureCollector]:
+    """Collect what Wagtail's purge backends log at ``ERROR`` in this thread meanwhile."""
+    collector = FailureCollector()
+    loggers = [logging.getLogger(WAGTAIL_LOGGER), logging.getLogger()]
+    for target in loggers:
+        target.addHandler(collector)
+    try:
+        yield collector
+    finally:
+        for target in loggers:
+            target.removeHandler(collector)

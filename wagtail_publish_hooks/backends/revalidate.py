@@ -13,16 +13,16 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from .. import checks as publish_checks
-from .. import limits
+from ..encoding import encode_json
 from ..exceptions import DeliveryError
-from ..http import REDACTED, RESPONSE_EXCERPT_BYTES, HttpResult, describe_url, encode_json, post
-from .base import BaseBackend
+from ..http.responses import RESPONSE_EXCERPT_BYTES, HttpResult, error_for
+from ..redaction import REDACTED, describe_url
+from .base import check_callables_by_model
+from .http import COMMON_OPTION_KEYS, HttpBackend, rephrased
 
 if TYPE_CHECKING:
     from ..models import Delivery, Event
 
-DEFAULT_TIMEOUT = 15.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_SECRET_HEADER = "x-revalidate-secret"  # noqa: S105 -- a header name
 #: The key of ``URL`` (as a dict) for sites not named in it.
 ANY_SITE = "*"
@@ -108,7 +108,7 @@ class Request:
         return {"paths": sorted(self.paths), "tags": sorted(self.tags), "events": self.events}
 
 
-class RevalidateBackend(BaseBackend):
+class RevalidateBackend(HttpBackend):
     """POSTs the paths (and cache tags) that a merging window's events made stale.
 
     ``OPTIONS``: ``URL`` (required: the frontend's revalidation endpoint; or a dict of site
@@ -126,9 +126,7 @@ class RevalidateBackend(BaseBackend):
     supports_coalescing = True
     # An alias page has URLs of its own, which are stale too.
     exclude_aliases_by_default = False
-    option_keys = frozenset(
-        {"URL", "SECRET", "SECRET_HEADER", "TAGS", "TIMEOUT", "CONNECT_TIMEOUT"}
-    )
+    option_keys = COMMON_OPTION_KEYS | {"SECRET", "SECRET_HEADER", "TAGS"}
     secret_option_keys = frozenset({"SECRET"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
@@ -141,28 +139,24 @@ class RevalidateBackend(BaseBackend):
         self.secret: str | None = options.get("SECRET") or None
         self.secret_header: str = options.get("SECRET_HEADER") or DEFAULT_SECRET_HEADER
         self.tags_option: Any = options.get("TAGS")
-        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(
-            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-        )
         self._tag_callables: dict[str, TagsCallable] = {}
 
     # -- checks ----------------------------------------------------------------------------------
 
     @classmethod
-    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        messages = cls._check_url(alias, options)
-        messages += cls._check_secret(alias, options)
-        messages += cls._check_tags(alias, options)
-        for key in ("TIMEOUT", "CONNECT_TIMEOUT"):
-            messages += publish_checks.check_positive_number(alias, options, key)
+    def check_service_options(
+        cls, alias: str, options: Mapping[str, Any]
+    ) -> list[checks.CheckMessage]:
+        messages = cls._check_secret(alias, options)
+        messages += check_callables_by_model(35, alias, options, "TAGS", single_path=True)
         return messages
 
-    @staticmethod
-    def _check_url(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+    @classmethod
+    def check_url(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+        """``URL`` is a URL, or a dict of site host names (or ``"*"``) to URLs."""
         value = options.get("URL")
         if not isinstance(value, Mapping):
-            return publish_checks.check_url_option(alias, options, "URL")
+            return super().check_url(alias, options)
         keys = ("OPTIONS", "URL")
         if not value:
             return [
@@ -230,54 +224,6 @@ class RevalidateBackend(BaseBackend):
                     keys=("OPTIONS", "SECRET_HEADER"),
                 )
             )
-        return messages
-
-    @staticmethod
-    def _check_tags(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        value = options.get("TAGS")
-        if value is None:
-            return []
-        keys = ("OPTIONS", "TAGS")
-        if isinstance(value, str):
-            paths = {None: value}
-        elif isinstance(value, Mapping):
-            paths = dict(value)
-        else:
-            return [
-                publish_checks.error(
-                    35,
-                    "must be the dotted path of a callable, or a dict of model labels to such "
-                    "paths.",
-                    alias=alias,
-                    keys=keys,
-                )
-            ]
-        messages: list[checks.CheckMessage] = []
-        for label, path in paths.items():
-            where = keys if label is None else (*keys, str(label))
-            if label is not None:
-                if not isinstance(label, str):
-                    messages.append(
-                        publish_checks.error(
-                            35, "keys must be model labels.", alias=alias, keys=keys
-                        )
-                    )
-                    continue
-                if label != ANY_SITE:
-                    try:
-                        apps.get_model(label)
-                    except (LookupError, ValueError):
-                        messages.append(
-                            publish_checks.error(
-                                35,
-                                f"{label!r} is not an installed model.",
-                                alias=alias,
-                                keys=where,
-                                hint="Use a model label such as 'blog.BlogPage', or '*'.",
-                            )
-                        )
-                        continue
-            messages += publish_checks.check_callable_path(35, path, alias=alias, keys=where)
         return messages
 
     # -- building the requests -------------------------------------------------------------------
@@ -367,26 +313,22 @@ class RevalidateBackend(BaseBackend):
             for name, value in recorded.items()
         }
 
-    def send(self, request: Request) -> HttpResult:
-        body = encode_json(request.body())
+    def translate_error(self, exc: DeliveryError) -> DeliveryError:
+        exc.request_headers = self._redact(exc.request_headers)
+        message = exc.message
+        if exc.status_code in (401, 403):
+            message += ": the frontend refused the secret (check SECRET and SECRET_HEADER)"
+        elif exc.status_code == 404:
+            message += ": no revalidation endpoint at this URL"
+        return rephrased(exc, message)
+
+    def send_request(self, request: Request) -> HttpResult:
+        """POST one endpoint's paths and tags."""
         try:
-            result = post(
-                request.url,
-                body=body,
-                headers=self._headers(),
-                timeout=self.timeout,
-                connect_timeout=self.connect_timeout,
-            )
+            result = self.send(encode_json(request.body()), self._headers(), url=request.url)
         except DeliveryError as exc:
-            exc.request_headers = self._redact(exc.request_headers)
-            status = exc.status_code
-            if status in (401, 403):
-                exc.message += ": the frontend refused the secret (check SECRET and SECRET_HEADER)"
-            elif status == 404:
-                exc.message += ": no revalidation endpoint at this URL"
             if len(self.endpoints) > 1:
-                exc.message = f"{describe_url(request.url)}: {exc.message}"
-            exc.args = (exc.message,)
+                raise rephrased(exc, f"{describe_url(request.url)}: {exc.message}") from None
             raise
         result.request_headers = self._redact(result.request_headers)
         try:
@@ -394,13 +336,10 @@ class RevalidateBackend(BaseBackend):
         except ValueError:
             answer = None
         if isinstance(answer, dict) and answer.get("revalidated") is False:
-            raise DeliveryError(
+            raise error_for(
+                result,
                 f"HTTP {result.status_code}: the frontend answered revalidated: false",
-                status_code=result.status_code,
                 retryable=True,
-                response_headers=result.response_headers,
-                response_body=result.response_body,
-                request_headers=result.request_headers,
             )
         return result
 
@@ -408,7 +347,7 @@ class RevalidateBackend(BaseBackend):
         requests = self.build_requests(delivery.covered_events())
         if not requests:
             return None  # nothing with a URL or a tag: nothing to revalidate
-        results = [self.send(request) for request in requests]
+        results = [self.send_request(request) for request in requests]
         if len(results) == 1:
             return results[0]
         # Several endpoints: record each answer, each under its endpoint.

@@ -20,17 +20,18 @@ from django.utils.safestring import SafeString, mark_safe
 
 from .. import checks as publish_checks
 from .. import limits
-from ..exceptions import DeliveryError, DestinationGone
-from ..http import HttpResult, describe_url, encode_json, post
+from ..encoding import encode_json
+from ..exceptions import DeliveryError
+from ..http.responses import HttpResult
+from ..redaction import describe_url
 from ..summary import Summary, summarize
-from .base import BaseBackend
+from .http import COMMON_OPTION_KEYS, HttpBackend, gone, rephrased
 
 if TYPE_CHECKING:
     from ..models import Delivery
 
 DEFAULT_TEMPLATE = "wagtail_publish_hooks/slack/message.txt"
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
 #: Slack allows about one message per second per incoming webhook, with short bursts.
 DEFAULT_MIN_INTERVAL = 1.0
 
@@ -159,7 +160,7 @@ class MinimumInterval:
 pacer = MinimumInterval()
 
 
-class SlackBackend(BaseBackend):
+class SlackBackend(HttpBackend):
     """Posts a Block Kit message to a Slack incoming webhook.
 
     ``OPTIONS``: ``URL`` (required, the webhook URL: a secret), ``TEMPLATE`` (the Django
@@ -168,26 +169,23 @@ class SlackBackend(BaseBackend):
     """
 
     display_name = "Slack"
+    describe_as = "Slack"
+    default_timeout = DEFAULT_TIMEOUT
 
-    option_keys = frozenset({"URL", "TEMPLATE", "TIMEOUT", "CONNECT_TIMEOUT", "MIN_INTERVAL"})
+    option_keys = COMMON_OPTION_KEYS | {"TEMPLATE", "MIN_INTERVAL"}
     # The URL embeds the token that lets anyone post.
     secret_option_keys = frozenset({"URL"})
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)
-        self.url: str = options.get("URL", "")
         self.template_name: str = options.get("TEMPLATE") or DEFAULT_TEMPLATE
-        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(
-            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-        )
         self.min_interval = float(
             limits.option_number(options, "MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
         )
 
     @classmethod
-    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        messages = publish_checks.check_url_option(alias, options, "URL")
+    def check_url(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+        messages = super().check_url(alias, options)
         url = options.get("URL")
         if isinstance(url, str) and not messages:
             try:
@@ -206,16 +204,16 @@ class SlackBackend(BaseBackend):
                         "of a Slack app.",
                     )
                 )
-        for key in ("TIMEOUT", "CONNECT_TIMEOUT"):
-            messages += publish_checks.check_positive_number(alias, options, key)
+        return messages
+
+    @classmethod
+    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
+        messages = super().check_options(alias, options)
         messages += publish_checks.check_positive_number(
             alias, options, "MIN_INTERVAL", allow_zero=True
         )
         messages += _check_template(alias, options)
         return messages
-
-    def describe(self) -> str:
-        return f"Slack {describe_url(self.url)}"
 
     # -- The message ---------------------------------------------------------------------------
 
@@ -312,22 +310,13 @@ class SlackBackend(BaseBackend):
                 retry_after=held,
             )
         pacer.wait(self.url, self.min_interval)
-        try:
-            return post(
-                self.url,
-                body=body,
-                headers={"Content-Type": "application/json; charset=utf-8"},
-                timeout=self.timeout,
-                connect_timeout=self.connect_timeout,
-            )
-        except DeliveryError as exc:
-            if exc.status_code is None:
-                raise
-            raise self.translate_error(exc) from None
+        return self.send(body, {"Content-Type": "application/json; charset=utf-8"})
 
     def translate_error(self, exc: DeliveryError) -> DeliveryError:
         """Name Slack's error code in the message, and disable the destination if it is gone."""
         status = exc.status_code
+        if status is None:
+            return exc
         code = exc.response_body.strip()
         if not _ERROR_CODE.match(code):
             code = ""
@@ -340,20 +329,9 @@ class SlackBackend(BaseBackend):
                 message += f": {ERROR_EXPLANATIONS[code]}"
         if status == 429 and exc.retry_after:
             message += f"; retrying after {exc.retry_after:g} s"
-        gone = status == 410 or code in GONE_ERRORS
-        if gone:
-            message += "; the destination is disabled"
-        kwargs: dict[str, Any] = {
-            "status_code": status,
-            "response_headers": exc.response_headers,
-            "response_body": exc.response_body,
-            "request_headers": exc.request_headers,
-        }
-        if gone:
-            return DestinationGone(message, **kwargs)
-        return DeliveryError(
-            message, retryable=exc.retryable, retry_after=exc.retry_after, **kwargs
-        )
+        if status == 410 or code in GONE_ERRORS:
+            return gone(exc, message + "; the destination is disabled")
+        return rephrased(exc, message)
 
 
 def _check_template(alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:

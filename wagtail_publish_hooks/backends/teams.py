@@ -8,20 +8,14 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from django.core import checks
-
-from .. import checks as publish_checks
-from .. import limits
+from ..encoding import encode_json
 from ..exceptions import DeliveryError, DestinationGone
-from ..http import HttpResult, describe_url, encode_json, post_json
+from ..http.responses import HttpResult
 from ..summary import Summary, summarize
-from .base import BaseBackend
+from .http import HttpBackend, rephrased
 
 if TYPE_CHECKING:
     from ..models import Delivery
-
-DEFAULT_TIMEOUT = 15.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -146,12 +140,11 @@ def explain(exc: DeliveryError) -> DeliveryError:
     if status == 404 and not detail:
         detail = "no workflow at this URL (deleted, or its trigger changed)"
     if detail:
-        exc.message = f"HTTP {status}: {truncate(' '.join(detail.split()), 300)}"
-        exc.args = (exc.message,)
+        return rephrased(exc, f"HTTP {status}: {truncate(' '.join(detail.split()), 300)}")
     return exc
 
 
-class TeamsBackend(BaseBackend):
+class TeamsBackend(HttpBackend):
     """Posts an Adaptive Card to a Teams channel or chat through a Workflows webhook.
 
     ``OPTIONS``: ``URL`` (required: the URL of the workflow's "When a Teams webhook request is
@@ -160,36 +153,14 @@ class TeamsBackend(BaseBackend):
     """
 
     display_name = "Microsoft Teams"
+    describe_as = "Teams workflow at"
 
-    option_keys = frozenset({"URL", "TIMEOUT", "CONNECT_TIMEOUT"})
     # The URL embeds the token that lets anyone post.
     secret_option_keys = frozenset({"URL"})
 
-    def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
-        super().__init__(alias=alias, options=options)
-        self.url: str = options.get("URL", "")
-        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(
-            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-        )
-
-    @classmethod
-    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        messages = publish_checks.check_url_option(alias, options, "URL")
-        for key in ("TIMEOUT", "CONNECT_TIMEOUT"):
-            messages += publish_checks.check_positive_number(alias, options, key)
-        return messages
-
-    def describe(self) -> str:
-        return f"Teams workflow at {describe_url(self.url)}"
-
     def deliver(self, delivery: Delivery) -> HttpResult:
-        try:
-            return post_json(
-                self.url,
-                build_message(delivery.payload),
-                timeout=self.timeout,
-                connect_timeout=self.connect_timeout,
-            )
-        except DeliveryError as exc:
-            raise explain(exc) from None
+        body = encode(build_message(delivery.payload))
+        return self.send(body, {"Content-Type": "application/json"})
+
+    def translate_error(self, exc: DeliveryError) -> DeliveryError:
+        return explain(exc)

@@ -12,9 +12,9 @@ from django.core.serializers.json import DjangoJSONEncoder
 from standardwebhooks.webhooks import Webhook
 
 from .. import checks as publish_checks
-from .. import limits
-from ..http import HttpResult, describe_url, encode_text, post
-from .base import BaseBackend
+from ..encoding import encode_text
+from ..http.responses import HttpResult
+from .http import COMMON_OPTION_KEYS, HttpBackend
 
 if TYPE_CHECKING:
     from ..models import Delivery
@@ -23,9 +23,6 @@ if TYPE_CHECKING:
 RESERVED_HEADERS = frozenset(
     {"content-type", "webhook-id", "webhook-timestamp", "webhook-signature", "user-agent"}
 )
-
-DEFAULT_TIMEOUT = 15.0
-DEFAULT_CONNECT_TIMEOUT = 5.0
 
 
 def encode_body(payload: Mapping[str, Any]) -> bytes:
@@ -49,7 +46,7 @@ def sign(secrets: list[str], msg_id: str, timestamp: datetime, body: bytes) -> s
     return " ".join(Webhook(secret).sign(msg_id, timestamp, text) for secret in secrets)
 
 
-class WebhookBackend(BaseBackend):
+class WebhookBackend(HttpBackend):
     """POSTs the event as JSON, signed with Standard Webhooks headers.
 
     ``OPTIONS``: ``URL`` (required), ``SECRET`` (a ``whsec_`` string, or a list of them to
@@ -60,29 +57,20 @@ class WebhookBackend(BaseBackend):
     display_name = "Webhook (signed JSON POST)"
     secret_is_sent = False  # signs the requests; never sent
 
-    option_keys = frozenset({"URL", "SECRET", "HEADERS", "TIMEOUT", "CONNECT_TIMEOUT"})
+    option_keys = COMMON_OPTION_KEYS | {"SECRET", "HEADERS"}
 
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)
-        self.url: str = options.get("URL", "")
         self.secrets = secrets_list(options.get("SECRET"))
         self.headers = {str(k): str(v) for k, v in (options.get("HEADERS") or {}).items()}
-        self.timeout = float(limits.option_number(options, "TIMEOUT", DEFAULT_TIMEOUT))
-        self.connect_timeout = float(
-            limits.option_number(options, "CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT)
-        )
 
     @classmethod
-    def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
-        messages = publish_checks.check_url_option(alias, options, "URL")
-        messages += publish_checks.check_secret_option(alias, options, "SECRET")
+    def check_service_options(
+        cls, alias: str, options: Mapping[str, Any]
+    ) -> list[checks.CheckMessage]:
+        messages = publish_checks.check_secret_option(alias, options, "SECRET")
         messages += publish_checks.check_headers_option(alias, options, "HEADERS", RESERVED_HEADERS)
-        for key in ("TIMEOUT", "CONNECT_TIMEOUT"):
-            messages += publish_checks.check_positive_number(alias, options, key)
         return messages
-
-    def describe(self) -> str:
-        return f"POST {describe_url(self.url)}"
 
     def build_request(
         self, delivery: Delivery, *, now: datetime | None = None
@@ -102,10 +90,4 @@ class WebhookBackend(BaseBackend):
 
     def deliver(self, delivery: Delivery) -> HttpResult:
         body, headers = self.build_request(delivery)
-        return post(
-            self.url,
-            body=body,
-            headers=headers,
-            timeout=self.timeout,
-            connect_timeout=self.connect_timeout,
-        )
+        return self.send(body, headers)

@@ -16,7 +16,8 @@ from wagtail.models import Page
 
 from ...models import DUE_STATUSES, Attempt, Delivery, DeliveryStatus, Event
 from ..permissions import ForbiddenMixin, ObjectAccess, can_redeliver
-from .display import WITHHELD, pretty_json, redact_headers, shown_label, shown_title, url
+from ...redaction import headers_to_show
+from .display import WITHHELD, pretty_json, shown_label, shown_title, url
 from .selection import find_instance_in
 
 
@@ -89,8 +90,8 @@ class DeliveryDetailView(
         attempts = [
             {
                 "attempt": attempt,
-                "request_headers": redact_headers(attempt.request_headers),
-                "response_headers": redact_headers(attempt.response_headers),
+                "request_headers": headers_to_show(attempt.request_headers),
+                "response_headers": headers_to_show(attempt.response_headers),
                 "detail": pretty_json(attempt.detail) if attempt.detail and visible else "",
                 "response_body": attempt.response_body if visible else "",
             }

@@ -15,29 +15,12 @@ from .audit import delivery_label
 
 NAMESPACE = "wagtail_publish_hooks"
 
-#: Header names whose values are never shown, whatever a backend recorded.
-SECRET_HEADER_WORDS = ("authorization", "signature", "secret", "token", "cookie", "key", "auth")
-REDACTED = "[redacted]"
-
 #: Shown instead of the title of an object the user may not see.
 WITHHELD = gettext_lazy("(not shown: you have no access to it)")
 
 
 def url(name: str, *args: Any) -> str:
     return reverse(f"{NAMESPACE}:{name}", args=args)
-
-
-def redact_headers(headers: Any) -> list[tuple[str, str]]:
-    """Headers as (name, value) pairs to show; secret-looking values are replaced."""
-    if not isinstance(headers, dict):
-        return []
-    shown = []
-    for name, value in sorted(headers.items(), key=lambda item: str(item[0]).lower()):
-        lowered = str(name).lower()
-        if any(word in lowered for word in SECRET_HEADER_WORDS):
-            value = REDACTED
-        shown.append((str(name), str(value)))
-    return shown
 
 
 def pretty_json(value: Any) -> str:
