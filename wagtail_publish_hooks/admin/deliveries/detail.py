@@ -15,8 +15,8 @@ from wagtail.admin.widgets.button import HeaderButton
 from wagtail.models import Page
 
 from ...models import DUE_STATUSES, Attempt, Delivery, DeliveryStatus, Event
-from ..permissions import ForbiddenMixin, ObjectAccess, can_redeliver
 from ...redaction import headers_to_show
+from ..permissions import ForbiddenMixin, ObjectAccess, can_redeliver
 from .display import WITHHELD, pretty_json, shown_label, shown_title, url
 from .selection import find_instance_in
 
