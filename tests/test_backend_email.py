@@ -3,13 +3,18 @@ mail anybody twice."""
 
 from __future__ import annotations
 
+import importlib
 import smtplib
+from types import SimpleNamespace
 
 import pytest
+from django.apps import apps as django_apps
 from django.contrib.auth.models import Group
 from django.core import checks
 from django.core.mail.backends import locmem
+from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 from wagtail.log_actions import LogContext
 from wagtail.models import GroupApprovalTask, Workflow, WorkflowTask
 
@@ -302,6 +307,34 @@ def test_a_lost_connection_is_retried_without_mailing_anybody_twice(
     assert second.response_body.splitlines()[: len(sent_first)] == [
         f"already sent: {address}" for address in sent_first
     ]
+
+
+def test_addresses_an_attempt_sent_to_before_the_upgrade_are_not_mailed_again(
+    configure, people, draft_blog_page, mailoutbox, settings, deliver
+):
+    """Attempts recorded before ``Attempt.detail["sent"]`` listed their addresses as ``sent: ``
+    lines of the response body; migration 0013 copies them across, so a retry pending over the
+    upgrade mails nobody twice."""
+    migration = importlib.import_module("wagtail_publish_hooks.migrations.0013_email_sent_detail")
+    settings.EMAIL_BACKEND = "tests.test_backend_email.FlakyEmailBackend"
+    FlakyEmailBackend.calls, FlakyEmailBackend.fail_at = 0, 2
+    configure(
+        DESTINATIONS={"editors": {"BACKEND": EMAIL, "OPTIONS": {"TO_USERS": ["alice", "carol"]}}},
+        RETRY_SCHEDULE=[3600],
+    )
+    draft_blog_page.save_revision().publish()
+    first = Attempt.objects.get()
+    assert first.outcome == AttemptOutcome.RETRY
+    assert "sent: alice@example.com" in first.response_body.splitlines()
+    Attempt.objects.update(detail={})  # as an attempt was recorded before the upgrade
+
+    migration.copy_sent_addresses(django_apps, SimpleNamespace(connection=connection))
+
+    assert Attempt.objects.get().detail == {"sent": ["alice@example.com"]}
+    Delivery.objects.update(next_attempt_at=timezone.now())
+    deliver()
+    assert Delivery.objects.get().status == DeliveryStatus.DELIVERED
+    assert recipients(mailoutbox) == ["alice@example.com", "carol@example.com"]
 
 
 def test_an_unreachable_server_is_retried_then_fails(
