@@ -588,7 +588,7 @@ class RotateSecretView(ForbiddenAs403, generic.base.WagtailAdminTemplateMixin, T
         return context
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        from ..checks import check_destination
+        from ..checks.destinations import check_destination
 
         secret = generate_secret()
         keep = (

@@ -9,6 +9,7 @@ from django.core import checks
 
 from .. import limits
 from ..http import looks_secret
+from ..validation import error
 
 if TYPE_CHECKING:
     from ..http import HttpResult
@@ -91,8 +92,6 @@ class BaseBackend:
         By default, any of :attr:`settings_only_option_keys`. A backend whose options can
         name code some other way adds to it.
         """
-        from ..checks import error
-
         return [
             error(
                 45,

@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core import checks
 
-from .. import checks as publish_checks
 from .. import limits
+from .. import validation as publish_checks
 from ..exceptions import DeliveryError, DestinationGone
 from ..http import HttpResult, describe_url, encode_json, post
 from .base import BaseBackend

@@ -26,8 +26,8 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 
-from .. import checks as publish_checks
 from .. import events, limits
+from .. import validation as publish_checks
 from ..exceptions import DeliveryError
 from ..http import HttpResult, policy_for
 from ..purge import ANY_MODEL, PurgeSet, language_variants, resolve_extra_urls

@@ -12,8 +12,8 @@ from django.apps import apps
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .. import checks as publish_checks
 from .. import limits
+from .. import validation as publish_checks
 from ..exceptions import DeliveryError
 from ..http import REDACTED, RESPONSE_EXCERPT_BYTES, HttpResult, describe_url, encode_json, post
 from .base import BaseBackend

@@ -18,8 +18,8 @@ from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 
-from .. import checks as publish_checks
 from .. import limits
+from .. import validation as publish_checks
 from ..exceptions import DeliveryError, DestinationGone
 from ..http import HttpResult, describe_url, encode_json, post
 from ..summary import Summary, summarize

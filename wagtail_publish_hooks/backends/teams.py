@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from django.core import checks
 
-from .. import checks as publish_checks
 from .. import limits
+from .. import validation as publish_checks
 from ..exceptions import DeliveryError, DestinationGone
 from ..http import HttpResult, describe_url, encode_json, post_json
 from ..summary import Summary, summarize

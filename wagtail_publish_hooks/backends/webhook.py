@@ -11,8 +11,8 @@ from django.core import checks
 from django.core.serializers.json import DjangoJSONEncoder
 from standardwebhooks.webhooks import Webhook
 
-from .. import checks as publish_checks
 from .. import limits
+from .. import validation as publish_checks
 from ..http import HttpResult, describe_url, encode_text, post
 from .base import BaseBackend
 
