@@ -21,6 +21,8 @@ from .leases import check_lease_against_timeouts
 
 
 def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """``WAGTAIL_PUBLISH_HOOKS``: its keys, the global settings, each destination defined in
+    it, and each one's send time against the lease."""
     if not hasattr(settings, SETTING_NAME):
         return []
     raw = getattr(settings, SETTING_NAME)
