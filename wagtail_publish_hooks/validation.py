@@ -25,8 +25,16 @@ from urllib.parse import urlsplit
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from . import limits
 from .conf import SETTING_NAME
+from .limits import (
+    NOT_FINITE,
+    OPTION_LIMITS,
+    SETTING_LIMITS,
+    TOO_HIGH,
+    Limit,
+    OutOfLimits,
+    parse_number,
+)
 
 if TYPE_CHECKING:
     from .backends.base import BaseBackend
@@ -302,7 +310,7 @@ def check_positive_number(
     integer: bool = False,
     allow_zero: bool = False,
     in_options: bool = True,
-    limit: limits.Limit | None = None,
+    limit: Limit | None = None,
 ) -> list[checks.CheckMessage]:
     """E015 (not a number of the right kind, or too small) or E048 (not finite, or above the
     bound) for a number: bounded by ``limit``, else by the package's table for the key
@@ -311,8 +319,8 @@ def check_positive_number(
     if key not in options:
         return []
     if limit is None:
-        table = limits.OPTION_LIMITS if in_options else limits.SETTING_LIMITS
-        limit = table.get(key) or limits.Limit(
+        table = OPTION_LIMITS if in_options else SETTING_LIMITS
+        limit = table.get(key) or Limit(
             0, math.inf, integer=integer, above_minimum=not allow_zero, unit=""
         )
     return check_number(options[key], key, limit, alias=alias, keys=keys)
@@ -321,7 +329,7 @@ def check_positive_number(
 def check_number(
     value: Any,
     key: str,
-    limit: limits.Limit,
+    limit: Limit,
     *,
     alias: str | None,
     keys: Iterable[str],
@@ -330,9 +338,9 @@ def check_number(
     """Error ``kind_error`` (E015 unless told) when ``value`` is no number of the wanted kind or
     is below ``limit``; E048 when it is NaN, an infinity or above ``limit``."""
     try:
-        limits.parse_number(key, value, limit)
-    except limits.OutOfLimits as exc:
-        number = 48 if exc.problem in (limits.NOT_FINITE, limits.TOO_HIGH) else kind_error
+        parse_number(key, value, limit)
+    except OutOfLimits as exc:
+        number = 48 if exc.problem in (NOT_FINITE, TOO_HIGH) else kind_error
         return [error(number, f"{exc.requirement}.", alias=alias, keys=keys)]
     return []
 
