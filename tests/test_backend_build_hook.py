@@ -21,7 +21,7 @@ from wagtail_publish_hooks.backends.build_hook import (
     build_title,
     detect_provider,
 )
-from wagtail_publish_hooks.checks import check_settings
+from wagtail_publish_hooks.checks.settings import check_settings
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, DestinationState
 
 pytestmark = pytest.mark.django_db(transaction=True)

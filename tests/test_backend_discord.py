@@ -16,7 +16,7 @@ from wagtail_publish_hooks.backends.discord import (
     embed_length,
     escape_markdown,
 )
-from wagtail_publish_hooks.checks import check_settings
+from wagtail_publish_hooks.checks.settings import check_settings
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, DestinationState
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from wagtail.log_actions import LogContext
 from wagtail.models import GroupApprovalTask, Workflow, WorkflowTask
 
 from wagtail_publish_hooks.backends.email import EmailBackend
-from wagtail_publish_hooks.checks import check_settings
+from wagtail_publish_hooks.checks.settings import check_settings
 from wagtail_publish_hooks.delivery import redeliver
 from wagtail_publish_hooks.models import Attempt, AttemptOutcome, Delivery, DeliveryStatus
 

@@ -14,7 +14,7 @@ from werkzeug import Request, Response
 
 from tests.testapp.models import BlogIndexPage, BlogPage
 from wagtail_publish_hooks.backends.revalidate import RevalidateBackend, event_urls
-from wagtail_publish_hooks.checks import check_settings
+from wagtail_publish_hooks.checks.settings import check_settings
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -23,7 +23,7 @@ from wagtail_publish_hooks.backends.slack import (
     mrkdwn_link,
     truncate_mrkdwn,
 )
-from wagtail_publish_hooks.checks import check_settings
+from wagtail_publish_hooks.checks.settings import check_settings
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, DestinationState
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -11,7 +11,7 @@ from werkzeug import Request, Response
 
 from wagtail_publish_hooks.backends import teams
 from wagtail_publish_hooks.backends.teams import TeamsBackend, build_message, escape_markdown
-from wagtail_publish_hooks.checks import check_settings
+from wagtail_publish_hooks.checks.settings import check_settings
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, DestinationState
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -595,7 +595,7 @@ def test_a_number_the_checks_accept_is_one_the_backend_can_use_and_no_other(opti
 
     from django.utils.module_loading import import_string
 
-    from wagtail_publish_hooks.checks import check_destination
+    from wagtail_publish_hooks.checks.destinations import check_destination
     from wagtail_publish_hooks.limits import OPTION_LIMITS, OutOfLimits
 
     backend_name, key = option

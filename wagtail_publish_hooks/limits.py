@@ -1,6 +1,6 @@
 """The bounds of every number the package reads from settings and from destination ``OPTIONS``.
 
-One table, one parser. The system checks (``checks.py``, and through them the admin's
+One table, one parser. The system checks (``checks/``, and through them the admin's
 destination form) refuse a value outside these bounds; at run time, where the checks may have
 been silenced or a row written to the database directly, the same parser stands between the
 value and a ``sleep()``, a ``timedelta`` or a socket timeout: a destination's option out of

@@ -30,6 +30,14 @@ from django.core import checks
 from django.db import DatabaseError, connections, router, transaction
 from django.utils.module_loading import import_string
 
+from .validation import (
+    about_managed,
+    backend_not_managed,
+    error,
+    managed_option_problems,
+    undecryptable,
+)
+
 if TYPE_CHECKING:
     from .backends.base import BaseBackend
     from .conf import Destination
@@ -180,11 +188,24 @@ def managed_backend_choices() -> list[tuple[str, str]]:
     return choices
 
 
+def check_managed_trust(alias: str, backend: Any, options: Any) -> list[checks.CheckMessage]:
+    """E044 and E045: a destination managed in the admin that names code, found by comparing
+    strings and keys only (nothing it names is imported or called)."""
+    with about_managed():
+        if not isinstance(backend, str) or not backend:
+            return [error(4, "is required.", alias=alias, keys=("BACKEND",))]
+        backend_class = managed_backend_class(backend)
+        if backend_class is None:
+            return [backend_not_managed(alias, backend, managed_backend_paths())]
+        if not isinstance(options, Mapping):
+            return []
+        return managed_option_problems(backend_class, alias, options)
+
+
 def managed_problems(row: Any) -> list[checks.CheckMessage]:
     """Why a stored destination may not be built, found without importing anything it names:
     its backend is outside the registry (E044), an option names code (E045), or its secrets
     cannot be decrypted (E047). Empty when it may be built."""
-    from .checks import check_managed_trust, undecryptable
     from .encryption import DecryptionError
 
     messages = check_managed_trust(row.alias, row.backend, row.options)

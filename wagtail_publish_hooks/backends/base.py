@@ -9,6 +9,7 @@ from django.core import checks
 
 from .. import limits
 from ..redaction import looks_secret
+from ..validation import check_callable_path, error
 
 if TYPE_CHECKING:
     from ..http.responses import HttpResult
@@ -91,8 +92,6 @@ class BaseBackend:
         By default, any of :attr:`settings_only_option_keys`. A backend whose options can
         name code some other way adds to it.
         """
-        from ..checks import error
-
         return [
             error(
                 45,
@@ -145,8 +144,6 @@ def check_callables_by_model(
     """Error ``number`` unless ``OPTIONS[key]`` maps model labels (or ``"*"``, for the rest) to
     dotted paths of callables, each importable. With ``page_models``, each label must be a page
     model's; with ``single_path``, one dotted path (for every model) is accepted too."""
-    from ..checks import check_callable_path, error
-
     value = options.get(key)
     if value is None:
         return []

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core import checks
 
-from .. import checks as publish_checks
+from .. import validation as publish_checks
 from ..encoding import encode_json
 from ..exceptions import DeliveryError, DestinationGone
 from ..http.responses import HttpResult, error_for

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core import checks
 
-from .. import checks as publish_checks
+from .. import validation as publish_checks
 from ..conf import MAX_RETRY_AFTER_SECONDS
 from ..encoding import encode_json
 from ..exceptions import DeliveryError, DestinationGone

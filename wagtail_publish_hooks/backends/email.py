@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.template.loader import get_template, render_to_string
 from django.urls import NoReverseMatch, reverse
 
-from .. import checks as publish_checks
+from .. import validation as publish_checks
 from ..exceptions import DeliveryError
 from ..http.responses import HttpResult
 from ..models import Attempt
@@ -39,7 +39,7 @@ RECIPIENT_OPTIONS = ("TO_USERS", "TO_GROUPS", "TO_OWNER", "TO_SUBMITTER")
 #: the same delivery read it back and skip those addresses.
 SENT_DETAIL = "sent"
 
-# System check ids (listed in checks.py, so that nobody takes them twice).
+# System check ids (listed in validation.py, so that nobody takes them twice).
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import checks
 
-from .. import checks as publish_checks
 from .. import events, limits
+from .. import validation as publish_checks
 from ..exceptions import DeliveryError
 from ..http.addresses import policy_for
 from ..http.responses import HttpResult

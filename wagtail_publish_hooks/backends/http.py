@@ -14,8 +14,8 @@ from typing import Any, ClassVar
 
 from django.core import checks
 
-from .. import checks as publish_checks
 from .. import limits
+from .. import validation as publish_checks
 from ..exceptions import DeliveryError, DestinationGone
 from ..http.responses import HttpResult
 from ..http.transport import post

@@ -12,7 +12,7 @@ from django.apps import apps
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .. import checks as publish_checks
+from .. import validation as publish_checks
 from ..encoding import encode_json
 from ..exceptions import DeliveryError
 from ..http.responses import RESPONSE_EXCERPT_BYTES, HttpResult, error_for

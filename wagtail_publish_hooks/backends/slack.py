@@ -18,8 +18,8 @@ from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 
-from .. import checks as publish_checks
 from .. import limits
+from .. import validation as publish_checks
 from ..encoding import encode_json
 from ..exceptions import DeliveryError
 from ..http.responses import HttpResult

@@ -11,7 +11,7 @@ from django.core import checks
 from django.core.serializers.json import DjangoJSONEncoder
 from standardwebhooks.webhooks import Webhook
 
-from .. import checks as publish_checks
+from .. import validation as publish_checks
 from ..encoding import encode_text
 from ..http.responses import HttpResult
 from .http import COMMON_OPTION_KEYS, HttpBackend

@@ -17,7 +17,7 @@ from wagtail.admin.views import generic
 from wagtail.admin.views.generic.history import HistoryView
 from wagtail.admin.views.generic.usage import UsageView
 
-from ...checks import check_destination
+from ...checks.destinations import check_destination
 from ...encryption import DecryptionError
 from ...models import ManagedDestination
 from ..permissions import ForbiddenMixin, can_manage_destinations, forbidden

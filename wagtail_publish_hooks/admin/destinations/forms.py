@@ -11,12 +11,13 @@ from django.core import checks
 from django.utils.translation import gettext_lazy as _
 
 from ...backends.base import is_secret_option
-from ...checks import check_destination, managed_alias_taken
+from ...checks.destinations import check_destination
 from ...conf import raw_settings
 from ...encryption import PREFIX, DecryptionError, decrypt, encrypted_values
 from ...includes import KNOWN_INCLUDES
 from ...managed import managed_backend_choices
 from ...models import ManagedDestination
+from ...validation import managed_alias_taken
 from .fields import ExcludeAliasesSelect, LinesField, OptionsField, ScheduleField
 from .secret_options import (
     RETYPE_SECRET,
@@ -48,9 +49,9 @@ class DestinationForm(forms.ModelForm):
     """Create or edit a :class:`~wagtail_publish_hooks.models.ManagedDestination`.
 
     Everything entered is assembled into the configuration a ``DESTINATIONS`` entry would hold
-    and run through :func:`wagtail_publish_hooks.checks.check_destination`: each error of the
-    system checks becomes an error of the field it is about, with its id. Warnings do not stop
-    the form; the view shows them once saved (:attr:`check_warnings`).
+    and run through :func:`wagtail_publish_hooks.checks.destinations.check_destination`: each
+    error of the system checks becomes an error of the field it is about, with its id. Warnings
+    do not stop the form; the view shows them once saved (:attr:`check_warnings`).
 
     The signing secret is never put into a widget: it is generated (and shown once, by the
     view, from :attr:`generated_secret`) or typed into a password field that does not render
