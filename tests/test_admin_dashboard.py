@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from werkzeug import Response
 
-from tests.test_admin_deliveries import admin_url, make_delivery, user_with
+from tests.support.admin import admin_url, make_delivery, user_with
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, DestinationState
 
 pytestmark = pytest.mark.django_db(transaction=True)

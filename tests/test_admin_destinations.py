@@ -484,7 +484,11 @@ def test_a_revalidation_secret_and_a_token_header_are_never_shown_and_kept(
             "backend",
             "wagtail_publish_hooks.E044",
         ),
-        ({"backend": "tests.backends.NotABackend"}, "backend", "wagtail_publish_hooks.E044"),
+        (
+            {"backend": "tests.support.backends.NotABackend"},
+            "backend",
+            "wagtail_publish_hooks.E044",
+        ),
         (
             {"events": "page.publish"},
             "events",

@@ -9,7 +9,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.urls import reverse
 from werkzeug import Response
 
-from tests.test_admin_deliveries import admin_url, make_delivery, rows
+from tests.support.admin import admin_url, make_delivery, rows
 from tests.testapp.models import Advert
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.test_admin_deliveries import admin_url, make_delivery, user_with
+from tests.support.admin import admin_url, make_delivery, user_with
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -19,7 +19,7 @@ from wagtail.contrib.frontend_cache.backends import http as wagtail_http
 from wagtail.signals import page_published
 from werkzeug import Response
 
-from tests import sinks
+from tests.support import sinks
 from tests.testapp.models import BlogPage
 from wagtail_publish_hooks.backends.frontend_cache import (
     FrontendCacheBackend,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser import browser_page, log_in, screenshot_dir  # noqa: F401
+from tests.support.browser import browser_page, log_in, screenshot_dir  # noqa: F401
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -24,8 +24,8 @@ from standardwebhooks.webhooks import Webhook
 from wagtail.models import Page, PageLogEntry
 
 from tests.conftest import WEBHOOK
+from tests.support.admin_users import admin_user
 from tests.testapp.models import Advert, BlogIndexPage, BlogPage
-from tests.trust.admin_users import admin_user
 from wagtail_publish_hooks import events
 from wagtail_publish_hooks.backends.webhook import WebhookBackend
 from wagtail_publish_hooks.models import CaptureFailure, Delivery, DeliveryStatus, Event

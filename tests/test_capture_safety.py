@@ -61,7 +61,7 @@ def test_failing_capture_does_not_break_the_publish(
 
 
 def test_backend_that_raises_does_not_break_the_publish(configure, draft_blog_page):
-    configure(DESTINATIONS={"broken": {"BACKEND": "tests.backends.ExplodingBackend"}})
+    configure(DESTINATIONS={"broken": {"BACKEND": "tests.support.backends.ExplodingBackend"}})
     revision = draft_blog_page.save_revision()
     revision.publish()  # the immediate task backend delivers inside this call, on commit
 
@@ -79,7 +79,7 @@ def test_unreachable_task_backend_does_not_break_the_publish(
     configure, settings, draft_blog_page, caplog
 ):
     configure(
-        DESTINATIONS={"broken": {"BACKEND": "tests.backends.ExplodingBackend"}},
+        DESTINATIONS={"broken": {"BACKEND": "tests.support.backends.ExplodingBackend"}},
         TASK_BACKEND="missing",
     )
     caplog.set_level(logging.ERROR, logger="wagtail_publish_hooks")

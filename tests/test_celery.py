@@ -1,5 +1,5 @@
 """The Celery deployment: django-tasks-fennel, a real redis-server broker and real ``celery worker``
-processes running the site's own Celery app (``tests/celery_app.py``).
+processes running the site's own Celery app (``tests/support/celery_app.py``).
 
 The publishing process only records and, on commit, sends a message to the broker; the workers
 deliver. A retry is a deferred task: a message with an ``eta`` that a worker holds (unacknowledged,
@@ -27,7 +27,7 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Response
 
 from tests.conftest import WEBHOOK
-from tests.redis_server import redis_url  # noqa: F401 - a fixture
+from tests.support.redis_server import redis_url  # noqa: F401 - a fixture
 from tests.testapp.models import BlogPage
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 
@@ -102,7 +102,7 @@ class Workers:
                     "-m",
                     "celery",
                     "-A",
-                    "tests.celery_app",
+                    "tests.support.celery_app",
                     "worker",
                     "--queues",
                     QUEUE,

@@ -50,8 +50,8 @@ CASES = [
     ),
     (
         "E006",
-        dest(BACKEND="tests.backends.NotABackend"),
-        "['consumer']['BACKEND']: 'tests.backends.NotABackend' is not a subclass",
+        dest(BACKEND="tests.support.backends.NotABackend"),
+        "['consumer']['BACKEND']: 'tests.support.backends.NotABackend' is not a subclass",
     ),
     ("E007", dest(EVENT=["page.published"]), "['consumer']['EVENT']: is not a known destination"),
     ("E008", dest(EVENTS=["page.publish"]), "['consumer']['EVENTS']: 'page.publish' is not a"),
@@ -335,7 +335,7 @@ def test_immediate_task_backend_warns(settings):
 
 
 def test_backend_without_deferral_warns(settings):
-    tasks = {**DB_TASKS, "nodefer": {"BACKEND": "tests.task_backends.NoDeferBackend"}}
+    tasks = {**DB_TASKS, "nodefer": {"BACKEND": "tests.support.task_backends.NoDeferBackend"}}
     settings.TASKS = tasks
     settings.WAGTAIL_PUBLISH_HOOKS = {**dest(), "TASK_BACKEND": "nodefer"}
     messages = checks.run_checks(tags=["wagtail_publish_hooks"])

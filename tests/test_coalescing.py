@@ -9,13 +9,13 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from tests.backends import CoalescingRecorder
+from tests.support.backends import CoalescingRecorder
 from tests.testapp.models import BlogPage
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-RECORDER = "tests.backends.CoalescingRecorder"
+RECORDER = "tests.support.backends.CoalescingRecorder"
 WEBHOOK = "wagtail_publish_hooks.backends.webhook.WebhookBackend"
 
 

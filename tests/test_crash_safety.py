@@ -25,8 +25,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from tests.conftest import WEBHOOK
-from tests.load import seed
-from tests.sink_log import BROKEN, Sink
+from tests.support.load import seed
+from tests.support.sink_log import BROKEN, Sink
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, Event
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]

@@ -1,7 +1,7 @@
 """Receivers that misbehave: the worker stays within its deadline and its memory, records the
 failure on the attempt, and schedules another attempt.
 
-Each receiver is a raw socket server on 127.0.0.1 (``tests/sinks.py``). The delivery runs in
+Each receiver is a raw socket server on 127.0.0.1 (``tests/support/sinks.py``). The delivery runs in
 this process, as a worker's task run would, under ``tracemalloc``.
 """
 
@@ -16,8 +16,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests import sinks
 from tests.conftest import WEBHOOK
+from tests.support import sinks
 from wagtail_publish_hooks.exceptions import DeliveryError
 from wagtail_publish_hooks.http import RESPONSE_EXCERPT_BYTES, close_session, post
 from wagtail_publish_hooks.models import Attempt, AttemptOutcome, Delivery, DeliveryStatus

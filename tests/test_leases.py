@@ -16,8 +16,8 @@ from django.db import connections
 from django.utils import timezone
 
 from tests.conftest import WEBHOOK
-from tests.load import seed
-from tests.sink_log import Sink
+from tests.support.load import seed
+from tests.support.sink_log import Sink
 from wagtail_publish_hooks.delivery import (
     Lease,
     OutcomeRecorder,

@@ -282,11 +282,11 @@ def test_a_running_worker_delivers_to_destinations_created_and_changed_after_it_
 
 # -- The registry of backends a managed destination may use -------------------------------------
 
-RECORDING = "tests.backends.RecordingBackend"
+RECORDING = "tests.support.backends.RecordingBackend"
 
 
 def test_an_operator_approved_backend_is_offered_and_delivers(configure, draft_blog_page):
-    from tests.backends import RecordingBackend
+    from tests.support.backends import RecordingBackend
     from wagtail_publish_hooks.managed import managed_backend_choices
 
     configure(DESTINATIONS={})
@@ -305,7 +305,7 @@ def test_an_operator_approved_backend_is_offered_and_delivers(configure, draft_b
 
 def test_managed_backends_and_encryption_keys_are_checked(configure):
     configure(
-        MANAGED_BACKENDS=["tests.backends.NotABackend", "tests.nope.Nope", 3],
+        MANAGED_BACKENDS=["tests.support.backends.NotABackend", "tests.nope.Nope", 3],
         ENCRYPTION_KEYS=["not-a-key"],
     )
     messages = [m for m in checks.run_checks(tags=["wagtail_publish_hooks"]) if "E046" in m.id]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from werkzeug import Request, Response
 
 from tests.conftest import WEBHOOK
-from tests.sinks import Sink, respond
+from tests.support.sinks import Sink, respond
 from tests.testapp.models import BlogPage
 from wagtail_publish_hooks import operational
 from wagtail_publish_hooks.backends import slack

@@ -434,7 +434,7 @@ def test_a_database_error_on_one_route_is_isolated(
     configure(
         DESTINATIONS={
             "healthy": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": httpserver.url_for("/healthy")}},
-            "merging": {"BACKEND": "tests.backends.CoalescingRecorder"},
+            "merging": {"BACKEND": "tests.support.backends.CoalescingRecorder"},
         },
         RETRY_SCHEDULE=[0],
     )

@@ -1,10 +1,10 @@
 """Four real worker processes share 5,000 deliveries on PostgreSQL without ever sending one twice.
 
 This module always runs on PostgreSQL, whatever database the rest of the suite uses: it starts
-a throwaway local cluster (tests/pgcluster.py) or, when the suite itself runs on PostgreSQL,
-uses a database of its own on the same server. Everything touching that database happens in
-subprocesses (``migrate``, ``tests.load`` and ``db_worker``), so the suite's own database and
-settings stay out of it.
+a throwaway local cluster (tests/support/pgcluster.py) or, when the suite itself runs on
+PostgreSQL, uses a database of its own on the same server. Everything touching that database
+happens in subprocesses (``migrate``, ``tests.support.load`` and ``db_worker``), so the suite's own
+database and settings stay out of it.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import WEBHOOK
-from tests.pgcluster import create_database, drop_database, find_bin_dir, start_cluster
-from tests.sink_log import Faults, Sink
+from tests.support.pgcluster import create_database, drop_database, find_bin_dir, start_cluster
+from tests.support.sink_log import Faults, Sink
 
 pytestmark = pytest.mark.worker
 
@@ -107,7 +107,8 @@ def test_four_workers_send_each_of_5000_deliveries_exactly_once(postgres_databas
             "RETRY_SCHEDULE": [1],
         }
         env = subprocess_env(postgres_database, config)
-        run(env, "-m", "tests.load", "seed", "--events", str(EVENTS), "--runs", str(WORKERS),
+        run(env, "-m", "tests.support.load", "seed", "--events", str(EVENTS),
+            "--runs", str(WORKERS),
             *(f"--destination={alias}" for alias in DESTINATIONS))  # fmt: skip
 
         workers = [
@@ -134,7 +135,7 @@ def test_four_workers_send_each_of_5000_deliveries_exactly_once(postgres_databas
         assert all(worker.returncode == 0 for worker in workers), outputs
         log = sink.snapshot()
 
-    outcome = json.loads(run(env, "-m", "tests.load", "report"))
+    outcome = json.loads(run(env, "-m", "tests.support.load", "report"))
     deliveries = outcome["deliveries"]
     assert len(deliveries) == EVENTS * len(DESTINATIONS) == 5000
 
@@ -185,7 +186,7 @@ def test_claims_are_atomic_across_processes(postgres_database):
     config = {"DESTINATIONS": {}, "ALLOW_PRIVATE_NETWORKS": ["127.0.0.0/8"]}
     env = subprocess_env(postgres_database, config)
     # Deliveries to destinations that need not exist: only claiming is exercised here.
-    run(env, "-m", "tests.load", "seed", "--events", "1000", "--runs", "0",
+    run(env, "-m", "tests.support.load", "seed", "--events", "1000", "--runs", "0",
         "--destination=x", "--destination=y")  # fmt: skip
     claimers = [
         subprocess.Popen(
@@ -274,7 +275,8 @@ def test_four_workers_with_short_leases_never_send_one_delivery_twice_at_once(
             }
 
         envs = [subprocess_env(postgres_database, config(worker)) for worker in range(WORKERS)]
-        run(envs[0], "-m", "tests.load", "seed", "--events", str(events), "--runs", str(WORKERS),
+        run(envs[0], "-m", "tests.support.load", "seed", "--events", str(events),
+            "--runs", str(WORKERS),
             *(f"--destination={alias}" for alias in destinations))  # fmt: skip
         workers = []
         try:
@@ -304,7 +306,7 @@ def test_four_workers_with_short_leases_never_send_one_delivery_twice_at_once(
                     worker.wait()
         log = sink.snapshot()
 
-    deliveries = json.loads(run(envs[0], "-m", "tests.load", "report"))["deliveries"]
+    deliveries = json.loads(run(envs[0], "-m", "tests.support.load", "report"))["deliveries"]
     assert len(deliveries) == events * len(destinations)
     assert {d["status"] for d in deliveries} <= {"delivered", "failed"}
     assert all(d["attempts"] == d["attempt_rows"] for d in deliveries)

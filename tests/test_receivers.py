@@ -399,7 +399,7 @@ def test_db_worker_calls_a_durable_receiver(configure, settings, draft_blog_page
 
     from django.db import connection
 
-    from tests.test_worker import ROOT, db_worker
+    from tests.support.workers import ROOT, db_worker
     from tests.testapp.receivers import write_marker
 
     config = configure()

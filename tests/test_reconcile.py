@@ -37,7 +37,8 @@ def destination(webhook_destination, httpserver):
 
 
 def kill_during(config, action: str, kind: str, pk: int) -> None:
-    """Run tests/reconcile_kill.py: it dies after the commit, before the event is recorded."""
+    """Run tests/support/reconcile_kill.py: it dies after the commit, before the event is
+    recorded."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
@@ -46,7 +47,13 @@ def kill_during(config, action: str, kind: str, pk: int) -> None:
         PYTHONPATH=str(ROOT),
     )
     result = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "reconcile_kill.py"), action, kind, str(pk)],
+        [
+            sys.executable,
+            str(ROOT / "tests" / "support" / "reconcile_kill.py"),
+            action,
+            kind,
+            str(pk),
+        ],
         env=env,
         cwd=ROOT,
         capture_output=True,

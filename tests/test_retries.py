@@ -221,7 +221,7 @@ def test_failed_delivery_is_redeliverable_with_a_fresh_cycle(
 
 def test_backend_that_raises_is_recorded_and_retried(configure, draft_blog_page):
     configure(
-        DESTINATIONS={"broken": {"BACKEND": "tests.backends.ExplodingBackend"}},
+        DESTINATIONS={"broken": {"BACKEND": "tests.support.backends.ExplodingBackend"}},
         MAX_ATTEMPTS=2,
         RETRY_SCHEDULE=[0],
     )

@@ -10,8 +10,8 @@ import pytest
 from django.db import transaction
 from standardwebhooks.webhooks import Webhook
 
-from tests.backends import PurgeLikeBackend
 from tests.conftest import WEBHOOK
+from tests.support.backends import PurgeLikeBackend
 from tests.testapp.models import Advert, BlogPage, OtherPage
 from wagtail_publish_hooks import emit, includes, on, suspended
 from wagtail_publish_hooks.conf import capture_enabled
@@ -85,9 +85,9 @@ def test_the_default_comes_from_the_backend(configure, httpserver, draft_blog_pa
     PurgeLikeBackend.received.clear()
     configure(
         DESTINATIONS={
-            "purge": {"BACKEND": "tests.backends.PurgeLikeBackend"},
+            "purge": {"BACKEND": "tests.support.backends.PurgeLikeBackend"},
             "purge-no-aliases": {
-                "BACKEND": "tests.backends.PurgeLikeBackend",
+                "BACKEND": "tests.support.backends.PurgeLikeBackend",
                 "EXCLUDE_ALIASES": True,
             },
             "consumer": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": httpserver.url_for("/hooks")}},
@@ -301,7 +301,7 @@ def test_suspended_nests_and_survives_exceptions(configure):
 
 def test_suspended_is_local_to_the_thread(configure, draft_blog_page, blog_index):
     configure(
-        DESTINATIONS={"recorder": {"BACKEND": "tests.backends.RecordingBackend"}},
+        DESTINATIONS={"recorder": {"BACKEND": "tests.support.backends.RecordingBackend"}},
     )
     seen_in_thread = []
     other = BlogPage(title="Other thread", slug="other-thread")

@@ -22,7 +22,7 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Response
 
 from tests.conftest import WEBHOOK
-from tests.redis_server import redis_url  # noqa: F401 - a fixture
+from tests.support.redis_server import redis_url  # noqa: F401 - a fixture
 from tests.testapp.models import BlogPage
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 

@@ -16,7 +16,7 @@ import pytest
 from django.db import connection
 
 from benchmarks.soak import FLAKY, run_soak, soak_config
-from tests.sink_log import ERROR, OK, STALLED, TOO_MANY, Sink
+from tests.support.sink_log import ERROR, OK, STALLED, TOO_MANY, Sink
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -23,7 +23,7 @@ from django.urls import reverse
 from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text
 
 from tests.conftest import WEBHOOK
-from tests.sink_log import Sink
+from tests.support.sink_log import Sink
 from wagtail_publish_hooks.checks import SQLITE_OPTIONS, check_sqlite_transactions
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import WEBHOOK
-from tests.sinks import Sink, respond
+from tests.support.sinks import Sink, respond
 from wagtail_publish_hooks.exceptions import DeliveryError, UnsafeDestination
 from wagtail_publish_hooks.http import (
     IPV4_SPECIAL_NETWORKS,

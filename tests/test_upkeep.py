@@ -24,8 +24,8 @@ from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
 from tests.conftest import IMMEDIATE_BACKEND, WEBHOOK
-from tests.load import seed
-from tests.sink_log import Sink
+from tests.support.load import seed
+from tests.support.sink_log import Sink
 from wagtail_publish_hooks import upkeep
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, Event, Upkeep
 
@@ -220,7 +220,7 @@ def test_one_look_a_minute_per_process(db_tasks):
 
 @pytest.mark.parametrize(
     "backend",
-    ["tests.task_backends.NoDeferBackend", IMMEDIATE_BACKEND],
+    ["tests.support.task_backends.NoDeferBackend", IMMEDIATE_BACKEND],
     ids=["no-defer", "immediate"],
 )
 def test_backends_that_cannot_defer_leave_upkeep_to_cron(settings, backend):

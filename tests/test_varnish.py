@@ -9,7 +9,7 @@ import pytest
 from wagtail.actions.unpublish_page import UnpublishPageAction
 from wagtail.models import Page, Site
 
-from tests import varnish as varnish_helpers
+from tests.support import varnish as varnish_helpers
 from tests.testapp.models import BlogIndexPage, BlogPage, PromoPage
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 
@@ -289,7 +289,7 @@ def test_purges_are_refused_where_the_address_policy_does_not_allow_the_cache(
 
 def test_proxies_from_the_environment_are_not_used(cached_site, tree, monkeypatch):
     """``urlopen`` (Wagtail's ``HTTPBackend``) would send the purge to the proxy."""
-    from tests.sinks import Sink, respond
+    from tests.support.sinks import Sink, respond
 
     url = cached_post(cached_site, tree)
     with Sink(respond()) as proxy, monkeypatch.context() as env:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from standardwebhooks.webhooks import Webhook
 from werkzeug import Response
 
 from tests.conftest import WEBHOOK
+from tests.support.workers import db_worker
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -46,19 +46,6 @@ def worker_env(settings, httpserver, secret):
         PYTHONPATH=str(ROOT),
     )
     return env
-
-
-def db_worker(env, *args):
-    return [
-        sys.executable,
-        "-m",
-        "django",
-        "db_worker",
-        "--no-startup-delay",
-        "--interval",
-        "0.2",
-        *args,
-    ]
 
 
 def test_db_worker_delivers_what_a_publish_enqueued(

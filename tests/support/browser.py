@@ -22,7 +22,7 @@ CHROMIUM_ARGS = [
 ]
 #: Set to save the screenshots the documentation shows into docs/_static/.
 SCREENSHOTS_ENV = "PUBLISH_HOOKS_SCREENSHOTS"
-DOCS_STATIC = Path(__file__).resolve().parent.parent / "docs" / "_static"
+DOCS_STATIC = Path(__file__).resolve().parents[2] / "docs" / "_static"
 
 
 @pytest.fixture

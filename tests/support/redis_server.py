@@ -1,8 +1,8 @@
 """A throwaway ``redis-server`` on a free loopback port, for the tests of the RQ deployment.
 
-Import the fixture into a test module (``from tests.redis_server import redis_url``). Nothing is
-persisted: no RDB snapshots, no append-only file, and the working directory is a temporary one
-removed afterwards.
+Import the fixture into a test module (``from tests.support.redis_server import redis_url``).
+Nothing is persisted: no RDB snapshots, no append-only file, and the working directory is a
+temporary one removed afterwards.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # Varnish in front of the test site: caches every GET for an hour, whatever the site says, and
 # takes PURGE (one URL) and BANALL (everything, between tests) from loopback only.
-# tests/varnish.py fills in the backend's port.
+# tests/support/varnish.py fills in the backend's port.
 vcl 4.1;
 
 backend site {

@@ -3,8 +3,8 @@
 Usable in a process where Django is set up (``seed()``, ``report()``), or from another process
 against a database that is not the test run's own::
 
-    python -m tests.load seed --events 1000 --destination a --destination b [--runs 4]
-    python -m tests.load report      # JSON: every delivery and every task run
+    python -m tests.support.load seed --events 1000 --destination a --destination b [--runs 4]
+    python -m tests.support.load report      # JSON: every delivery and every task run
 
 Every event carries ``{"n": <its number>}`` as data, so that what a sink received can be told
 apart from the ``webhook-id`` it came with.
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     import django
 
     django.setup()
-    parser = argparse.ArgumentParser(prog="python -m tests.load")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.load")
     sub = parser.add_subparsers(dest="action", required=True)
     seeding = sub.add_parser("seed")
     seeding.add_argument("--events", type=int, required=True)

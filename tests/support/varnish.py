@@ -1,7 +1,7 @@
 """A real Varnish (``/usr/sbin/varnishd``) in front of the test site, both on loopback.
 
 The site is served by Django's threaded WSGI server in a thread of the test process (it sees the
-test database); Varnish caches every GET of it (``tests/varnish.vcl``) and takes ``PURGE``
+test database); Varnish caches every GET of it (``tests/support/varnish.vcl``) and takes ``PURGE``
 requests, which Wagtail's ``HTTPBackend`` sends.
 """
 

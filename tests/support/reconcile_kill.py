@@ -1,9 +1,9 @@
 """Publish or unpublish an object outside a transaction, and die just after Wagtail's commit.
 
-``python tests/reconcile_kill.py publish|unpublish page|advert PK``, run with the test settings
-(``DJANGO_SETTINGS_MODULE``, ``TEST_SQLITE_PATH``, ``PUBLISH_HOOKS_TEST_SETTINGS``). A receiver
-connected *before* the package's own on Wagtail's signal SIGKILLs the process: the change is
-committed, its event never recorded. Exits 3 if it was not killed.
+``python tests/support/reconcile_kill.py publish|unpublish page|advert PK``, run with the test
+settings (``DJANGO_SETTINGS_MODULE``, ``TEST_SQLITE_PATH``, ``PUBLISH_HOOKS_TEST_SETTINGS``).
+A receiver connected *before* the package's own on Wagtail's signal SIGKILLs the process: the
+change is committed, its event never recorded. Exits 3 if it was not killed.
 """
 
 from __future__ import annotations
