@@ -12,9 +12,9 @@ resident memory, read from ``/proc`` just before they stop).
     python benchmarks/soak.py                      # 20,000 events, 4 workers, PostgreSQL
     python benchmarks/soak.py --events 2000 --workers 2 --database sqlite
 
-PostgreSQL is a throwaway local cluster (tests/support/pgcluster.py) unless ``DATABASE_URL`` names a
-database, which must be one this run may fill and leave behind. tests/test_soak.py runs the same
-check on 1,000 events.
+PostgreSQL is a throwaway local cluster (tests/support/pgcluster.py) unless ``DATABASE_URL``
+names a database, which must be one this run may fill and leave behind. tests/worker/test_soak.py
+runs the same check on 1,000 events.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The Celery app of the test site, as a Wagtail project's ``celery.py`` defines it.
 
-The real ``celery worker`` processes of tests/test_celery.py run it
+The real ``celery worker`` processes of tests/deploy/test_celery.py run it
 (``-A tests.support.celery_app``); its configuration comes from the Django settings' ``CELERY_``
 names.
 """

@@ -29,7 +29,7 @@ from tests.support.sink_log import Faults, Sink
 
 pytestmark = pytest.mark.worker
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 4
 EVENTS = 1250
 DESTINATIONS = ["a", "b", "c", "d"]  # 4 x 1,250 = 5,000 deliveries

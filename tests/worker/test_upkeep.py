@@ -31,7 +31,7 @@ from wagtail_publish_hooks.models import Delivery, DeliveryStatus, Event, Upkeep
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 TIMEOUT = 60  # a guard against a hang, not a timing
 

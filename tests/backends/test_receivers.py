@@ -44,7 +44,7 @@ def explode(event: ReceivedEvent) -> None:
     raise RuntimeError(f"receiver exploded on {event.type}")
 
 
-RECORD = "python:tests.test_receivers.record"
+RECORD = "python:tests.backends.test_receivers.record"
 
 
 @pytest.fixture(autouse=True)
@@ -261,7 +261,9 @@ def test_non_durable_receiver_that_raises_never_reaches_the_publisher(
     assert draft_blog_page.live_revision_id == revision.pk
     # The receiver after the one that raised still ran.
     assert [e.type for e in received] == ["page.published"]
-    assert "receiver python:tests.test_receivers.explode raised for event evt_" in caplog.text
+    assert (
+        "receiver python:tests.backends.test_receivers.explode raised for event evt_" in caplog.text
+    )
     assert "receiver exploded on page.published" in caplog.text
 
 
@@ -326,8 +328,8 @@ def test_alias_events_are_left_out_unless_asked_for(configure, draft_blog_page):
         key=lambda d: (d[0], int(d[1])),
     )
     assert deliveries == [
-        ("python:tests.test_receivers.also_record", str(draft_blog_page.pk)),
-        ("python:tests.test_receivers.also_record", str(alias.pk)),
+        ("python:tests.backends.test_receivers.also_record", str(draft_blog_page.pk)),
+        ("python:tests.backends.test_receivers.also_record", str(alias.pk)),
         (RECORD, str(draft_blog_page.pk)),
     ]
     assert sorted((e.data["page"]["id"], e.data["alias"]) for e in received) == [
@@ -383,7 +385,7 @@ def test_registration_needs_no_database_or_app_registry():
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "('blog.BlogPage',)"

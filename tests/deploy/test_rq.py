@@ -28,7 +28,7 @@ from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RQ_TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
 
 

@@ -27,7 +27,7 @@ from wagtail_publish_hooks.reconcile import parse_duration
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

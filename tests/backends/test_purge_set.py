@@ -297,7 +297,7 @@ def test_alias_pages_are_purged_with_their_original(cdn, purged, site_root, blog
 def test_the_page_models_hook_and_extra_urls(cdn, purged, site_root, post):
     Site.objects.create(hostname="other.example", port=80, root_page=site_root)
     promo = add_live(site_root, PromoPage(title="Promo", slug="promo"))
-    cdn(EXTRA_URLS={"testapp.BasePage": "tests.test_purge_set.extra_feed_urls"})
+    cdn(EXTRA_URLS={"testapp.BasePage": "tests.backends.test_purge_set.extra_feed_urls"})
     urls = purged(lambda: publish(promo))
     # The model's hook: a path, joined to each site the page is on.
     assert {

@@ -261,7 +261,7 @@ class FailingCaptureBackend(WebhookBackend):
 def test_a_destination_whose_own_capture_fails_is_sent_the_event_and_the_failure_kept(
     sink, httpserver, secret, blog_index
 ):
-    sink(BACKEND="tests.test_capture_failures.FailingCaptureBackend")
+    sink(BACKEND="tests.capture.test_failures.FailingCaptureBackend")
     page = BlogPage(title="Post", slug="post", live=False)
     blog_index.add_child(instance=page)
     with transaction.atomic():
@@ -279,7 +279,7 @@ def test_a_destination_is_not_told_of_the_failure_of_its_own_capture(
     sink, httpserver, secret, blog_index
 ):
     sink(
-        BACKEND="tests.test_capture_failures.FailingCaptureBackend",
+        BACKEND="tests.capture.test_failures.FailingCaptureBackend",
         EVENTS=["page.*", CAPTURE_FAILED],
     )
     page = BlogPage(title="Post", slug="post", live=False)

@@ -441,7 +441,7 @@ RECEIVER_CHECK_IDS = {"E024", "E025"}
 
 def test_every_check_id_is_tested_and_documented():
     """Each id the package emits has a test and a row in the docs; ids are never reused."""
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     source = "\n".join(
         path.read_text() for path in root.joinpath("wagtail_publish_hooks").rglob("*.py")
     )
@@ -450,7 +450,7 @@ def test_every_check_id_is_tested_and_documented():
     assert {"E001", "E026", "E027", "E031", "W007"} <= emitted  # backends' ids are found too
     tests_text = "\n".join(
         path.read_text()
-        for path in root.joinpath("tests").glob("test_*.py")
+        for path in root.joinpath("tests").rglob("test_*.py")
         if path.name != "test_checks.py"
     )
     tested = {case[0] for case in CASES} | {"W001", "W002"} | RECEIVER_CHECK_IDS

@@ -26,7 +26,7 @@ from wagtail_publish_hooks.models import Delivery, DeliveryStatus, ManagedDestin
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def managed(alias, url, **fields):

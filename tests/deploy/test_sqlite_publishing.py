@@ -35,7 +35,7 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PUBLISHES = 100
 #: What a fresh ``wagtail start`` project's settings give SQLite: nothing.
 WAGTAIL_START_OPTIONS: dict = {}

@@ -280,7 +280,7 @@ def test_the_workflow_submitter_hears_about_the_approval(
 def test_a_lost_connection_is_retried_without_mailing_anybody_twice(
     email_destination, people, draft_blog_page, mailoutbox, settings, fail_at
 ):
-    settings.EMAIL_BACKEND = "tests.test_backend_email.FlakyEmailBackend"
+    settings.EMAIL_BACKEND = "tests.backends.test_email.FlakyEmailBackend"
     FlakyEmailBackend.calls, FlakyEmailBackend.fail_at = 0, fail_at
     email_destination(TO_GROUPS=["Editors"], TO_USERS=["carol"])
     draft_blog_page.save_revision().publish()  # the retry is due at once: the same run sends it
@@ -307,7 +307,7 @@ def test_a_lost_connection_is_retried_without_mailing_anybody_twice(
 def test_an_unreachable_server_is_retried_then_fails(
     email_destination, people, draft_blog_page, mailoutbox, settings
 ):
-    settings.EMAIL_BACKEND = "tests.test_backend_email.UnreachableEmailBackend"
+    settings.EMAIL_BACKEND = "tests.backends.test_email.UnreachableEmailBackend"
     email_destination(TO_USERS=["alice"])
     draft_blog_page.save_revision().publish()
 
@@ -323,7 +323,7 @@ def test_an_unreachable_server_is_retried_then_fails(
 def test_a_permanently_refused_address_fails_and_redelivery_mails_only_it(
     email_destination, people, draft_blog_page, mailoutbox, settings, deliver
 ):
-    settings.EMAIL_BACKEND = "tests.test_backend_email.RefusingEmailBackend"
+    settings.EMAIL_BACKEND = "tests.backends.test_email.RefusingEmailBackend"
     RefusingEmailBackend.refused = {"Bob@example.com": (550, b"5.1.1 No such user")}
     email_destination(TO_GROUPS=["Editors"], TO_USERS=["carol"])
     draft_blog_page.save_revision().publish()
@@ -348,7 +348,7 @@ def test_a_permanently_refused_address_fails_and_redelivery_mails_only_it(
 def test_a_temporarily_refused_address_is_retried(
     email_destination, people, draft_blog_page, mailoutbox, settings
 ):
-    settings.EMAIL_BACKEND = "tests.test_backend_email.RefusingEmailBackend"
+    settings.EMAIL_BACKEND = "tests.backends.test_email.RefusingEmailBackend"
     RefusingEmailBackend.refused = {"carol@example.com": (450, b"4.2.1 Mailbox busy")}
     email_destination(TO_USERS=["alice", "carol"])
     draft_blog_page.save_revision().publish()

@@ -33,7 +33,7 @@ from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CELERY_TASKS = {"default": {"BACKEND": "django_tasks_fennel.CeleryBackend"}}
 #: The queue the messages go to: django-tasks-fennel sends to the task's queue_name.
 QUEUE = "default"

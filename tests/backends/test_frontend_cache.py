@@ -448,7 +448,7 @@ VARNISH = {"varnish": {"BACKEND": HTTP_BACKEND, "LOCATION": "http://127.0.0.1:60
                 "PURGE_ANCESTORS": 0,
                 "PURGE_REFERENCING_PAGES": False,
                 "BATCH_SIZE": {"varnish": 10},
-                "EXTRA_URLS": {"testapp.BlogPage": "tests.test_purge_set.extra_feed_urls"},
+                "EXTRA_URLS": {"testapp.BlogPage": "tests.backends.test_purge_set.extra_feed_urls"},
                 "COALESCE_SECONDS": 0,
             },
             [],
@@ -477,7 +477,10 @@ VARNISH = {"varnish": {"BACKEND": HTTP_BACKEND, "LOCATION": "http://127.0.0.1:60
         ({"BACKENDS": VARNISH, "BATCH_SIZE": {"varnish": "30"}}, ["E039"], "BATCH_SIZE"),
         ({"BACKENDS": VARNISH, "EXTRA_URLS": "x.y"}, ["E040"], "must be a dict of page model"),
         (
-            {"BACKENDS": VARNISH, "EXTRA_URLS": {"testapp.Advert": "tests.test_purge_set.x"}},
+            {
+                "BACKENDS": VARNISH,
+                "EXTRA_URLS": {"testapp.Advert": "tests.backends.test_purge_set.x"},
+            },
             ["E040"],
             "'testapp.Advert' is not an installed page model",
         ),

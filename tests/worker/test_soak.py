@@ -20,7 +20,7 @@ from tests.support.sink_log import ERROR, OK, STALLED, TOO_MANY, Sink
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_a_soak_of_1000_events_ends_final_and_every_account_agrees(settings, tmp_path):

@@ -31,7 +31,7 @@ from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, Even
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DB_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 EVENTS = 1000
 DESTINATIONS = ["a", "b"]  # 2 x 1,000 = 2,000 deliveries
