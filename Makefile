@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	@test -x "$(PYTHON)" || { echo "No Python interpreter for row $(ROW) (PYTHON=$(PYTHON))"; exit 1; }
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(DJANGO_SPEC)" -e ".[test,lint,docs,db]"
+	$(BIN)/python -m pip install --quiet "$(DJANGO_SPEC)" -e ".[test,lint,docs,db,dist]"
 	touch $(STAMP)
 
 .PHONY: venv
@@ -65,10 +65,16 @@ bench: $(STAMP) ## Run the benchmarks (figures as ratios)
 	$(BIN)/python benchmarks/publish_overhead.py
 	$(BIN)/python benchmarks/purge_set.py
 
+.PHONY: dist
+dist: $(STAMP) ## Build the sdist and the wheel into dist/ and check them with twine
+	rm -rf dist build wagtail_publish_hooks.egg-info
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
 .PHONY: demo
 demo: $(STAMP) ## Run the sandbox site and worker on 127.0.0.1:8000 (admin / changeme)
 	$(BIN)/python sandbox/demo.py
 
 .PHONY: clean
 clean: ## Remove virtual environments and build output
-	rm -rf .venv .venv-py311 docs/_build sandbox/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .venv .venv-py311 dist build wagtail_publish_hooks.egg-info docs/_build sandbox/db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

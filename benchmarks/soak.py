@@ -1,6 +1,6 @@
 """Soak: many events to three destinations through real workers, against a flaky local sink.
 
-The sink (tests/sink_log.py, on 127.0.0.1) answers 20% of requests with 503, stalls 5% past
+The sink (tests/support/sink_log.py, on 127.0.0.1) answers 20% of requests with 503, stalls 5% past
 the destinations' timeout, and answers 5% with 429 and ``Retry-After: 1``. Real ``db_worker``
 processes (django-tasks-db) deliver with a short retry schedule. When nothing is left to do the
 run checks that every delivery ended delivered, or failed after its last attempt, and that three
@@ -12,9 +12,9 @@ resident memory, read from ``/proc`` just before they stop).
     python benchmarks/soak.py                      # 20,000 events, 4 workers, PostgreSQL
     python benchmarks/soak.py --events 2000 --workers 2 --database sqlite
 
-PostgreSQL is a throwaway local cluster (tests/pgcluster.py) unless ``DATABASE_URL`` names a
-database, which must be one this run may fill and leave behind. tests/test_soak.py runs the same
-check on 1,000 events.
+PostgreSQL is a throwaway local cluster (tests/support/pgcluster.py) unless ``DATABASE_URL``
+names a database, which must be one this run may fill and leave behind. tests/worker/test_soak.py
+runs the same check on 1,000 events.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tests.sink_log import BROKEN, STALLED, Faults, Record, Sink  # noqa: E402
+from tests.support.sink_log import BROKEN, STALLED, Faults, Record, Sink  # noqa: E402
 
 WEBHOOK = "wagtail_publish_hooks.backends.webhook.WebhookBackend"
 DESTINATIONS = ("alpha", "beta", "gamma")
@@ -152,7 +152,7 @@ def run_soak(
     """
     from django.core.management import call_command
 
-    from tests.load import seed
+    from tests.support.load import seed
     from wagtail_publish_hooks.models import Delivery
 
     result = SoakResult(events=events, workers=workers)
@@ -380,7 +380,7 @@ def main() -> None:
         os.environ.pop(name, None)
     if args.database == "postgres":
         if not os.environ.get("DATABASE_URL"):
-            from tests.pgcluster import start_cluster
+            from tests.support.pgcluster import start_cluster
 
             cluster = start_cluster()
             os.environ["DATABASE_URL"] = cluster.url("wph")

@@ -83,9 +83,9 @@ DATABASES: dict[str, dict[str, Any]] = {
 }
 
 # PostgreSQL: ``DATABASE_URL`` (it wins), or ``PUBLISH_HOOKS_TEST_DB=postgres`` for a throwaway
-# local cluster started here (tests/pgcluster.py) and stopped when this process exits.
+# local cluster started here (tests/support/pgcluster.py) and stopped when this process exits.
 if not os.environ.get("DATABASE_URL") and os.environ.get("PUBLISH_HOOKS_TEST_DB") == "postgres":
-    from tests.pgcluster import start_cluster
+    from tests.support.pgcluster import start_cluster
 
     os.environ["DATABASE_URL"] = start_cluster().url("wph")
 if os.environ.get("DATABASE_URL"):
@@ -99,7 +99,7 @@ if os.environ.get("DATABASE_URL"):
         DATABASES["default"]["TEST"] = {"NAME": DATABASES["default"]["NAME"]}
     else:
         # The test run: the subprocesses it starts inherit the URL of its test database.
-        from tests.pgcluster import database_url
+        from tests.support.pgcluster import database_url
 
         TEST_DATABASE_NAME = f"test_{DATABASES['default']['NAME']}"
         DATABASES["default"]["TEST"] = {"NAME": TEST_DATABASE_NAME}
@@ -152,7 +152,7 @@ if os.environ.get("PUBLISH_HOOKS_TEST_REDIS_URL"):
     TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
 
 # Subprocesses started by the Celery tests (real ``celery worker`` processes, app
-# ``tests.celery_app``) use that Redis as broker, through django-tasks-fennel.
+# ``tests.support.celery_app``) use that Redis as broker, through django-tasks-fennel.
 if os.environ.get("PUBLISH_HOOKS_TEST_CELERY_BROKER"):
     INSTALLED_APPS.append("django_tasks_fennel")
     CELERY_BROKER_URL = os.environ["PUBLISH_HOOKS_TEST_CELERY_BROKER"]

@@ -602,7 +602,7 @@ def test_a_number_the_checks_accept_is_one_the_backend_can_use_and_no_other(opti
     path = f"{BACKENDS}.{backend_name}"
     base = {"URL": "https://consumer.example/hooks", "SECRET": "x" * 20}
     if "frontend_cache" in backend_name:
-        base = {"BACKENDS": {"varnish": {"BACKEND": "tests.backends.NotABackend"}}}
+        base = {"BACKENDS": {"varnish": {"BACKEND": "tests.support.backends.NotABackend"}}}
     options = {**base, key: value}
     refused = [
         m

@@ -20,8 +20,8 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from standardwebhooks.webhooks import Webhook
 
-from tests import sinks
 from tests.conftest import WEBHOOK, make_secret
+from tests.support import sinks
 from wagtail_publish_hooks.conf import get_backend, get_destinations, get_settings
 from wagtail_publish_hooks.exceptions import DeliveryError
 from wagtail_publish_hooks.http import close_session, post

@@ -21,9 +21,9 @@ from django.urls import reverse
 from wagtail.contrib.forms.models import FormSubmission
 from wagtail.models import GroupPagePermission, ModelLogEntry, Page
 
-from tests.test_admin_deliveries import admin_url, make_delivery, rows
+from tests.support.admin import admin_url, make_delivery, rows
+from tests.support.admin_users import admin_user, permission
 from tests.testapp.models import Advert, BlogIndexPage, BlogPage
-from tests.trust.admin_users import admin_user, permission
 from wagtail_publish_hooks.models import Attempt, AttemptOutcome, Delivery, DeliveryStatus, Event
 
 pytestmark = pytest.mark.django_db

@@ -13,9 +13,9 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.test_admin_deliveries import admin_url, make_delivery
+from tests.support.admin import admin_url, make_delivery
+from tests.support.admin_users import admin_user
 from tests.testapp.models import Advert, BlogIndexPage
-from tests.trust.admin_users import admin_user
 from tests.trust.test_permission_matrix import package_urls, url_arguments
 from wagtail_publish_hooks.models import DeliveryStatus, DestinationState
 

@@ -1,7 +1,7 @@
 """A destination manager (add/change_manageddestination, nothing else) tries to make the site
 import or run code, and to stop events for destinations that are not theirs.
 
-Every dotted path they could slip in names ``tests.trust.canary`` (which writes a file when it
+Every dotted path they could slip in names ``tests.support.canary`` (which writes a file when it
 is imported or anything in it is called) or ``subprocess.Popen`` (replaced here by a recorder
 that refuses to run anything). Each attempt must be refused with nothing imported or called:
 by the form, by ``manage.py check``, by routing, by the worker and by the "send test event"
@@ -21,7 +21,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from tests.conftest import WEBHOOK
-from tests.trust.admin_users import destination_manager
+from tests.support.admin_users import destination_manager
 from wagtail_publish_hooks.conf import get_destinations, refresh_destinations
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, DestinationState, Event
 from wagtail_publish_hooks.models import ManagedDestination as Row
@@ -29,7 +29,7 @@ from wagtail_publish_hooks.models import ManagedDestination as Row
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NS = "publish_hooks_destinations"
-CANARY = "tests.trust.canary"
+CANARY = "tests.support.canary"
 FRONTEND_CACHE = "wagtail_publish_hooks.backends.frontend_cache.FrontendCacheBackend"
 REVALIDATE = "wagtail_publish_hooks.backends.revalidate.RevalidateBackend"
 HTTP_PURGE = "wagtail.contrib.frontend_cache.backends.HTTPBackend"
@@ -317,10 +317,10 @@ def test_a_managed_row_shadowed_by_settings_does_not_touch_the_settings_destinat
     "text",
     [
         # A key spelled with JSON escapes is the key itself once parsed.
-        '{"BACKENDS": ["varnish"], "\\u0045XTRA_URLS": {"*": "tests.trust.canary.run"}}',
+        '{"BACKENDS": ["varnish"], "\\u0045XTRA_URLS": {"*": "tests.support.canary.run"}}',
         # A duplicate key: the last one wins, and is the one checked and stored.
         '{"BACKENDS": ["varnish"], '
-        '"BACKENDS": {"x": {"BACKEND": "tests.trust.canary.PurgeBackend"}}}',
+        '"BACKENDS": {"x": {"BACKEND": "tests.support.canary.PurgeBackend"}}}',
         # A list holding a dict.
         '{"BACKENDS": ["varnish", {"BACKEND": "subprocess.Popen", "LOCATION": "id"}]}',
     ],

@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.conftest import WEBHOOK
-from tests.trust.admin_users import destination_manager
+from tests.support.admin_users import destination_manager
 from wagtail_publish_hooks.delivery import run_due_deliveries
 from wagtail_publish_hooks.models import (
     Attempt,

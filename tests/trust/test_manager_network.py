@@ -17,8 +17,8 @@ import pytest
 import urllib3.util.connection
 
 from tests.conftest import WEBHOOK
-from tests.sinks import Sink, respond
-from tests.trust.admin_users import destination_manager
+from tests.support.admin_users import destination_manager
+from tests.support.sinks import Sink, respond
 from wagtail_publish_hooks.conf import refresh_destinations
 from wagtail_publish_hooks.http import close_session
 from wagtail_publish_hooks.http.addresses import managed_policy, policy_for

@@ -13,8 +13,8 @@ import secrets
 import pytest
 from django.contrib.auth.models import Group, Permission
 
-from tests.browser import browser_page, log_in  # noqa: F401
 from tests.conftest import WEBHOOK
+from tests.support.browser import browser_page, log_in  # noqa: F401
 from wagtail_publish_hooks.models import ManagedDestination
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -16,9 +16,9 @@ import pytest
 from django.urls import URLPattern, URLResolver, reverse
 from wagtail.admin import urls as admin_urls
 
-from tests.test_admin_deliveries import make_delivery
+from tests.support.admin import make_delivery
+from tests.support.admin_users import KINDS, user_of_kind
 from tests.testapp.models import Advert, BlogIndexPage
-from tests.trust.admin_users import KINDS, user_of_kind
 from wagtail_publish_hooks.models import DeliveryStatus, ManagedDestination
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,1 @@
+"""The Wagtail admin: deliveries, destinations, permissions, the dashboard, in a browser too."""

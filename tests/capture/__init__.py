@@ -1,0 +1,1 @@
+"""Capture: publishing paths, custom events and reconcile become events; a publish never breaks."""

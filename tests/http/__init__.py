@@ -1,0 +1,1 @@
+"""The HTTP transport: address policy and pinning, hostile responses."""

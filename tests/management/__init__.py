@@ -1,0 +1,1 @@
+"""The management command, manage.py publish_hooks."""

@@ -1,0 +1,1 @@
+"""Recording events and deliveries: the pipeline, routing and coalescing."""

@@ -1,0 +1,1 @@
+"""Where destinations come from: the settings and the admin's managed rows."""

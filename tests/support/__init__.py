@@ -1,0 +1,1 @@
+"""Support code for the tests: loopback servers, throwaway services, helper backends."""

@@ -1,0 +1,2 @@
+"""The delivery worker: claims and leases, retries, batching, crash safety, upkeep, operational
+events."""

@@ -1,0 +1,298 @@
+"""Claims and leases: a delivery is held by one worker at a time."""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+from django.core import checks
+from django.core.management import call_command
+from django.db import connections
+from django.utils import timezone
+
+from tests.conftest import WEBHOOK
+from tests.support.load import seed
+from tests.support.sink_log import Sink
+from wagtail_publish_hooks.delivery import (
+    Lease,
+    OutcomeRecorder,
+    RunSummary,
+    attempt_delivery,
+    claim_due_deliveries,
+    run_due_deliveries,
+)
+from wagtail_publish_hooks.models import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    DestinationState,
+    Event,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SLACK = "wagtail_publish_hooks.backends.slack.SlackBackend"
+
+
+@pytest.fixture
+def deliveries():
+    event = Event.objects.create(event_type="page.published", payload={})
+    return [Delivery.objects.create(event=event, destination=f"d{i}") for i in range(3)]
+
+
+def test_a_claim_is_exclusive(deliveries):
+    token, first = claim_due_deliveries(10, lease_seconds=60)
+    assert {d.pk for d in first} == {d.pk for d in deliveries}
+    assert all(d.status == DeliveryStatus.SENDING and d.lease_token == token for d in first)
+    _, second = claim_due_deliveries(10, lease_seconds=60)
+    assert second == []
+
+
+def test_an_expired_claim_can_be_taken_over(deliveries):
+    claim_due_deliveries(10, lease_seconds=60)
+    Delivery.objects.update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    token, taken = claim_due_deliveries(10, lease_seconds=60)
+    assert len(taken) == 3 and all(d.lease_token == token for d in taken)
+
+
+def test_claims_respect_the_batch_size_and_due_time(deliveries):
+    Delivery.objects.filter(pk=deliveries[0].pk).update(
+        next_attempt_at=timezone.now() + timedelta(minutes=5), status=DeliveryStatus.RETRYING
+    )
+    _, batch = claim_due_deliveries(1, lease_seconds=60)
+    assert [d.pk for d in batch] == [deliveries[1].pk]
+
+
+def test_confirm_extends_a_held_claim_and_refuses_one_taken_over(deliveries):
+    token, batch = claim_due_deliveries(10, lease_seconds=60)
+    # Another worker took the last delivery after this worker's claim ran out.
+    taken = uuid.uuid4()
+    Delivery.objects.filter(pk=batch[2].pk).update(lease_token=taken)
+    lease = Lease(token, 600, claimed_at=time.monotonic())
+    before = timezone.now()
+    # Confirming the second also extends the first, sent but not yet recorded.
+    assert lease.confirm(batch[1], [batch[0]]) is True
+    for delivery in batch[:2]:
+        expires = Delivery.objects.get(pk=delivery.pk).lease_expires_at
+        assert expires >= before + timedelta(seconds=590)
+    assert lease.confirm(batch[2]) is False
+    assert Delivery.objects.get(pk=batch[2].pk).lease_token == taken
+
+
+def test_only_the_holder_of_a_claim_records_an_attempt(sink_config, monkeypatch):
+    """An outcome waiting for its commit whose claim was taken over is not written."""
+    monkeypatch.setattr("wagtail_publish_hooks.delivery.FLUSH_SECONDS", 3600)
+    sink, configure = sink_config
+    configure()
+    seed(2, ["a"], runs=0)
+    token, batch = claim_due_deliveries(10, lease_seconds=60)
+    lease = Lease(token, 60, claimed_at=time.monotonic())
+    summary = RunSummary()
+    recorder = OutcomeRecorder(token, summary)
+    for delivery in batch:
+        attempt_delivery(delivery, token, summary, states={}, recorder=recorder, lease=lease)
+    assert len(recorder.pending) == 2 and len(sink.snapshot()) == 2
+    # The worker stalled; its claim on the first ran out and another worker took it.
+    taken = uuid.uuid4()
+    Delivery.objects.filter(pk=batch[0].pk).update(lease_token=taken)
+    recorder.flush()
+
+    assert list(Attempt.objects.values_list("delivery_id", flat=True)) == [batch[1].pk]
+    first = Delivery.objects.get(pk=batch[0].pk)
+    assert (first.status, first.attempts, first.lease_token) == (
+        DeliveryStatus.SENDING,
+        0,
+        taken,
+    )
+    assert Delivery.objects.get(pk=batch[1].pk).status == DeliveryStatus.DELIVERED
+    assert summary.delivered == 1
+    assert DestinationState.objects.get(alias="a").last_success_at is not None
+
+
+# -- The lease race, with real workers: a 2-second lease, a slow sink ------------------------------
+
+LEASE = 2
+
+
+@pytest.fixture
+def sink_config(configure):
+    """A sink on 127.0.0.1 and ``configure(**more)``: destinations ``a`` and ``b`` on it."""
+    delays: dict[str, float] = {}
+    with Sink(delay_for=lambda path, webhook_id, seen: delays.get(path, 0.0)) as sink:
+        sink.delays = delays  # type: ignore[attr-defined]
+
+        def apply(timeout: float = 1.5, **more):
+            return configure(
+                DESTINATIONS={
+                    alias: {
+                        "BACKEND": WEBHOOK,
+                        "OPTIONS": {"URL": sink.url(f"/{alias}"), "TIMEOUT": timeout},
+                    }
+                    for alias in ("a", "b")
+                },
+                LEASE_SECONDS=LEASE,
+                CONCURRENCY=1,
+                TASK_BACKEND="missing",  # the test runs the workers
+                RETRY_SCHEDULE=[3600],
+                **more,
+            )
+
+        yield sink, apply
+
+
+class Worker(threading.Thread):
+    """A worker's delivery run, in a thread of its own with its own database connection."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.summary: RunSummary | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.summary = run_due_deliveries(max_seconds=30, enqueue_successor=False)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            connections.close_all()
+
+
+def start_second_worker_at(sink: Sink, request_count: int) -> Worker:
+    """A second worker, started when the sink receives its ``request_count``-th request."""
+    second = Worker("second")
+    sink.on_request = lambda count: count == request_count and second.start()
+    return second
+
+
+def assert_each_sent_once_and_recorded_once(sink: Sink) -> None:
+    log = sink.snapshot()
+    assert [record.key for record in log if record.overlapped] == []
+    sent = Counter(record.key for record in log)
+    assert sent and set(sent.values()) == {1}, sent
+    deliveries = Delivery.objects.all()
+    assert {d.status for d in deliveries} == {DeliveryStatus.DELIVERED}
+    assert len(sent) == deliveries.count()
+    rows = Counter(Attempt.objects.values_list("delivery_id", flat=True))
+    assert set(rows.values()) == {1} and len(rows) == deliveries.count()
+    assert {d.attempts for d in deliveries} == {1}
+
+
+def test_a_group_that_waited_past_its_lease_is_not_sent_twice(sink_config):
+    """The race as found: with CONCURRENCY=1 the second destination's deliveries wait behind
+    the first's, past the 2-second lease, and a second worker takes them over."""
+    sink, configure = sink_config
+    sink.delays.update({"/a": 0.7, "/b": 1.4})
+    configure(BATCH_SIZE=10)
+    seed(4, ["a"], runs=0)
+    seed(2, ["b"], runs=0)
+    # The fourth request to "a" comes at least 2.1 s after the claim: the claims on "b",
+    # made with the batch and not yet used, have run out; "b" starts 0.7 s later at the soonest.
+    second = start_second_worker_at(sink, 4)
+    first = Worker("first")
+    first.start()
+    first.join(60)
+    second.join(60)
+    assert first.error is None and second.error is None, (first.error, second.error)
+    assert second.summary is not None and second.summary.delivered >= 1
+    assert_each_sent_once_and_recorded_once(sink)
+
+
+def test_outcomes_waiting_for_their_commit_keep_their_claims(sink_config, monkeypatch):
+    """Sent deliveries whose outcomes wait to be committed with others stay claimed: a second
+    worker does not send them again."""
+    monkeypatch.setattr("wagtail_publish_hooks.delivery.FLUSH_SECONDS", 3600)
+    sink, configure = sink_config
+    sink.delays.update({"/a": 0.8})
+    configure()
+    seed(4, ["a"], runs=0)
+    # The fourth request comes at least 2.4 s after the claim.
+    second = start_second_worker_at(sink, 4)
+    first = Worker("first")
+    first.start()
+    first.join(60)
+    second.join(60)
+    assert first.error is None and second.error is None, (first.error, second.error)
+    assert first.summary is not None and first.summary.delivered == 4
+    assert_each_sent_once_and_recorded_once(sink)
+
+
+def test_a_send_cannot_outlive_its_claim(sink_config):
+    """A request slower than the lease allows is cut off before the claim runs out."""
+    sink, configure = sink_config
+    sink.delays.update({"/a": 3.0})
+    configure(timeout=10)
+    seed(1, ["a"], runs=0)
+    started = time.monotonic()
+    summary = run_due_deliveries(max_seconds=30, enqueue_successor=False)
+    assert time.monotonic() - started < LEASE
+    assert summary.retrying == 1
+    attempt = Attempt.objects.get()
+    assert attempt.status_code is None
+    assert "no complete response" in attempt.error
+    assert attempt.duration_ms < LEASE * 1000
+
+
+def test_cron_commands_are_quiet_with_verbosity_0(deliveries, configure):
+    configure(DESTINATIONS={}, TASK_BACKEND="missing")
+    out = io.StringIO()
+    call_command("publish_hooks", "prune", verbosity=0, stdout=out)
+    assert out.getvalue() == ""
+
+
+# -- Checks: the lease against each destination's longest send ---------------------------------
+
+
+def lease_messages() -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for message in checks.run_checks(tags=["wagtail_publish_hooks"]):
+        if message.id.endswith(("E049", "W017", "W022")):
+            found.setdefault(message.id.rsplit(".", 1)[1], []).append(message.msg)
+    return found
+
+
+def test_a_send_as_long_as_the_lease_is_an_error(configure):
+    configure(
+        DESTINATIONS={
+            "slow": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": "https://x.example/", "TIMEOUT": 30}},
+            "chat": {"BACKEND": SLACK, "OPTIONS": {"URL": "https://hooks.slack.com/services/x"}},
+            "quick": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": "https://x.example/", "TIMEOUT": 5}},
+        },
+        LEASE_SECONDS=22,
+    )
+    found = lease_messages()
+    assert found["E049"] == [
+        "WAGTAIL_PUBLISH_HOOKS['DESTINATIONS']['slow']['OPTIONS']['TIMEOUT']: a send may take "
+        "30 s, as long as a claim lasts (LEASE_SECONDS, 22 s): its requests are cut off before "
+        "the claim runs out, so slower responses never count, and another worker could send it "
+        "at the same time."
+    ]
+    # Slack's 10 s requests wait their turn too (MIN_INTERVAL, 1 s): 11 s, half the lease.
+    assert [text.split(":")[0] for text in found["W017"]] == [
+        "WAGTAIL_PUBLISH_HOOKS['DESTINATIONS']['chat']['OPTIONS']['TIMEOUT']"
+    ]
+    assert "a request may take 11 s" in found["W017"][0]
+
+
+def test_a_managed_destination_slower_than_the_lease_is_a_warning(configure):
+    from wagtail_publish_hooks.models import ManagedDestination
+
+    configure(DESTINATIONS={}, LEASE_SECONDS=20)
+    ManagedDestination.objects.create(
+        alias="slow", backend=WEBHOOK, options={"URL": "https://x.example/", "TIMEOUT": 25}
+    )
+    ManagedDestination.objects.create(
+        alias="quick", backend=WEBHOOK, options={"URL": "https://x.example/", "TIMEOUT": 5}
+    )
+    found = lease_messages()
+    assert "E049" not in found and "W017" not in found
+    assert found["W022"] == [
+        "wagtail_publish_hooks.ManagedDestination['slow']['OPTIONS']['TIMEOUT']: a send may take "
+        "25 s, as long as a claim lasts (LEASE_SECONDS, 20 s): its requests are cut off before "
+        "the claim runs out, so slower responses never count, and another worker could send it "
+        "at the same time."
+    ]
