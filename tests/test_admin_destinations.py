@@ -22,7 +22,6 @@ from tests.conftest import WEBHOOK, make_secret
 from wagtail_publish_hooks.admin.destination_chart import HOURS, chart_svg, hourly_outcomes
 from wagtail_publish_hooks.admin.destination_forms import KEPT_SECRET, RETYPE_SECRET
 from wagtail_publish_hooks.admin.destinations import destinations_menu_item
-from wagtail_publish_hooks.backends.base import is_secret_option
 from wagtail_publish_hooks.models import (
     Attempt,
     AttemptOutcome,
@@ -32,6 +31,7 @@ from wagtail_publish_hooks.models import (
     Event,
     ManagedDestination,
 )
+from wagtail_publish_hooks.redaction import is_secret_option
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -21,7 +21,14 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from . import limits
-from .conf import DEFAULTS, DESTINATION_KEYS, RECEIVER_PREFIX, SETTING_NAME, raw_settings
+from .conf import (
+    DEFAULTS,
+    DESTINATION_KEYS,
+    RECEIVER_PREFIX,
+    SETTING_NAME,
+    is_receiver_alias,
+    raw_settings,
+)
 
 if TYPE_CHECKING:
     from .backends.base import BaseBackend
@@ -637,7 +644,7 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
     if not isinstance(config, Mapping):
         return [error(3, "must be a dict with a 'BACKEND' key.", alias=alias)]
     messages: list[checks.CheckMessage] = []
-    if alias.startswith(RECEIVER_PREFIX):
+    if is_receiver_alias(alias):
         messages.append(
             error(
                 23,
@@ -1100,7 +1107,7 @@ def check_managed_trust(alias: str, backend: Any, options: Any) -> list[checks.C
 
 
 def _check_managed_backend(alias: str, path: str, messages: list) -> type[BaseBackend] | None:
-    from .managed import managed_backend_class, managed_backend_paths
+    from .registry import managed_backend_class, managed_backend_paths
 
     backend_class = managed_backend_class(path)
     if backend_class is None:
@@ -1164,6 +1171,7 @@ def _as_w020(row: Any, message: checks.CheckMessage) -> checks.CheckMessage:
 def _check_encryption_current(rows: list[Any]) -> list[checks.CheckMessage]:
     """W021: secrets stored in plaintext, or under a key that no longer encrypts."""
     from .encryption import encrypted_values, is_encrypted, map_secret_values, under_current_key
+    from .registry import secret_option_rule
 
     stale = []
     for row in rows:
@@ -1174,7 +1182,7 @@ def _check_encryption_current(rows: list[Any]) -> list[checks.CheckMessage]:
             if not is_encrypted(value):
                 found.append(value)
 
-        map_secret_values(row.options or {}, row.is_secret_option, note)
+        map_secret_values(row.options or {}, secret_option_rule(row.backend), note)
         plaintext = bool(plain_options) or any(not is_encrypted(v) for v in row.secrets or [])
         if plaintext or not all(under_current_key(value) for value in values):
             stale.append(row.alias)

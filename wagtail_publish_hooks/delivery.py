@@ -26,13 +26,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import operational
-from .conf import (
-    RECEIVER_PREFIX,
-    get_backend,
-    get_destinations,
-    get_settings,
-    refresh_destinations,
-)
+from .conf import get_settings, is_receiver_alias
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
 from .http import HttpResult, address_policy, policy_for, send_deadline
@@ -45,6 +39,7 @@ from .models import (
     DeliveryStatus,
     DestinationState,
 )
+from .registry import get_backend, get_destinations, refresh_destinations, retry_policy
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -439,15 +434,14 @@ def attempt_delivery(
     ``states`` holds the batch's destination states; it is updated when a destination is
     disabled, so the rest of the batch sees it.
     """
-    settings = get_settings()
     started_at = timezone.now()
     started = time.monotonic()
     result: HttpResult | None = None
     error: DeliveryError | None = None
     gone = False
 
-    configured = delivery.destination in get_destinations() or delivery.destination.startswith(
-        RECEIVER_PREFIX
+    configured = delivery.destination in get_destinations() or is_receiver_alias(
+        delivery.destination
     )
     if not configured:
         # Perhaps created in the admin a moment ago, by another process.
@@ -490,7 +484,7 @@ def attempt_delivery(
 
     attempt_number = delivery.attempts + 1
     attempts_in_cycle = attempt_number - delivery.attempts_at_redelivery
-    policy = settings.retry_policy(delivery.destination)  # the destination's, else the globals
+    policy = retry_policy(delivery.destination)  # the destination's, else the globals
     now = timezone.now()
     if error is None:
         outcome = AttemptOutcome.SUCCESS

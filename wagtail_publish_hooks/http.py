@@ -32,7 +32,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.connection import allowed_gai_family
 
-from . import __version__
+from ._version import __version__
 from .conf import MAX_RETRY_AFTER_SECONDS, get_settings
 from .exceptions import DeliveryError, DestinationGone, UnsafeDestination
 
@@ -344,7 +344,8 @@ def policy_for(alias: str) -> AddressPolicy:
     """The policy of the destination ``alias``: the settings' for a destination of the
     settings or a Python receiver, the admin's for one managed in the admin, and the admin's
     (the stricter by default) for an alias no longer known."""
-    from .conf import RECEIVER_PREFIX, get_destinations
+    from .conf import RECEIVER_PREFIX
+    from .registry import get_destinations
 
     if alias.startswith(RECEIVER_PREFIX):
         return settings_policy()

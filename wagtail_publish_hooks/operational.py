@@ -42,7 +42,7 @@ from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from .conf import RECEIVER_PREFIX, get_settings
+from .conf import get_settings, is_receiver_alias
 from .events import (
     DELIVERY_FAILED,
     DESTINATION_DISABLED,
@@ -131,7 +131,7 @@ def _disable(alias: str, at: datetime, reason: str) -> bool:
 
 def _disable_if_failing_too_long(alias: str, now: datetime) -> bool:
     window = get_settings().DISABLE_AFTER_FAILING_FOR
-    if not window or alias.startswith(RECEIVER_PREFIX):
+    if not window or is_receiver_alias(alias):
         # A Python receiver is the site's code: a bug in it is fixed in code, not by switching
         # it off (its failures are still reported as delivery_failed).
         return False

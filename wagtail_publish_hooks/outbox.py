@@ -25,9 +25,9 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from . import limits
-from .conf import capture_enabled, get_backend, get_destinations
-from .events import build_body, isoformat, new_event_id
-from .includes import CAPTURED, apply_includes, build_included_data, capture_for_destinations
+from .conf import capture_enabled
+from .events import apply_includes, build_body, isoformat, new_event_id
+from .includes import CAPTURED, build_included_data
 from .models import (
     Attempt,
     AttemptOutcome,
@@ -38,7 +38,15 @@ from .models import (
     Event,
 )
 from .receivers import ReceivedEvent, Receiver, call_in_process
-from .routing import Route, in_process_receivers_for, operational_routes, route_to, routes_for
+from .registry import get_backend, get_destinations
+from .routing import (
+    Route,
+    capture_for_destinations,
+    in_process_receivers_for,
+    operational_routes,
+    route_to,
+    routes_for,
+)
 
 logger = logging.getLogger("wagtail_publish_hooks")
 

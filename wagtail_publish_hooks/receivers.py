@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import models
 
-from .conf import RECEIVER_PREFIX
+from .conf import RECEIVER_PREFIX, is_receiver_alias
 
 if TYPE_CHECKING:
     from .models import Delivery
@@ -181,7 +181,7 @@ def on(
         if not callable(function):
             raise TypeError(f"@on() decorates a function, not {function!r}")
         full_name = name if name is not None else receiver_name(function)
-        if not full_name.startswith(RECEIVER_PREFIX):
+        if not is_receiver_alias(full_name):
             full_name = RECEIVER_PREFIX + full_name
         if len(full_name) > MAX_NAME_LENGTH:
             raise ValueError(
@@ -216,7 +216,7 @@ def unregister(receiver: Callable[..., Any] | str) -> bool:
     """Remove a receiver, given its function or its name. Returns whether one was removed."""
     with _lock:
         if isinstance(receiver, str):
-            name = receiver if receiver.startswith(RECEIVER_PREFIX) else RECEIVER_PREFIX + receiver
+            name = receiver if is_receiver_alias(receiver) else RECEIVER_PREFIX + receiver
             return _registry.pop(name, None) is not None
         names = [n for n, r in _registry.items() if r.function is receiver]
         for name in names:

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from django.apps import apps
-from django.db import models
+from django.db import models, transaction
 
-from .conf import Destination, get_destinations
-from .events import DEFAULT_EVENT_PATTERNS, OPERATIONAL_EVENT_TYPES, event_type_matches
+from .events import DEFAULT_EVENT_PATTERNS, OPERATIONAL_EVENT_TYPES, event_type_matches, json_safe
 from .receivers import Receiver, get_receiver, registered_receivers
+from .registry import Destination, get_backend, get_destinations
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -130,3 +130,42 @@ def route_to(aliases: Iterable[str]) -> list[Route]:
         destination: Destination | Receiver | None = destinations.get(alias) or get_receiver(alias)
         routes.append(Route(alias, destination.include if destination is not None else ()))
     return routes
+
+
+def capture_for_destinations(
+    aliases: Iterable[str],
+    event_type: str,
+    instance: models.Model | None,
+    *,
+    using: str | None = None,
+    on_failure: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
+    """What the backends of routed destinations need kept from the moment of the event.
+
+    A backend with a ``capture(event_type, instance)`` method is asked; a non-``None`` answer
+    (JSON types) is stored under its alias. It is for what is gone by delivery time, such as the
+    URLs of a page being deleted. Never raises, and runs in a savepoint. A destination whose
+    capture fails is left out (its delivery is sent with what the event holds), and
+    ``on_failure(exc, destination=alias)`` is called to record it.
+    """
+    captured: dict[str, Any] = {}
+    destinations = get_destinations()
+    for alias in aliases:
+        if alias not in destinations:
+            continue  # a Python receiver
+        try:
+            capture = getattr(get_backend(alias), "capture", None)
+            if capture is None:
+                continue
+            with transaction.atomic(using=using):
+                data = capture(event_type, instance)
+            if data is not None:
+                captured[alias] = json_safe(data)
+        except Exception as exc:
+            if on_failure is None:
+                logger.exception(
+                    "Publish hooks destination %r could not capture data for %s", alias, event_type
+                )
+            else:
+                on_failure(exc, destination=alias)
+    return captured

@@ -19,9 +19,9 @@ import urllib3.util.connection
 from tests.conftest import WEBHOOK
 from tests.sinks import Sink, respond
 from tests.trust.admin_users import destination_manager
-from wagtail_publish_hooks.conf import refresh_destinations
 from wagtail_publish_hooks.http import close_session, managed_policy, policy_for
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, ManagedDestination
+from wagtail_publish_hooks.registry import refresh_destinations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

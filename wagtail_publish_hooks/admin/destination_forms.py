@@ -13,13 +13,13 @@ from django import forms
 from django.core import checks
 from django.utils.translation import gettext_lazy as _
 
-from ..backends.base import is_secret_option
 from ..checks import check_destination, managed_alias_taken
 from ..conf import raw_settings
 from ..encryption import PREFIX, DecryptionError, encrypted_values
 from ..includes import KNOWN_INCLUDES
-from ..managed import managed_backend_choices, managed_backend_class
 from ..models import ManagedDestination
+from ..redaction import is_secret_option
+from ..registry import managed_backend_choices, managed_backend_class
 
 #: Which form field shows a check message about a destination key.
 FIELD_FOR_KEY = {

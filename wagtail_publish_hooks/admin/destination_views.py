@@ -32,17 +32,17 @@ from wagtail.log_actions import log
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import policy_registry
 
-from ..conf import (
-    RECEIVER_PREFIX,
-    get_backend,
-    get_destinations,
-    get_settings,
-    settings_destinations,
-)
+from ..conf import is_receiver_alias
 from ..encryption import DecryptionError
-from ..managed import managed_problems
 from ..models import DestinationState, ManagedDestination
 from ..outbox import send_test_event
+from ..registry import (
+    get_backend,
+    get_destinations,
+    managed_problems,
+    retry_policy,
+    settings_destinations,
+)
 from .destination_chart import HourlyOutcomes, chart_svg, hourly_outcomes
 from .destination_forms import DestinationForm, generate_secret
 
@@ -166,7 +166,7 @@ class DestinationRow:
     @property
     def retry_policy(self) -> str:
         """How its deliveries are retried, and whether by its own keys or the site's."""
-        policy = get_settings().retry_policy(self.alias)
+        policy = retry_policy(self.alias)
         destination = get_destinations().get(self.alias)
         own = destination is not None and (
             destination.retry_schedule is not None or destination.max_attempts is not None
@@ -384,7 +384,7 @@ class DestinationActionView(ForbiddenAs403, View):
         if not can_manage_destinations(request.user):
             return forbidden(request)
         self.alias = kwargs["alias"]
-        if self.alias.startswith(RECEIVER_PREFIX):
+        if is_receiver_alias(self.alias):
             raise Http404  # Python receivers are code: nothing here acts on them
         if self.alias not in get_destinations() and not (
             ManagedDestination.objects.filter(alias=self.alias).exists()

@@ -32,9 +32,9 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import ContentTypeFilter, DateRangePickerWidget, WagtailFilterSet
 
 from .. import events
-from ..conf import get_destinations
 from ..models import Delivery, DeliveryStatus
 from ..receivers import registered_receivers
+from ..registry import get_destinations
 from .permissions import page_models
 
 #: The "Created" shortcuts: value → (label, age). The dashboard links to ``24h``.

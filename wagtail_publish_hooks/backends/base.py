@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.core import checks
 
 from .. import limits
-from ..http import looks_secret
 
 if TYPE_CHECKING:
     from ..http import HttpResult
@@ -40,8 +39,9 @@ class BaseBackend:
     option_keys: ClassVar[frozenset[str] | None] = None
     #: The ``OPTIONS`` keys whose values are secrets although their names may not say so: a
     #: Slack, Teams, Discord or build-hook ``URL`` embeds its token. Besides these, any key
-    #: whose name looks secret (see :func:`is_secret_option`) counts as one, at any depth. The
-    #: admin never shows such values: its form shows a placeholder that keeps them.
+    #: whose name looks secret (see :func:`~wagtail_publish_hooks.redaction.is_secret_option`)
+    #: counts as one, at any depth. The admin never shows such values: its form shows a
+    #: placeholder that keeps them.
     secret_option_keys: ClassVar[frozenset[str]] = frozenset()
     #: The name the admin offers the backend under, for destinations managed there.
     display_name: ClassVar[str | None] = None
@@ -118,16 +118,3 @@ class BaseBackend:
     def describe(self) -> str:
         """A short, secret-free description of where this destination sends to."""
         return type(self).__name__
-
-
-def is_secret_option(backend_class: Any, key: str) -> bool:
-    """Whether the value of the ``OPTIONS`` key ``key`` of a backend is a secret.
-
-    It is when the backend lists the key in ``secret_option_keys``, or when the key's name
-    looks secret: it contains ``auth``, ``secret``, ``token``, ``key``, ``signature``,
-    ``pass``, ``cookie``, ``credential`` or ``session``, the rule that hides header values in
-    the delivery log. The name rule applies to any backend, including one that does not
-    subclass :class:`BaseBackend`, and to keys nested in mappings (``HEADERS``).
-    """
-    declared = getattr(backend_class, "secret_option_keys", None) or frozenset()
-    return key in declared or looks_secret(key)

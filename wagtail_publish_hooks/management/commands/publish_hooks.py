@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from wagtail_publish_hooks.conf import get_backend, get_destinations, get_settings
+from wagtail_publish_hooks.conf import get_settings
 from wagtail_publish_hooks.delivery import redeliver, run_due_deliveries
 from wagtail_publish_hooks.limits import SETTING_LIMITS
 from wagtail_publish_hooks.models import (
@@ -23,6 +23,7 @@ from wagtail_publish_hooks.models import (
 )
 from wagtail_publish_hooks.outbox import send_test_event
 from wagtail_publish_hooks.receivers import get_receiver, registered_receivers
+from wagtail_publish_hooks.registry import get_backend, get_destinations
 from wagtail_publish_hooks.upkeep import (
     INTERVALS,
     PRUNE_CHUNK,
