@@ -19,7 +19,7 @@ from django.utils import timezone
 from wagtail.models import ModelLogEntry
 from werkzeug import Response
 
-from wagtail_publish_hooks.delivery import cancel_deliveries, claim_due_deliveries, redeliver
+from wagtail_publish_hooks.delivery import cancel_deliveries, redeliver
 from wagtail_publish_hooks.models import (
     Attempt,
     AttemptOutcome,
@@ -27,6 +27,7 @@ from wagtail_publish_hooks.models import (
     DeliveryStatus,
     Event,
 )
+from wagtail_publish_hooks.worker import claim_due_deliveries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

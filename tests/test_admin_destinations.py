@@ -543,7 +543,7 @@ def test_a_retry_policy_out_of_bounds_is_refused_on_its_field(
 def test_a_managed_retry_policy_overrides_the_globals_and_is_shown(
     admin, settings_destination, httpserver
 ):
-    from wagtail_publish_hooks.delivery import run_due_deliveries
+    from wagtail_publish_hooks.worker import run_due_deliveries
 
     httpserver.expect_request("/managed").respond_with_data("down", status=503)
     response = admin.post(

@@ -21,7 +21,7 @@ from .events import actor_payload, json_safe
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
-    from .models import Event
+    from .models import Delivery, Event
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -158,6 +158,7 @@ def emit(
     from .conf import capture_enabled
     from .models import Event
     from .outbox import capture_savepoint, record_capture_failure, record_event
+    from .tasks import dispatch_recorded
 
     validate_event_type(event_type)
     try:
@@ -170,8 +171,30 @@ def emit(
     except Exception as exc:
         if capture_enabled():
             record_capture_failure(event_type, instance, exc)
+            dispatch_recorded()
         return None
-    return record_event(event_type, data=payload, instance=instance, actor=actor)
+    event = record_event(event_type, data=payload, instance=instance, actor=actor)
+    dispatch_recorded()
+    return event
+
+
+def send_test_event(alias: str) -> Delivery | None:
+    """Record a ``publish_hooks.test`` event for one destination, bypassing its filters, and
+    return its delivery (sent after commit, like any other). ``None`` when capture is disabled.
+
+    Used by ``manage.py publish_hooks test`` and the admin's "Send test event".
+    """
+    from .events import TEST
+    from .outbox import capture_event
+    from .tasks import dispatch_recorded
+
+    event = capture_event(
+        TEST,
+        data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
+        destinations=[alias],
+    )
+    dispatch_recorded()
+    return event.deliveries.get() if event is not None else None
 
 
 def register_signal(signal: Signal, event_type: str, *, sender: Any = None) -> None:

@@ -12,7 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -76,6 +76,11 @@ DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    """The deliveries' state transitions that people and the sweep make (the worker's claims
+    and outcomes are :mod:`wagtail_publish_hooks.worker`'s). Each is one conditional
+    ``UPDATE`` and returns the count; none enqueues anything: see
+    :func:`wagtail_publish_hooks.delivery.redeliver` for one that does."""
+
     def due(self, now=None):
         """Deliveries waiting to be sent whose time has come, plus those whose claim expired."""
         now = now or timezone.now()
@@ -87,6 +92,46 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
 
     def failed(self):
         return self.filter(status=DeliveryStatus.FAILED)
+
+    def redeliver(self) -> int:
+        """Queue these deliveries to be sent again, each with a fresh retry cycle (those being
+        sent at this moment are left alone)."""
+        now = timezone.now()
+        return self.exclude(status=DeliveryStatus.SENDING).update(
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=now,
+            attempts_at_redelivery=F("attempts"),
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+
+    def cancel(self) -> int:
+        """Withdraw those of these deliveries that are waiting to be sent.
+
+        Only pending and retrying ones are cancelled, and one being sent only if its worker's
+        lease has run out: the conditional ``UPDATE`` re-checks this row by row, so a delivery
+        a worker holds is never withdrawn under it (it finishes, and its outcome stands).
+        """
+        now = timezone.now()
+        lease_free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+        cancellable = (Q(status__in=DUE_STATUSES) & lease_free) | Q(
+            status=DeliveryStatus.SENDING, lease_expires_at__lte=now
+        )
+        return self.filter(cancellable).update(
+            status=DeliveryStatus.CANCELLED,
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+
+    def release_expired_leases(self) -> int:
+        """Put those of these deliveries whose worker died mid-send back in line."""
+        now = timezone.now()
+        expired = self.filter(status=DeliveryStatus.SENDING, lease_expires_at__lte=now)
+        return expired.update(
+            status=DeliveryStatus.RETRYING, lease_token=None, lease_expires_at=None, updated_at=now
+        )
 
 
 class Delivery(models.Model):

@@ -52,10 +52,11 @@ from .events import (
     new_event_id,
 )
 from .models import Delivery, DeliveryStatus, DestinationState, Event
+from .outbox import note_due
 
 if TYPE_CHECKING:
-    from .delivery import Outcome
     from .routing import Route
+    from .worker import Outcome
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -300,9 +301,8 @@ def _write(
     due: datetime,
 ) -> Event:
     """Insert an operational event about ``about`` and its deliveries, first due at ``due``,
-    and dispatch them after commit. In the caller's transaction."""
-    from .outbox import dispatch_at, schedule_dispatch
-
+    and note when they are due (the worker's task enqueues their run). In the caller's
+    transaction."""
     using = router.db_for_write(Event)
     event_id = new_event_id()
     event = Event.objects.using(using).create(
@@ -318,10 +318,7 @@ def _write(
         Delivery(event=event, destination=route.alias, next_attempt_at=due, created_at=now)
         for route in routes
     )
-    if due <= now:
-        schedule_dispatch(using=using)
-    else:
-        transaction.on_commit(functools.partial(dispatch_at, due), using=using, robust=True)
+    note_due(using, None if due <= now else due)
     return event
 
 

@@ -1,9 +1,10 @@
-"""Recording events and their deliveries in the caller's transaction, and their dispatch.
+"""Recording events and their deliveries in the caller's transaction (the transactional outbox).
 
-The delivery run is enqueued once per transaction. With django-tasks-db on the outbox's own
-database, the task row is written in that same transaction, so it commits (or rolls back) with
-the deliveries and costs no commit of its own; with any other task backend it is enqueued when
-the transaction commits.
+The outbox writes rows and enqueues nothing. What the deliveries it wrote need from the task
+queue (a run now, or a deferred run when a merging window ends) is noted here, per thread or
+task, until the capture source that asked for the recording hands it to
+:func:`wagtail_publish_hooks.tasks.dispatch_recorded` (the worker, for the operational events it
+records, to its task).
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ logger = logging.getLogger("wagtail_publish_hooks")
 
 #: The operational event recorded when capture fails (routable like any other event).
 CAPTURE_FAILED = "publish_hooks.capture_failed"
+
+#: When deliveries recorded in this thread (or task) are due, until taken for dispatch:
+#: ``(database alias, time)`` pairs, the time ``None`` for "due now".
+_undispatched: contextvars.ContextVar[tuple[tuple[str, datetime | None], ...]] = (
+    contextvars.ContextVar("publish_hooks_undispatched", default=())
+)
 
 #: Set while a capture failure is being recorded: a failure then is logged, never recorded
 #: again (no recursion through ``publish_hooks.capture_failed``).
@@ -465,7 +472,7 @@ def write_deliveries(
     using: str,
     isolated: bool = False,
 ) -> None:
-    """Insert the event and a delivery per destination not refused, and dispatch them.
+    """Insert the event and a delivery per destination not refused, and note when they are due.
 
     ``isolated``: each destination is written in a savepoint of its own, and one that fails is
     added to ``plan.refused`` instead (costs a few queries per destination: only used once the
@@ -519,9 +526,9 @@ def write_deliveries(
             through(delivery_id=pk, event_id=event.pk) for pk in merged_into
         )
     if any(delivery.next_attempt_at <= now for delivery in new_deliveries):
-        schedule_dispatch(using=using)
+        note_due(using, None)
     for when in sorted({d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}):
-        transaction.on_commit(functools.partial(dispatch_at, when), using=using, robust=True)
+        note_due(using, when)
 
 
 #: What a delivery that could not be recorded says, in the admin and ``publish_hooks status``.
@@ -609,16 +616,36 @@ def delivery_opened(alias: str, pk: int) -> None:
 
 
 def opened_in_this_transaction(alias: str, using: str) -> list[int]:
+    return [
+        callback.args[1]
+        for callback in pending_on_commit(using)
+        if isinstance(callback, functools.partial)
+        and callback.func is delivery_opened
+        and callback.args[0] == alias
+    ]
+
+
+def pending_on_commit(using: str | None) -> list[Callable[[], Any]]:
+    """The callbacks registered with ``transaction.on_commit`` in the current transaction of
+    ``using`` (none outside one). Read from Django's private ``run_on_commit`` list of
+    ``(savepoint ids, callback, robust)``, whose shape a test pins to each supported Django."""
     connection = transaction.get_connection(using)
     if not connection.in_atomic_block:
         return []
-    return [
-        entry[1].args[1]
-        for entry in connection.run_on_commit
-        if isinstance(entry[1], functools.partial)
-        and entry[1].func is delivery_opened
-        and entry[1].args[0] == alias
-    ]
+    return [entry[1] for entry in connection.run_on_commit]
+
+
+def note_due(using: str, when: datetime | None) -> None:
+    """Note that deliveries written to ``using`` are due at ``when`` (``None``: now)."""
+    _undispatched.set((*_undispatched.get(), (using, when)))
+
+
+def take_undispatched() -> tuple[tuple[str, datetime | None], ...]:
+    """What :func:`note_due` noted in this thread (or task) since the last call, for dispatch."""
+    noted = _undispatched.get()
+    if noted:
+        _undispatched.set(())
+    return noted
 
 
 def _call_after_commit(
@@ -651,55 +678,3 @@ def _call_after_commit(
             call_in_process(receiver, event)
 
     transaction.on_commit(call, using=using, robust=True)
-
-
-def schedule_dispatch(using: str | None = None) -> None:
-    """Make sure one delivery run is enqueued for the current transaction (at once outside one).
-
-    However many events a transaction records, it enqueues a single run.
-    """
-    from .tasks import enqueue_in_transaction, enqueues_in_transaction
-
-    connection = transaction.get_connection(using)
-    if connection.in_atomic_block:
-        for entry in connection.run_on_commit:
-            if entry[1] in (dispatch_after_commit, enqueued_in_this_transaction):
-                return
-        if enqueues_in_transaction(connection.alias) and enqueue_in_transaction(connection.alias):
-            # A marker: Django drops it with the savepoint if the task row is rolled back.
-            transaction.on_commit(enqueued_in_this_transaction, using=using)
-            return
-    transaction.on_commit(dispatch_after_commit, using=using, robust=True)
-
-
-def dispatch_at(when: datetime) -> None:
-    """Enqueue a deferred run for a delivery that waits out a merging window."""
-    from .tasks import enqueue_delivery_run
-
-    enqueue_delivery_run(run_after=when)
-
-
-def dispatch_after_commit() -> None:
-    from .tasks import enqueue_delivery_run
-
-    enqueue_delivery_run()
-
-
-def enqueued_in_this_transaction() -> None:
-    """Nothing to do on commit: the task row commits with the deliveries."""
-
-
-def send_test_event(alias: str) -> Delivery | None:
-    """Record a ``publish_hooks.test`` event for one destination, bypassing its filters, and
-    return its delivery (sent after commit, like any other). ``None`` when capture is disabled.
-
-    Used by ``manage.py publish_hooks test`` and the admin's "Send test event".
-    """
-    from .events import TEST
-
-    event = capture_event(
-        TEST,
-        data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
-        destinations=[alias],
-    )
-    return event.deliveries.get() if event is not None else None

@@ -33,9 +33,9 @@ from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import policy_registry
 
 from ..conf import is_receiver_alias
+from ..custom_events import send_test_event
 from ..encryption import DecryptionError
 from ..models import DestinationState, ManagedDestination
-from ..outbox import send_test_event
 from ..registry import (
     get_backend,
     get_destinations,
