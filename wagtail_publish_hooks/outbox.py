@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import copy
 import functools
 import logging
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -25,9 +22,9 @@ from django.db import models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import limits
+from .capture_failures import capture_failed_data, write_capture_failure
 from .conf import capture_enabled
-from .events import apply_includes, build_body, isoformat, new_event_id
+from .events import CAPTURE_FAILED, build_body, new_event_id
 from .includes import CAPTURED, build_included_data
 from .models import (
     Attempt,
@@ -38,22 +35,21 @@ from .models import (
     DestinationState,
     Event,
 )
-from .receivers import ReceivedEvent, Receiver, call_in_process
-from .registry import get_backend, get_destinations
+from .receivers import call_after_commit
 from .routing import (
     Route,
+    RoutePlan,
     capture_for_destinations,
+    failure_text,
     in_process_receivers_for,
     operational_routes,
+    plan_routes,
     route_to,
     routes_for,
 )
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
-
-#: The operational event recorded when capture fails (routable like any other event).
-CAPTURE_FAILED = "publish_hooks.capture_failed"
 
 #: When deliveries recorded in this thread (or task) are due, until taken for dispatch:
 #: ``(database alias, time)`` pairs, the time ``None`` for "due now".
@@ -202,7 +198,7 @@ def _capture(
         payload["reconciled"] = True
 
     if in_process:
-        _call_after_commit(
+        call_after_commit(
             in_process,
             event_id=event_id,
             event_type=event_type,
@@ -248,50 +244,6 @@ def _capture(
     return event
 
 
-#: Quoted text in an error message: a value (a title, a URL, a key) rather than the words of
-#: the message, left out of what is recorded.
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-
-
-def capture_error_message(exc: BaseException) -> str:
-    """What to keep of a capture error: the first line of a database error with its quoted
-    values removed (``canceling statement due to statement timeout``), the package's bounds
-    error as it is; for anything else nothing beyond its type, whose text may hold a URL or a
-    secret."""
-    from django.db import DatabaseError
-
-    if isinstance(exc, limits.OutOfLimits):
-        return str(exc)[:1000]
-    if isinstance(exc, DatabaseError):
-        lines = str(exc).strip().splitlines()
-        return _QUOTED.sub("…", lines[0] if lines else "")[:1000]
-    return ""
-
-
-def cheap_repr(instance: models.Model | None) -> str:
-    """The object's title, when taking it costs no query: a page's title, or ``str()`` of an
-    object whose ``__str__`` does not query (tried, and dropped if it did or failed)."""
-    if instance is None:
-        return ""
-    title = getattr(instance, "title", None)
-    if isinstance(title, str):
-        return title[:255]
-    using = router.db_for_read(type(instance))
-    connection = transaction.get_connection(using)
-    queries: list[Any] = []
-
-    def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        queries.append(sql)
-        raise RuntimeError("no query while describing an object")
-
-    try:
-        with connection.execute_wrapper(refuse):
-            text = str(instance)
-    except Exception:
-        return ""
-    return "" if queries else text[:255]
-
-
 def record_capture_failure(
     event_type: str,
     instance: models.Model | None,
@@ -326,7 +278,7 @@ def record_capture_failure(
     nested = _recording_failure.get()
     token = _recording_failure.set(True)
     try:
-        failure = _write_capture_failure(event_type, instance, exc, destination)
+        failure = write_capture_failure(event_type, instance, exc, destination)
         if failure is not None and not nested and event_type != CAPTURE_FAILED:
             # A failure of one destination's own capture is never reported to that destination.
             about = failure.destination or ""
@@ -345,122 +297,6 @@ def record_capture_failure(
         return None
     finally:
         _recording_failure.reset(token)
-
-
-def _write_capture_failure(
-    event_type: str, instance: models.Model | None, exc: BaseException, destination: str
-) -> CaptureFailure | None:
-    using = router.db_for_write(CaptureFailure)
-    failure = CaptureFailure(
-        event_type=event_type[:100],
-        destination=destination[:100],
-        error_type=f"{type(exc).__module__}.{type(exc).__qualname__}"[:255],
-        message=capture_error_message(exc),
-        occurred_at=timezone.now(),
-    )
-    try:
-        with transaction.atomic(using=using):
-            if instance is not None:
-                failure.content_type = ContentType.objects.db_manager(using).get_for_model(
-                    instance, for_concrete_model=False
-                )
-                failure.object_id = "" if instance.pk is None else str(instance.pk)[:255]
-                failure.object_repr = cheap_repr(instance)
-            failure.save(force_insert=True, using=using)
-    except Exception:
-        logger.exception("Publish hooks could not keep the capture failure of %s", event_type)
-        return None
-    return failure
-
-
-def capture_failed_data(failure: CaptureFailure) -> dict[str, Any]:
-    """The ``data`` of a ``publish_hooks.capture_failed`` event. The object is named by type
-    and id, never by its title: the event is about no object, so anyone who may see deliveries
-    sees it."""
-    obj = None
-    if failure.content_type_id is not None:
-        model = failure.content_type.model_class() if failure.content_type else None
-        obj = {
-            "type": model._meta.label if model is not None else None,
-            "id": failure.object_id,
-        }
-    return {
-        "capture_failure": {
-            "id": failure.pk,
-            "event_type": failure.event_type,
-            "object": obj,
-            "error": failure.error_type.rsplit(".", 1)[-1],
-            "message": failure.message,
-            "occurred_at": isoformat(failure.occurred_at),
-        },
-        # The destination whose own capture failed, if that is what failed.
-        "destination": failure.destination or None,
-    }
-
-
-@dataclass
-class RoutePlan:
-    """What recording needs to know of each routed destination, worked out before writing."""
-
-    #: The merging window, in seconds, of each destination that coalesces events.
-    windows: dict[str, float] = field(default_factory=dict)
-    #: When each destination's new delivery is first due.
-    due: dict[str, datetime] = field(default_factory=dict)
-    #: Why a destination cannot be recorded (secret-free, value-free text), by alias.
-    refused: dict[str, str] = field(default_factory=dict)
-
-
-def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) -> RoutePlan:
-    """Build each routed destination's backend and work out its merging window.
-
-    Never raises: a destination whose backend cannot be built, or whose window is unusable
-    (an exception, or a number outside the bounds of ``COALESCE_SECONDS``), is put in
-    ``refused`` with the reason, and logged; the others are untouched. No query.
-    """
-    plan = RoutePlan()
-    destinations = get_destinations()
-    for route in routes:
-        alias = route.alias
-        plan.due[alias] = now
-        if alias not in destinations:
-            continue  # a Python receiver
-        try:
-            backend = get_backend(alias)
-        except Exception as exc:
-            plan.refused[alias] = failure_text(exc, "its backend cannot be built ({})")
-            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
-            continue
-        if not coalesce:
-            continue
-        try:
-            window = limits.parse_number(
-                "COALESCE_SECONDS",
-                backend.coalesce_seconds(),
-                limits.OPTION_LIMITS["COALESCE_SECONDS"],
-            )
-            due = now + timedelta(seconds=window)
-        except Exception as exc:
-            plan.refused[alias] = failure_text(exc, "its merging window is unusable ({})")
-            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
-            continue
-        if window > 0:
-            plan.windows[alias] = float(window)
-            plan.due[alias] = due
-    return plan
-
-
-def failure_text(exc: BaseException, template: str = "{}") -> str:
-    """What to record of an exception for the admin: the package's own bounds error says which
-    option and what bounds (never the value); any other, its type alone in ``template``, since
-    its text may hold a URL or a secret."""
-    if isinstance(exc, limits.OutOfLimits):
-        return str(exc)
-    return template.format(type(exc).__name__)
-
-
-def coalescing_windows(routes: list[Route]) -> dict[str, float]:
-    """The merging window of each routed destination that coalesces events."""
-    return plan_routes(routes, timezone.now()).windows
 
 
 def write_deliveries(
@@ -646,35 +482,3 @@ def take_undispatched() -> tuple[tuple[str, datetime | None], ...]:
     if noted:
         _undispatched.set(())
     return noted
-
-
-def _call_after_commit(
-    receivers: list[Receiver],
-    *,
-    event_id: str,
-    event_type: str,
-    timestamp: datetime,
-    payload: dict[str, Any],
-    included_data: dict[str, Any],
-    instance: models.Model | None,
-    using: str,
-) -> None:
-    """Call ``durable=False`` receivers once the transaction commits (at once outside one)."""
-
-    def call() -> None:
-        for receiver in receivers:
-            try:
-                body = apply_includes(payload, included_data, receiver.include)
-                event = ReceivedEvent.captured(
-                    event_id=event_id,
-                    event_type=event_type,
-                    timestamp=timestamp,
-                    data=copy.deepcopy(body.get("data") or {}),
-                    instance=instance,
-                )
-            except Exception:
-                logger.exception("Publish hooks could not prepare event %s", event_id)
-                continue
-            call_in_process(receiver, event)
-
-    transaction.on_commit(call, using=using, robust=True)

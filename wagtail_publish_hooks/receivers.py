@@ -22,9 +22,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import models
+from django.db import models, transaction
 
 from .conf import RECEIVER_PREFIX, is_receiver_alias
+from .events import apply_includes
 
 if TYPE_CHECKING:
     from .models import Delivery
@@ -269,3 +270,35 @@ def _includes(value: Iterable[str]) -> tuple[str, ...]:
             f"@on(include=...) knows {', '.join(sorted(KNOWN_INCLUDES))}, not {unknown[0]!r}"
         )
     return names
+
+
+def call_after_commit(
+    receivers: list[Receiver],
+    *,
+    event_id: str,
+    event_type: str,
+    timestamp: datetime,
+    payload: dict[str, Any],
+    included_data: dict[str, Any],
+    instance: models.Model | None,
+    using: str,
+) -> None:
+    """Call ``durable=False`` receivers once the transaction commits (at once outside one)."""
+
+    def call() -> None:
+        for receiver in receivers:
+            try:
+                body = apply_includes(payload, included_data, receiver.include)
+                event = ReceivedEvent.captured(
+                    event_id=event_id,
+                    event_type=event_type,
+                    timestamp=timestamp,
+                    data=copy.deepcopy(body.get("data") or {}),
+                    instance=instance,
+                )
+            except Exception:
+                logger.exception("Publish hooks could not prepare event %s", event_id)
+                continue
+            call_in_process(receiver, event)
+
+    transaction.on_commit(call, using=using, robust=True)
