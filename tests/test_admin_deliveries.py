@@ -20,6 +20,7 @@ from wagtail.models import ModelLogEntry
 from werkzeug import Response
 
 from wagtail_publish_hooks.delivery import cancel_deliveries, redeliver
+from wagtail_publish_hooks.leases import claim_due_deliveries
 from wagtail_publish_hooks.models import (
     Attempt,
     AttemptOutcome,
@@ -27,7 +28,6 @@ from wagtail_publish_hooks.models import (
     DeliveryStatus,
     Event,
 )
-from wagtail_publish_hooks.worker import claim_due_deliveries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

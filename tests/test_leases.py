@@ -18,6 +18,7 @@ from django.utils import timezone
 from tests.conftest import WEBHOOK
 from tests.load import seed
 from tests.sink_log import Sink
+from wagtail_publish_hooks.leases import Lease, claim_due_deliveries
 from wagtail_publish_hooks.models import (
     Attempt,
     Delivery,
@@ -26,11 +27,9 @@ from wagtail_publish_hooks.models import (
     Event,
 )
 from wagtail_publish_hooks.worker import (
-    Lease,
     OutcomeRecorder,
     RunSummary,
     attempt_delivery,
-    claim_due_deliveries,
     run_due_deliveries,
 )
 
