@@ -42,23 +42,8 @@ from wagtail.signals import (
     workflow_submitted,
 )
 
+from . import events
 from .conf import capture_enabled
-from .events import (
-    PAGE_DELETED,
-    PAGE_MOVED,
-    PAGE_PUBLISHED,
-    PAGE_UNPUBLISHED,
-    SNIPPET_PUBLISHED,
-    SNIPPET_UNPUBLISHED,
-    WORKFLOW_APPROVED,
-    WORKFLOW_REJECTED,
-    WORKFLOW_SUBMITTED,
-    actor_payload,
-    forget_locales,
-    object_payload,
-    page_payload,
-    page_urls,
-)
 from .models import Event
 from .outbox import capture_savepoint, record_capture_failure, record_event
 from .tasks import dispatch_recorded
@@ -132,12 +117,12 @@ def page_event_data(
     actor: Any = None,
     live: bool | None = None,
 ) -> dict[str, Any]:
-    page_data = page_payload(page, revision=revision)
+    page_data = events.page_payload(page, revision=revision)
     if live is not None:
         page_data["live"] = live
     return {
         "page": page_data,
-        "actor": actor_payload(actor),
+        "actor": events.actor_payload(actor),
         "scheduled": scheduled,
         "alias": is_alias_page(page, alias),
     }
@@ -146,7 +131,7 @@ def page_event_data(
 # -- Pages ---------------------------------------------------------------------------------------
 
 
-@never_raises(PAGE_PUBLISHED)
+@never_raises(events.PAGE_PUBLISHED)
 def handle_page_published(
     sender: Any, instance: Any, revision: Any = None, alias: bool = False, **kwargs: Any
 ) -> None:
@@ -159,7 +144,7 @@ def handle_page_published(
     scheduled = getattr(revision, "approved_go_live_at", None) is not None
     actor = None if scheduled else current_actor() or revision_author(revision)
     record_event(
-        PAGE_PUBLISHED,
+        events.PAGE_PUBLISHED,
         data=lambda: page_event_data(
             instance, revision=revision, alias=alias, scheduled=scheduled, actor=actor
         ),
@@ -169,17 +154,17 @@ def handle_page_published(
     )
 
 
-@never_raises(PAGE_UNPUBLISHED)
+@never_raises(events.PAGE_UNPUBLISHED)
 def handle_page_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
     from wagtail.models import Page
 
     if Page.objects.filter(pk=instance.pk, live=True).exists():
         # Unpublished in memory only, with the row still live: Wagtail's pre_delete handler,
         # the one caller that unpublishes without saving. The page is being deleted.
-        event_type = PAGE_DELETED
+        event_type = events.PAGE_DELETED
         scheduled = False
     else:
-        event_type = PAGE_UNPUBLISHED
+        event_type = events.PAGE_UNPUBLISHED
         # publish_scheduled unpublishes expired pages with set_expired=True.
         scheduled = bool(getattr(instance, "expired", False))
     actor = None if scheduled else current_actor()
@@ -199,13 +184,13 @@ def moved_event_data(
     data["moved"] = {
         "url_path_before": url_path_before,
         "url_path_after": url_path_after,
-        "urls_before": page_urls(page, url_path=url_path_before),
-        "urls_after": page_urls(page, url_path=url_path_after),
+        "urls_before": events.page_urls(page, url_path=url_path_before),
+        "urls_after": events.page_urls(page, url_path=url_path_after),
     }
     return data
 
 
-@never_raises(PAGE_MOVED)
+@never_raises(events.PAGE_MOVED)
 def handle_post_page_move(
     sender: Any,
     instance: Any,
@@ -218,7 +203,7 @@ def handle_post_page_move(
     page = instance.specific
     actor = current_actor()
     record_event(
-        PAGE_MOVED,
+        events.PAGE_MOVED,
         data=lambda: moved_event_data(
             page, url_path_before=url_path_before, url_path_after=url_path_after, actor=actor
         ),
@@ -228,7 +213,7 @@ def handle_post_page_move(
     )
 
 
-@never_raises(PAGE_MOVED)
+@never_raises(events.PAGE_MOVED)
 def handle_page_slug_changed(
     sender: Any, instance: Any, instance_before: Any = None, **kwargs: Any
 ) -> None:
@@ -238,7 +223,7 @@ def handle_page_slug_changed(
         return
     actor = current_actor()
     record_event(
-        PAGE_MOVED,
+        events.PAGE_MOVED,
         data=lambda: moved_event_data(
             instance,
             url_path_before=instance_before.url_path,
@@ -257,20 +242,20 @@ def handle_page_slug_changed(
 def snippet_event_data(
     obj: Any, *, revision: Any = None, scheduled: bool, actor: Any, live: bool | None = None
 ) -> dict[str, Any]:
-    snippet = object_payload(obj, revision=revision)
+    snippet = events.object_payload(obj, revision=revision)
     if live is not None:
         snippet["live"] = live
-    return {"snippet": snippet, "actor": actor_payload(actor), "scheduled": scheduled}
+    return {"snippet": snippet, "actor": events.actor_payload(actor), "scheduled": scheduled}
 
 
-@never_raises(SNIPPET_PUBLISHED)
+@never_raises(events.SNIPPET_PUBLISHED)
 def handle_published(sender: Any, instance: Any, revision: Any = None, **kwargs: Any) -> None:
     if is_page(instance) or not getattr(instance, "live", True):
         return  # pages were handled by page_published; a future go_live_at is not a publish
     scheduled = getattr(revision, "approved_go_live_at", None) is not None
     actor = None if scheduled else current_actor() or revision_author(revision)
     record_event(
-        SNIPPET_PUBLISHED,
+        events.SNIPPET_PUBLISHED,
         data=lambda: snippet_event_data(
             instance, revision=revision, scheduled=scheduled, actor=actor
         ),
@@ -279,14 +264,14 @@ def handle_published(sender: Any, instance: Any, revision: Any = None, **kwargs:
     )
 
 
-@never_raises(SNIPPET_UNPUBLISHED)
+@never_raises(events.SNIPPET_UNPUBLISHED)
 def handle_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
     if is_page(instance):
         return
     scheduled = bool(getattr(instance, "expired", False))
     actor = None if scheduled else current_actor()
     record_event(
-        SNIPPET_UNPUBLISHED,
+        events.SNIPPET_UNPUBLISHED,
         data=lambda: snippet_event_data(instance, scheduled=scheduled, actor=actor, live=False),
         instance=instance,
         actor=actor,
@@ -302,14 +287,14 @@ def workflow_event_data(state: Any, obj: Any, user: Any) -> dict[str, Any]:
             "id": state.pk,
             "name": state.workflow.name,
             "status": state.status,
-            "requested_by": actor_payload(state.requested_by),
+            "requested_by": events.actor_payload(state.requested_by),
         },
-        "actor": actor_payload(user),
+        "actor": events.actor_payload(user),
     }
     if is_page(obj):
-        data["page"] = page_payload(obj)
+        data["page"] = events.page_payload(obj)
     else:
-        data["snippet"] = object_payload(obj)
+        data["snippet"] = events.object_payload(obj)
     return data
 
 
@@ -331,9 +316,9 @@ def workflow_handler(event_type: str) -> Callable[..., None]:
     return handle
 
 
-handle_workflow_submitted = workflow_handler(WORKFLOW_SUBMITTED)
-handle_workflow_approved = workflow_handler(WORKFLOW_APPROVED)
-handle_workflow_rejected = workflow_handler(WORKFLOW_REJECTED)
+handle_workflow_submitted = workflow_handler(events.WORKFLOW_SUBMITTED)
+handle_workflow_approved = workflow_handler(events.WORKFLOW_APPROVED)
+handle_workflow_rejected = workflow_handler(events.WORKFLOW_REJECTED)
 
 
 def connect() -> None:
@@ -351,7 +336,7 @@ def connect() -> None:
     workflow_rejected.connect(handle_workflow_rejected, dispatch_uid=f"{uid}.wf_rejected")
     for signal in (post_save, post_delete):
         signal.connect(
-            forget_locales,
+            events.forget_locales,
             sender="wagtailcore.Locale",
             dispatch_uid=f"{uid}.locales.{signal is post_save}",
         )
