@@ -60,7 +60,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
-__all__ = ["OPERATIONAL_EVENT_TYPES", "failing_since", "outcomes_recorded"]
+__all__ = ["OPERATIONAL_EVENT_TYPES", "count_outcomes", "failing_since", "outcomes_recorded"]
 
 #: Deliveries named by id in one ``delivery_failed`` event, at most (``count`` has them all).
 MAX_DELIVERY_IDS = 50
@@ -89,6 +89,26 @@ def failing_since(outcomes: list[Outcome], *, new: bool = False) -> Any:
     if last_success >= 0 or new:
         return after[0].at if after else None
     return Coalesce(F("failing_since"), Value(after[0].at, output_field=models.DateTimeField()))
+
+
+def count_outcomes(alias: str, outcomes: list[Outcome]) -> None:
+    """Count a destination's attempts, in the order made, in its health: one ``UPDATE``."""
+    successes = [index for index, outcome in enumerate(outcomes) if outcome.success]
+    failures = [outcome.at for outcome in outcomes if not outcome.success]
+    trailing = len(outcomes) - 1 - successes[-1] if successes else len(outcomes)
+    changes: dict[str, Any] = {}
+    if successes:
+        changes["last_success_at"] = outcomes[successes[-1]].at
+        changes["consecutive_failures"] = trailing
+    else:
+        changes["consecutive_failures"] = F("consecutive_failures") + trailing
+    if failures:
+        changes["last_failure_at"] = max(failures)
+    changes["failing_since"] = failing_since(outcomes)
+    if not DestinationState.objects.filter(alias=alias).update(**changes):
+        create = {**changes, "consecutive_failures": trailing}
+        create["failing_since"] = failing_since(outcomes, new=True)
+        DestinationState.objects.get_or_create(alias=alias, defaults=create)
 
 
 def outcomes_recorded(outcomes: list[Outcome]) -> None:

@@ -275,7 +275,7 @@ class OutcomeRecorder:
                 if outcome.alias is not None:
                     by_alias.setdefault(outcome.alias, []).append(outcome)
             for alias, results in by_alias.items():
-                _update_destination_state(alias, results)
+                operational.count_outcomes(alias, results)
             # Disables (410, sustained failure) and alerts, these emitted once committed.
             operational.outcomes_recorded(outcomes)
         # The operational events just emitted (after the commit, in this thread) are due.
@@ -470,26 +470,6 @@ def _recordable_detail(detail: Any) -> dict[str, Any]:
     except (TypeError, ValueError):
         return {"error": "the backend reported a detail that is not JSON-serialisable"}
     return value if isinstance(value, dict) else {"value": value}
-
-
-def _update_destination_state(alias: str, outcomes: list[Outcome]) -> None:
-    """Count a destination's attempts, in the order made, in its health: one ``UPDATE``."""
-    successes = [index for index, outcome in enumerate(outcomes) if outcome.success]
-    failures = [outcome.at for outcome in outcomes if not outcome.success]
-    trailing = len(outcomes) - 1 - successes[-1] if successes else len(outcomes)
-    changes: dict[str, Any] = {}
-    if successes:
-        changes["last_success_at"] = outcomes[successes[-1]].at
-        changes["consecutive_failures"] = trailing
-    else:
-        changes["consecutive_failures"] = F("consecutive_failures") + trailing
-    if failures:
-        changes["last_failure_at"] = max(failures)
-    changes["failing_since"] = operational.failing_since(outcomes)
-    if not DestinationState.objects.filter(alias=alias).update(**changes):
-        create = {**changes, "consecutive_failures": trailing}
-        create["failing_since"] = operational.failing_since(outcomes, new=True)
-        DestinationState.objects.get_or_create(alias=alias, defaults=create)
 
 
 def _ceil_second(value: datetime) -> datetime:
