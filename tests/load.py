@@ -25,19 +25,18 @@ def seed(events: int, destinations: list[str], *, runs: int = 1, chunk: int = 50
     """Record ``events`` events, each to every one of ``destinations``, and ``runs`` task runs.
 
     Recorded ``chunk`` events per transaction, as a busy site would; each transaction enqueues
-    one delivery run (dispatched as capture does), and more are enqueued up to ``runs``.
+    one delivery run (the outbox's own dispatch), and more are enqueued up to ``runs``.
     """
     from django.db import transaction
 
     from wagtail_publish_hooks.outbox import record_event
-    from wagtail_publish_hooks.tasks import dispatch_recorded, enqueue_delivery_run
+    from wagtail_publish_hooks.tasks import enqueue_delivery_run
 
     enqueued = 0
     for start in range(0, events, chunk):
         with transaction.atomic():
             for n in range(start, min(start + chunk, events)):
                 record_event(LOAD_EVENT, data={"n": n}, destinations=destinations)
-            dispatch_recorded()
         enqueued += 1
     for _ in range(runs - enqueued):
         enqueue_delivery_run()

@@ -150,7 +150,7 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_the_graph_sees_deferred_imports_and_skips_annotations():
     graph = import_graph()
     # Deferred (function-level) imports count...
-    assert f"{NAME}.tasks" in graph[f"{NAME}.custom_events"]
+    assert f"{NAME}.outbox" in graph[f"{NAME}.custom_events"]
     # ...and ``from package import module`` names the module, not the package.
     assert f"{NAME}.registry" in graph[f"{NAME}.apps"]
     # Imports for annotations only do not (operational names the worker's ``Outcome`` only in

@@ -158,7 +158,6 @@ def emit(
     from .conf import capture_enabled
     from .models import Event
     from .outbox import capture_savepoint, record_capture_failure, record_event
-    from .tasks import dispatch_recorded
 
     validate_event_type(event_type)
     try:
@@ -171,11 +170,8 @@ def emit(
     except Exception as exc:
         if capture_enabled():
             record_capture_failure(event_type, instance, exc)
-            dispatch_recorded()
         return None
-    event = record_event(event_type, data=payload, instance=instance, actor=actor)
-    dispatch_recorded()
-    return event
+    return record_event(event_type, data=payload, instance=instance, actor=actor)
 
 
 def send_test_event(alias: str) -> Delivery | None:
@@ -186,14 +182,12 @@ def send_test_event(alias: str) -> Delivery | None:
     """
     from .events import TEST
     from .outbox import capture_event
-    from .tasks import dispatch_recorded
 
     event = capture_event(
         TEST,
         data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
         destinations=[alias],
     )
-    dispatch_recorded()
     return event.deliveries.get() if event is not None else None
 
 

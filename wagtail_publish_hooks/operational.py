@@ -52,7 +52,7 @@ from .events import (
     new_event_id,
 )
 from .models import Delivery, DeliveryStatus, DestinationState, Event
-from .outbox import note_due
+from .signals import deliveries_recorded
 
 if TYPE_CHECKING:
     from .routing import Route
@@ -321,8 +321,8 @@ def _write(
     due: datetime,
 ) -> Event:
     """Insert an operational event about ``about`` and its deliveries, first due at ``due``,
-    and note when they are due (the worker's task enqueues their run). In the caller's
-    transaction."""
+    and announce them (:data:`~wagtail_publish_hooks.signals.deliveries_recorded`). In the
+    caller's transaction."""
     using = router.db_for_write(Event)
     event_id = new_event_id()
     event = Event.objects.using(using).create(
@@ -338,7 +338,9 @@ def _write(
         Delivery(event=event, destination=route.alias, next_attempt_at=due, created_at=now)
         for route in routes
     )
-    note_due(using, None if due <= now else due)
+    deliveries_recorded.send(
+        sender=Delivery, using=using, due_now=due <= now, due_later=[] if due <= now else [due]
+    )
     return event
 
 

@@ -1,10 +1,9 @@
 """Recording events and their deliveries in the caller's transaction (the transactional outbox).
 
-The outbox writes rows and enqueues nothing. What the deliveries it wrote need from the task
-queue (a run now, or a deferred run when a merging window ends) is noted here, per thread or
-task, until the capture source that asked for the recording hands it to
-:func:`wagtail_publish_hooks.tasks.dispatch_recorded` (the worker, for the operational events it
-records, to its task).
+The outbox writes rows and enqueues nothing: inside the transaction that wrote deliveries it
+sends :data:`~wagtail_publish_hooks.signals.deliveries_recorded` with when they are due, and
+:mod:`wagtail_publish_hooks.tasks` enqueues their run (in that same transaction where the task
+backend stores tasks in the same database).
 """
 
 from __future__ import annotations
@@ -47,15 +46,10 @@ from .routing import (
     route_to,
     routes_for,
 )
+from .signals import deliveries_recorded
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
-
-#: When deliveries recorded in this thread (or task) are due, until taken for dispatch:
-#: ``(database alias, time)`` pairs, the time ``None`` for "due now".
-_undispatched: contextvars.ContextVar[tuple[tuple[str, datetime | None], ...]] = (
-    contextvars.ContextVar("publish_hooks_undispatched", default=())
-)
 
 #: Set while a capture failure is being recorded: a failure then is logged, never recorded
 #: again (no recursion through ``publish_hooks.capture_failed``).
@@ -308,7 +302,8 @@ def write_deliveries(
     using: str,
     isolated: bool = False,
 ) -> None:
-    """Insert the event and a delivery per destination not refused, and note when they are due.
+    """Insert the event and a delivery per destination not refused, and announce them
+    (:data:`~wagtail_publish_hooks.signals.deliveries_recorded`).
 
     ``isolated``: each destination is written in a savepoint of its own, and one that fails is
     added to ``plan.refused`` instead (costs a few queries per destination: only used once the
@@ -361,10 +356,15 @@ def write_deliveries(
         through.objects.using(using).bulk_create(
             through(delivery_id=pk, event_id=event.pk) for pk in merged_into
         )
-    if any(delivery.next_attempt_at <= now for delivery in new_deliveries):
-        note_due(using, None)
-    for when in sorted({d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}):
-        note_due(using, when)
+    if new_deliveries:
+        deliveries_recorded.send(
+            sender=Delivery,
+            using=using,
+            due_now=any(delivery.next_attempt_at <= now for delivery in new_deliveries),
+            due_later=sorted(
+                {d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}
+            ),
+        )
 
 
 #: What a delivery that could not be recorded says, in the admin and ``publish_hooks status``.
@@ -469,16 +469,3 @@ def pending_on_commit(using: str | None) -> list[Callable[[], Any]]:
     if not connection.in_atomic_block:
         return []
     return [entry[1] for entry in connection.run_on_commit]
-
-
-def note_due(using: str, when: datetime | None) -> None:
-    """Note that deliveries written to ``using`` are due at ``when`` (``None``: now)."""
-    _undispatched.set((*_undispatched.get(), (using, when)))
-
-
-def take_undispatched() -> tuple[tuple[str, datetime | None], ...]:
-    """What :func:`note_due` noted in this thread (or task) since the last call, for dispatch."""
-    noted = _undispatched.get()
-    if noted:
-        _undispatched.set(())
-    return noted

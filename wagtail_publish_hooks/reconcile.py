@@ -322,7 +322,6 @@ def emit(missing: Missing) -> Event | None:
         revision_author,
         snippet_event_data,
     )
-    from .tasks import dispatch_recorded
 
     obj = missing.instance
     event_type = missing.event_type
@@ -342,7 +341,7 @@ def emit(missing: Missing) -> Event | None:
         else:
             data = snippet_event_data(obj, scheduled=scheduled, actor=actor, live=False)
     with transaction.atomic():
-        event = record_event(
+        return record_event(
             event_type,
             data=data,
             instance=obj,
@@ -350,8 +349,6 @@ def emit(missing: Missing) -> Event | None:
             is_alias=is_page and is_alias_page(obj),
             reconciled=True,
         )
-        dispatch_recorded()
-        return event
 
 
 #: The capture failures that can be recorded again: the state they report is in the database.

@@ -46,7 +46,6 @@ from . import events
 from .conf import capture_enabled
 from .models import Event
 from .outbox import capture_savepoint, record_capture_failure, record_event
-from .tasks import dispatch_recorded
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -70,8 +69,7 @@ def revision_author(revision: Any) -> Any:
 
 
 def never_raises(event_type: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Run a receiver only while capture is enabled, in a savepoint, and never raise; then
-    have what it recorded dispatched (:func:`~wagtail_publish_hooks.tasks.dispatch_recorded`).
+    """Run a receiver only while capture is enabled, in a savepoint, and never raise.
 
     Everything the receiver does that can query (deciding what happened, building the payload,
     routing, the writes) runs inside the savepoint: a query that fails there (a statement or
@@ -91,7 +89,6 @@ def never_raises(event_type: str) -> Callable[[Callable[..., None]], Callable[..
                 record_capture_failure(
                     event_type, instance if isinstance(instance, models.Model) else None, exc
                 )
-            dispatch_recorded()
 
         return wrapper
 

@@ -28,7 +28,8 @@ from django.utils.module_loading import import_string
 
 from .conf import get_settings
 from .models import Upkeep
-from .outbox import pending_on_commit, take_undispatched
+from .outbox import pending_on_commit
+from .signals import deliveries_recorded
 from .upkeep import ENSURE_EVERY, GRACE, INTERVALS, SweepResult, prune_now, sweep
 from .worker import RunSummary, run_due_deliveries
 
@@ -157,22 +158,20 @@ def enqueue_delivery_run(run_after: datetime | None = None) -> bool:
 # -- After commit ----------------------------------------------------------------------------------
 
 
-def dispatch_recorded() -> None:
-    """Arrange the delivery runs that the deliveries just recorded need: what the outbox noted
-    in this thread (or task) since the last call. Capture sources call it after recording.
+def dispatch_recorded(
+    *, using: str, due_now: bool, due_later: list[datetime], **kwargs: Any
+) -> None:
+    """Arrange the delivery runs that deliveries just recorded need (the receiver of
+    :data:`~wagtail_publish_hooks.signals.deliveries_recorded`, in the writing transaction):
+    one run for the transaction if any is due now, and a deferred run at each later time."""
+    if due_now:
+        schedule_dispatch(using=using)
+    for when in due_later:
+        transaction.on_commit(functools.partial(dispatch_at, when), using=using, robust=True)
 
-    Never raises: the deliveries are in the database, and the sweep finds them either way.
-    """
-    try:
-        for using, when in take_undispatched():
-            if when is None:
-                schedule_dispatch(using=using)
-            else:
-                transaction.on_commit(
-                    functools.partial(dispatch_at, when), using=using, robust=True
-                )
-    except Exception:
-        logger.exception("Publish hooks could not arrange a delivery run; the sweep will")
+
+def connect_signals() -> None:
+    deliveries_recorded.connect(dispatch_recorded, dispatch_uid="wagtail_publish_hooks.tasks")
 
 
 def schedule_dispatch(using: str | None = None) -> None:
@@ -206,16 +205,13 @@ def enqueued_in_this_transaction() -> None:
 
 
 def enqueue_follow_ups(summary: RunSummary) -> None:
-    """Enqueue what a delivery run leaves to do: its successor when it ran out of time, one
-    deferred run per distinct retry second, and the runs of the operational events it
-    recorded. (Whatever was already due was taken by the run's own loop.)"""
+    """Enqueue what a delivery run leaves to do: its successor when it ran out of time, and one
+    deferred run per distinct retry second. (Retries already due were taken by the run's own
+    loop.)"""
     if summary.successor:
         enqueue_delivery_run()
     now = timezone.now()
-    later = {when for _using, when in summary.recorded if when is not None and when > now}
-    if any(when is None or when <= now for _using, when in summary.recorded):
-        enqueue_delivery_run()
-    for when in sorted(summary.retry_times | later):
+    for when in sorted(summary.retry_times):
         if when > now:
             enqueue_delivery_run(run_after=when)
 

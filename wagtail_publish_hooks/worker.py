@@ -8,8 +8,10 @@ most those few deliveries (with the same ``webhook-id``) and a fast destination 
 for one commit per delivery.
 
 The loop enqueues nothing: its :class:`RunSummary` says what must be scheduled next (a
-successor, the retries, the operational events it recorded), and the task that ran it
-(:func:`wagtail_publish_hooks.tasks.deliver_due_deliveries`) enqueues that.
+successor, the retries), and the task that ran it
+(:func:`wagtail_publish_hooks.tasks.deliver_due_deliveries`) enqueues that. (The operational
+events it records announce their deliveries like any other:
+:data:`~wagtail_publish_hooks.signals.deliveries_recorded`.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +45,6 @@ from .models import (
     DeliveryStatus,
     DestinationState,
 )
-from .outbox import take_undispatched
 from .registry import get_backend, get_destinations, refresh_destinations, retry_policy
 
 logger = logging.getLogger("wagtail_publish_hooks")
@@ -69,9 +70,6 @@ class RunSummary:
     retry_times: set[datetime] = field(default_factory=set)
     #: Whether the run stopped for lack of time with deliveries left: a successor is wanted.
     successor: bool = False
-    #: When the deliveries of the operational events it recorded are due (``(database,
-    #: time)``; the time ``None`` for "now").
-    recorded: list[tuple[str, datetime | None]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def count(self, status: str, next_attempt_at: datetime) -> None:
@@ -83,10 +81,6 @@ class RunSummary:
                 self.retry_times.add(_ceil_second(next_attempt_at))
             else:
                 self.failed += 1
-
-    def note_recorded(self, noted: Iterable[tuple[str, datetime | None]]) -> None:
-        with self.lock:
-            self.recorded.extend(noted)
 
     def as_dict(self) -> dict[str, int]:
         return {"delivered": self.delivered, "retrying": self.retrying, "failed": self.failed}
@@ -278,10 +272,7 @@ class OutcomeRecorder:
                 operational.count_outcomes(alias, results)
             # Disables (410, sustained failure) and alerts, these emitted once committed.
             operational.outcomes_recorded(outcomes)
-        # The operational events just emitted (after the commit, in this thread) are due.
-        noted = take_undispatched()
         if self.summary is not None:
-            self.summary.note_recorded(noted)
             for outcome in outcomes:
                 self.summary.count(outcome.delivery.status, outcome.delivery.next_attempt_at)
         for outcome in lost:
