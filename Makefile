@@ -46,10 +46,11 @@ soak: $(STAMP) ## Soak: 20,000 events through 4 workers against a flaky sink, on
 	$(BIN)/python benchmarks/soak.py
 
 .PHONY: lint
-lint: $(STAMP) ## ruff (lint and format check) and mypy
+lint: $(STAMP) ## ruff (lint and format check), mypy, and the import layers (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy wagtail_publish_hooks
+	$(BIN)/lint-imports
 
 .PHONY: format
 format: $(STAMP) ## Apply ruff's fixes and formatting

@@ -130,7 +130,7 @@ def scenarios(post: Any, delivery: Any, ids: list[int]) -> dict[str, Callable[[]
     from wagtail.contrib.frontend_cache.utils import PurgeBatch
     from wagtail.models import Page, ReferenceIndex
 
-    from wagtail_publish_hooks.conf import get_backend
+    from wagtail_publish_hooks.registry import get_backend
 
     backend = get_backend("cdn")
 

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def read_version() -> str:
-    init = ROOT / "wagtail_publish_hooks" / "__init__.py"
+    init = ROOT / "wagtail_publish_hooks" / "_version.py"
     try:
         match = re.search(
             r"^__version__\s*=\s*[\"']([^\"']+)[\"']", init.read_text("utf-8"), re.MULTILINE

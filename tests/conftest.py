@@ -12,7 +12,7 @@ import pytest
 from wagtail.models import Locale, Page, Site
 
 from tests.testapp.models import BlogIndexPage, BlogPage
-from wagtail_publish_hooks.delivery import run_due_deliveries
+from wagtail_publish_hooks.worker import run_due_deliveries
 
 try:
     import django.tasks  # noqa: F401

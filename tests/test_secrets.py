@@ -22,10 +22,11 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import WEBHOOK, make_secret
 from tests.support import sinks
-from wagtail_publish_hooks.conf import get_backend, get_destinations, get_settings
+from wagtail_publish_hooks.conf import get_settings
 from wagtail_publish_hooks.exceptions import DeliveryError
 from wagtail_publish_hooks.http import close_session, post
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, DestinationState, Event
+from wagtail_publish_hooks.registry import get_backend, get_destinations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -9,9 +9,10 @@ class WagtailPublishHooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, conf, managed, signal_handlers
+        from . import checks, conf, registry, signal_handlers, tasks
 
         checks.register()
         conf.connect_setting_changed()
-        managed.connect_signals()
+        registry.connect_signals()
+        tasks.connect_signals()
         signal_handlers.connect()

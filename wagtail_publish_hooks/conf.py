@@ -1,9 +1,11 @@
-"""The one accessor for ``settings.WAGTAIL_PUBLISH_HOOKS``.
+"""The one accessor for ``settings.WAGTAIL_PUBLISH_HOOKS``: the defaults, the constants, and
+whether capture is on.
 
 Settings are read when used, not at import, so ``override_settings`` works; the parsed form is
 cached and dropped on ``setting_changed``. Nothing here raises on a bad value: the system checks
-in ``checks.py`` report those, and at run time a destination that cannot be built is skipped and
-logged so that a publish never breaks because of it.
+report those, and run time takes the nearest bound, logged. A leaf: it imports nothing from the
+package but ``limits``. Where destinations come from, and how their backends are built, is
+:mod:`wagtail_publish_hooks.registry`'s business.
 """
 
 from __future__ import annotations
@@ -14,17 +16,12 @@ import ipaddress
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings as django_settings
-from django.utils.module_loading import import_string
 
-from . import limits
-
-if TYPE_CHECKING:
-    from .backends.base import BaseBackend
-    from .managed import ManagedDestinations
+from .limits import SETTING_LIMITS, setting_number
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -57,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
     # another process (its own changes are seen at once).
     "DESTINATIONS_REFRESH_SECONDS": 10,
     # Backends, besides the shipped ones, that destinations managed in the admin may use:
-    # dotted paths of BaseBackend subclasses (see wagtail_publish_hooks.managed).
+    # dotted paths of BaseBackend subclasses (see wagtail_publish_hooks.registry).
     "MANAGED_BACKENDS": [],
     # Fernet keys for the secrets of destinations managed in the admin: the first encrypts,
     # all decrypt. None: keys derived from SECRET_KEY and SECRET_KEY_FALLBACKS.
@@ -89,34 +86,15 @@ DESTINATION_KEYS = frozenset(
 #: destination aliases may not start with it (check E023).
 RECEIVER_PREFIX = "python:"
 
+
+def is_receiver_alias(alias: str) -> bool:
+    """Whether ``alias`` names a Python receiver (``@on``) rather than a destination."""
+    return alias.startswith(RECEIVER_PREFIX)
+
+
 #: Retry-After values beyond this are capped, so a hostile or broken endpoint cannot park a
 #: delivery for years.
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
-
-
-@dataclass(frozen=True)
-class Destination:
-    """One configured destination, as routing and delivery see it."""
-
-    alias: str
-    backend_path: str
-    events: tuple[str, ...] | None = None
-    models: tuple[str, ...] | None = None
-    #: Left out of ``repr()``: URLs, secrets and headers in it are credentials.
-    options: Mapping[str, Any] = field(default_factory=dict, repr=False)
-    #: Whether events about alias pages (re-published with their original) are left out.
-    exclude_aliases: bool = True
-    #: Extra documents captured with the event for this destination (``"api"``).
-    include: tuple[str, ...] = ()
-    #: Whether it is managed in the admin (a ``ManagedDestination`` row) rather than defined in
-    #: settings: such a destination is held to the limits an admin user is trusted with.
-    managed: bool = False
-    #: The destination's ``RETRY_SCHEDULE`` and ``MAX_ATTEMPTS`` (``None``: the globals').
-    retry_schedule: tuple[float, ...] | None = None
-    max_attempts: int | None = None
-
-    def get_backend(self) -> BaseBackend:
-        return get_backend(self.alias)
 
 
 class PublishHooksSettings:
@@ -139,14 +117,15 @@ class PublishHooksSettings:
         index = min(max(attempts_made, 1), len(schedule)) - 1
         return float(schedule[index])
 
-    def retry_policy(self, alias: str) -> RetryPolicy:
-        """The retry policy of a destination: its own keys, else the globals."""
-        destination = get_destinations().get(alias)
-        schedule = destination.retry_schedule if destination is not None else None
-        attempts = destination.max_attempts if destination is not None else None
+    def retry_policy_with(
+        self, schedule: Iterable[float] | None = None, max_attempts: int | None = None
+    ) -> RetryPolicy:
+        """A retry policy: a destination's own ``RETRY_SCHEDULE`` and ``MAX_ATTEMPTS`` where
+        given, else the globals (:func:`wagtail_publish_hooks.registry.retry_policy` looks a
+        destination's up)."""
         return RetryPolicy(
             schedule=tuple(schedule or self.RETRY_SCHEDULE) or (0.0,),
-            max_attempts=int(attempts or self.MAX_ATTEMPTS),
+            max_attempts=int(max_attempts or self.MAX_ATTEMPTS),
         )
 
     def private_networks_allowed(
@@ -168,7 +147,7 @@ class PublishHooksSettings:
         if isinstance(value, bool):
             return value
         networks = []
-        for cidr in _as_list(value):
+        for cidr in as_list(value):
             try:
                 networks.append(ipaddress.ip_network(str(cidr), strict=False))
             except ValueError:
@@ -203,13 +182,13 @@ def _bounded_numbers(raw: Mapping[str, Any]) -> dict[str, Any]:
     worker never sleeps for years nor fails on an overflow.
     """
     numbers: dict[str, Any] = {}
-    for key in limits.SETTING_LIMITS:
+    for key in SETTING_LIMITS:
         if key not in raw or key == "RETRY_SCHEDULE":
             continue
         if raw[key] is None and key == "DISABLE_AFTER_FAILING_FOR":
             numbers[key] = None  # never disabled for failing
             continue
-        numbers[key], problem = limits.setting_number(key, raw[key], DEFAULTS[key])
+        numbers[key], problem = setting_number(key, raw[key], DEFAULTS[key])
         if problem:
             logger.error("%s[%r]: %s", SETTING_NAME, key, problem)
     if "RETRY_SCHEDULE" in raw:
@@ -226,7 +205,7 @@ def bounded_schedule(schedule: Any, where: str) -> list[int | float] | None:
         return None
     bounded = []
     for delay in schedule:
-        value, problem = limits.setting_number("RETRY_SCHEDULE", delay, 0)
+        value, problem = setting_number("RETRY_SCHEDULE", delay, 0)
         if problem:
             logger.error("%s['RETRY_SCHEDULE']: %s", where, problem)
         bounded.append(value)
@@ -264,145 +243,8 @@ def get_settings() -> PublishHooksSettings:
     return PublishHooksSettings(raw_settings())
 
 
-def get_destinations() -> dict[str, Destination]:
-    """Every destination well-formed enough to route to: those of the settings, then those
-    managed in the admin (an admin-managed one whose alias is taken in settings is ignored).
-
-    Cheap enough for every publish: the admin-managed ones are kept in memory and looked up
-    again at most every ``DESTINATIONS_REFRESH_SECONDS`` (see :mod:`wagtail_publish_hooks.managed`).
-    """
-    global _merged
-    from_settings = settings_destinations()
-    managed = _managed_destinations().get()
-    merged = _merged
-    if merged is not None and merged[0] is from_settings and merged[1] is managed:
-        return merged[2]
-    destinations = dict(from_settings)
-    for alias, destination in managed.items():
-        destinations.setdefault(alias, destination)
-    _merged = (from_settings, managed, destinations)
-    return destinations
-
-
-def refresh_destinations() -> dict[str, Destination]:
-    """:func:`get_destinations`, after looking for changes to the admin-managed ones now."""
-    _managed_destinations().refresh()
-    return get_destinations()
-
-
-#: The last merge: (settings' destinations, admin-managed ones, both), rebuilt when either changes.
-_merged: tuple[dict[str, Destination], dict[str, Destination], dict[str, Destination]] | None = None
-
-
-def _managed_destinations() -> ManagedDestinations:
-    from .managed import managed_destinations
-
-    return managed_destinations
-
-
-@functools.cache
-def settings_destinations() -> dict[str, Destination]:
-    """The destinations from settings that are well-formed enough to route to."""
-    destinations: dict[str, Destination] = {}
-    raw = get_settings().DESTINATIONS
-    if not isinstance(raw, Mapping):
-        return destinations
-    for alias, config in raw.items():
-        if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
-            logger.error("Publish hooks destination %r is malformed and is skipped", alias)
-            continue
-        if str(alias).startswith(RECEIVER_PREFIX):
-            logger.error(
-                "Publish hooks destination %r is skipped: %r is reserved for Python receivers",
-                alias,
-                RECEIVER_PREFIX,
-            )
-            continue
-        destination = destination_from_config(str(alias), config)
-        if destination is not None:
-            destinations[str(alias)] = destination
-    return destinations
-
-
-def destination_from_config(
-    alias: str, config: Any, *, managed: bool = False
-) -> Destination | None:
-    """A destination from its configuration (a ``DESTINATIONS`` entry), or ``None`` (logged)
-    if it is too malformed to route to."""
-    if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
-        logger.error("Publish hooks destination %r is malformed and is skipped", alias)
-        return None
-    options = config.get("OPTIONS") or {}
-    exclude_aliases = config.get("EXCLUDE_ALIASES")
-    return Destination(
-        alias=alias,
-        backend_path=config["BACKEND"],
-        events=_optional_tuple(config.get("EVENTS")),
-        models=_optional_tuple(config.get("MODELS")),
-        options=options if isinstance(options, Mapping) else {},
-        exclude_aliases=(
-            exclude_aliases
-            if isinstance(exclude_aliases, bool)
-            else backend_excludes_aliases(config["BACKEND"])
-        ),
-        include=_optional_tuple(config.get("INCLUDE")) or (),
-        managed=managed,
-        **_retry_keys(alias, config),
-    )
-
-
-def _retry_keys(alias: str, config: Mapping[str, Any]) -> dict[str, Any]:
-    """A destination's ``RETRY_SCHEDULE`` and ``MAX_ATTEMPTS`` within their bounds (E052 and
-    E048 report them); one that cannot be used leaves the global in force, logged."""
-    keys: dict[str, Any] = {}
-    where = f"{SETTING_NAME}['DESTINATIONS'][{alias!r}]"
-    if config.get("RETRY_SCHEDULE") is not None:
-        schedule = bounded_schedule(config["RETRY_SCHEDULE"], where)
-        if schedule:
-            keys["retry_schedule"] = tuple(float(delay) for delay in schedule)
-    if config.get("MAX_ATTEMPTS") is not None:
-        value, problem = limits.setting_number(
-            "MAX_ATTEMPTS", config["MAX_ATTEMPTS"], DEFAULTS["MAX_ATTEMPTS"]
-        )
-        if problem:
-            logger.error("%s['MAX_ATTEMPTS']: %s; the global is used", where, problem)
-        else:
-            keys["max_attempts"] = int(value)
-    return keys
-
-
-def backend_excludes_aliases(backend_path: str) -> bool:
-    """The backend's default for ``EXCLUDE_ALIASES`` (``True`` if it cannot be imported)."""
-    from .backends.base import BaseBackend
-
-    try:
-        backend_class = import_string(backend_path)
-    except Exception:  # reported by checks E005; delivery records the failure
-        return BaseBackend.exclude_aliases_by_default
-    return bool(
-        getattr(backend_class, "exclude_aliases_by_default", BaseBackend.exclude_aliases_by_default)
-    )
-
-
-@functools.cache
-def get_backend(alias: str) -> BaseBackend:
-    """The backend instance for a destination alias; raises ``KeyError`` for an unknown one.
-
-    A Python receiver's name (``"python:..."``) gets the backend that calls it.
-    """
-    if alias.startswith(RECEIVER_PREFIX):
-        from .backends.python import PythonBackend
-
-        return PythonBackend(alias=alias, options={})
-    destination = get_destinations()[alias]
-    backend_class = import_string(destination.backend_path)
-    return backend_class(alias=alias, options=dict(destination.options))
-
-
 def clear_caches() -> None:
     get_settings.cache_clear()
-    settings_destinations.cache_clear()
-    get_backend.cache_clear()
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
@@ -416,15 +258,10 @@ def connect_setting_changed() -> None:
     setting_changed.connect(_on_setting_changed, dispatch_uid="wagtail_publish_hooks.conf")
 
 
-def _as_list(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """A string as a one-item list; any other iterable as a list; anything else in a list."""
     if isinstance(value, str):
         return [value]
     if isinstance(value, Iterable):
         return list(value)
     return [value]
-
-
-def _optional_tuple(value: Any) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    return tuple(str(item) for item in _as_list(value))

@@ -21,7 +21,7 @@ from .events import actor_payload, json_safe
 if TYPE_CHECKING:
     from django.dispatch import Signal
 
-    from .models import Event
+    from .models import Delivery, Event
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -172,6 +172,23 @@ def emit(
             record_capture_failure(event_type, instance, exc)
         return None
     return record_event(event_type, data=payload, instance=instance, actor=actor)
+
+
+def send_test_event(alias: str) -> Delivery | None:
+    """Record a ``publish_hooks.test`` event for one destination, bypassing its filters, and
+    return its delivery (sent after commit, like any other). ``None`` when capture is disabled.
+
+    Used by ``manage.py publish_hooks test`` and the admin's "Send test event".
+    """
+    from .events import TEST
+    from .outbox import capture_event
+
+    event = capture_event(
+        TEST,
+        data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
+        destinations=[alias],
+    )
+    return event.deliveries.get() if event is not None else None
 
 
 def register_signal(signal: Signal, event_type: str, *, sender: Any = None) -> None:

@@ -27,6 +27,9 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings as django_settings
 
+from .conf import get_settings
+from .redaction import is_secret_option
+
 #: What an encrypted value starts with. Values without it are plaintext (rows written before
 #: encryption, or by a queryset ``update()``), read as they are and encrypted when saved.
 PREFIX = "wph-encrypted:v1:"
@@ -46,9 +49,8 @@ def derive_key(secret_key: str | bytes) -> bytes:
     return base64.urlsafe_b64encode(digest)
 
 
-def _configured_keys() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from .conf import get_settings
-
+def configured_keys() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The ``ENCRYPTION_KEYS``, and the ``SECRET_KEY`` with its fallbacks."""
     explicit = get_settings().ENCRYPTION_KEYS or ()
     if isinstance(explicit, str):
         explicit = (explicit,)
@@ -73,7 +75,7 @@ def _fernets(explicit: tuple[str, ...], secret_keys: tuple[str, ...]) -> tuple[F
 
 def fernets() -> tuple[Fernet, ...]:
     """The keys, the one that encrypts first."""
-    return _fernets(*_configured_keys())
+    return _fernets(*configured_keys())
 
 
 def multi_fernet() -> MultiFernet:
@@ -138,7 +140,6 @@ def map_secret_values(options: Any, is_secret: Any, transform: Any) -> Any:
     A top-level key is secret when ``is_secret(key)`` says so; a key nested in a mapping (a
     header name in ``HEADERS``) when its name looks secret. Empty values are left alone.
     """
-    from .backends.base import is_secret_option
 
     def walk(value: Any, secret_key: Any) -> Any:
         if isinstance(value, dict):

@@ -6,10 +6,11 @@ every destination sends the same data, whatever has happened to the page since.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -211,3 +212,26 @@ def build_body(
         "timestamp": isoformat(timestamp),
         "data": data,
     }
+
+
+def apply_includes(
+    payload: Mapping[str, Any], included_data: Mapping[str, Any], names: Iterable[str]
+) -> dict[str, Any]:
+    """The body for a destination: ``payload`` plus the included documents it asked for.
+
+    The API document goes next to the description of the object: ``data.page.api`` for page
+    events, ``data.object.api`` for custom events about a page, else ``data.api``.
+    """
+    names = [name for name in names if name in included_data]
+    if not names:
+        return dict(payload)
+    body = copy.deepcopy(dict(payload))
+    data = body.setdefault("data", {})
+    for name in names:
+        holder = data
+        for key in ("page", "object"):
+            if isinstance(data.get(key), dict):
+                holder = data[key]
+                break
+        holder[name] = copy.deepcopy(included_data[name])
+    return body

@@ -2,8 +2,9 @@
 
 They are built at capture time, only when a destination the event is routed to asked for them,
 and stored with the event (``Event.included_data``); each delivery remembers which ones its
-destination asked for (``Delivery.include``), and :func:`apply_includes` adds exactly those to
-the body that destination is sent. A destination that did not ask never sees them.
+destination asked for (``Delivery.include``), and
+:func:`~wagtail_publish_hooks.events.apply_includes` adds exactly those to the body that
+destination is sent. A destination that did not ask never sees them.
 
 ``"api"``: the page as Wagtail's API v2 detail endpoint (``/api/v2/pages/<id>/``) serialises
 it, for an anonymous consumer, built without an HTTP request.
@@ -11,10 +12,9 @@ it, for an anonymous consumer, built without an HTTP request.
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import models, transaction
@@ -34,49 +34,9 @@ API_NAMESPACE = "wagtailapi"
 
 
 #: The key of ``Event.included_data`` under which backends keep what they captured with the
-#: event, per destination alias (:func:`capture_for_destinations`). Never added to a body.
+#: event, per destination alias (:func:`wagtail_publish_hooks.routing.capture_for_destinations`).
+#: Never added to a body.
 CAPTURED = "captured"
-
-
-def capture_for_destinations(
-    aliases: Iterable[str],
-    event_type: str,
-    instance: models.Model | None,
-    *,
-    using: str | None = None,
-    on_failure: Callable[..., Any] | None = None,
-) -> dict[str, Any]:
-    """What the backends of routed destinations need kept from the moment of the event.
-
-    A backend with a ``capture(event_type, instance)`` method is asked; a non-``None`` answer
-    (JSON types) is stored under its alias. It is for what is gone by delivery time, such as the
-    URLs of a page being deleted. Never raises, and runs in a savepoint. A destination whose
-    capture fails is left out (its delivery is sent with what the event holds), and
-    ``on_failure(exc, destination=alias)`` is called to record it.
-    """
-    from .conf import get_backend, get_destinations
-
-    captured: dict[str, Any] = {}
-    destinations = get_destinations()
-    for alias in aliases:
-        if alias not in destinations:
-            continue  # a Python receiver
-        try:
-            capture = getattr(get_backend(alias), "capture", None)
-            if capture is None:
-                continue
-            with transaction.atomic(using=using):
-                data = capture(event_type, instance)
-            if data is not None:
-                captured[alias] = json_safe(data)
-        except Exception as exc:
-            if on_failure is None:
-                logger.exception(
-                    "Publish hooks destination %r could not capture data for %s", alias, event_type
-                )
-            else:
-                on_failure(exc, destination=alias)
-    return captured
 
 
 def is_page(instance: Any) -> bool:
@@ -115,29 +75,6 @@ def build_included_data(
             else:
                 on_failure(exc, destination=f"INCLUDE {API}")
     return included
-
-
-def apply_includes(
-    payload: Mapping[str, Any], included_data: Mapping[str, Any], names: Iterable[str]
-) -> dict[str, Any]:
-    """The body for a destination: ``payload`` plus the included documents it asked for.
-
-    The API document goes next to the description of the object: ``data.page.api`` for page
-    events, ``data.object.api`` for custom events about a page, else ``data.api``.
-    """
-    names = [name for name in names if name in included_data]
-    if not names:
-        return dict(payload)
-    body = copy.deepcopy(dict(payload))
-    data = body.setdefault("data", {})
-    for name in names:
-        holder = data
-        for key in ("page", "object"):
-            if isinstance(data.get(key), dict):
-                holder = data[key]
-                break
-        holder[name] = copy.deepcopy(included_data[name])
-    return body
 
 
 def page_api_data(page: Any) -> dict[str, Any]:

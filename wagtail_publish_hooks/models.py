@@ -6,16 +6,17 @@ that rolls back leaves nothing behind and one that commits cannot lose its deliv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .events import new_event_id
+from .events import apply_includes, new_event_id
 
 
 class Event(models.Model):
@@ -75,6 +76,11 @@ DUE_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.RETRYING)
 
 
 class DeliveryQuerySet(models.QuerySet["Delivery"]):
+    """The deliveries' state transitions that people and the sweep make (the worker's claims
+    and outcomes are :mod:`wagtail_publish_hooks.worker`'s). Each is one conditional
+    ``UPDATE`` and returns the count; none enqueues anything: see
+    :func:`wagtail_publish_hooks.delivery.redeliver` for one that does."""
+
     def due(self, now=None):
         """Deliveries waiting to be sent whose time has come, plus those whose claim expired."""
         now = now or timezone.now()
@@ -86,6 +92,46 @@ class DeliveryQuerySet(models.QuerySet["Delivery"]):
 
     def failed(self):
         return self.filter(status=DeliveryStatus.FAILED)
+
+    def redeliver(self) -> int:
+        """Queue these deliveries to be sent again, each with a fresh retry cycle (those being
+        sent at this moment are left alone)."""
+        now = timezone.now()
+        return self.exclude(status=DeliveryStatus.SENDING).update(
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=now,
+            attempts_at_redelivery=F("attempts"),
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+
+    def cancel(self) -> int:
+        """Withdraw those of these deliveries that are waiting to be sent.
+
+        Only pending and retrying ones are cancelled, and one being sent only if its worker's
+        lease has run out: the conditional ``UPDATE`` re-checks this row by row, so a delivery
+        a worker holds is never withdrawn under it (it finishes, and its outcome stands).
+        """
+        now = timezone.now()
+        lease_free = Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+        cancellable = (Q(status__in=DUE_STATUSES) & lease_free) | Q(
+            status=DeliveryStatus.SENDING, lease_expires_at__lte=now
+        )
+        return self.filter(cancellable).update(
+            status=DeliveryStatus.CANCELLED,
+            lease_token=None,
+            lease_expires_at=None,
+            updated_at=now,
+        )
+
+    def release_expired_leases(self) -> int:
+        """Put those of these deliveries whose worker died mid-send back in line."""
+        now = timezone.now()
+        expired = self.filter(status=DeliveryStatus.SENDING, lease_expires_at__lte=now)
+        return expired.update(
+            status=DeliveryStatus.RETRYING, lease_token=None, lease_expires_at=None, updated_at=now
+        )
 
 
 class Delivery(models.Model):
@@ -158,8 +204,6 @@ class Delivery(models.Model):
     def payload(self) -> dict:
         """The document this delivery's destination is sent: the event's payload, plus the
         extra documents the destination asked for (``INCLUDE``), and only those."""
-        from .includes import apply_includes
-
         event = self.event
         return apply_includes(event.payload, event.included_data or {}, self.include or ())
 
@@ -257,10 +301,11 @@ class ManagedDestination(models.Model):
 
     Its fields are a destination's keys in ``WAGTAIL_PUBLISH_HOOKS["DESTINATIONS"]``; routing,
     the worker and ``manage.py publish_hooks`` see it like one defined there (see
-    :func:`wagtail_publish_hooks.conf.get_destinations`). The ``SECRET`` option is kept apart
+    :func:`wagtail_publish_hooks.registry.get_destinations`). The ``SECRET`` option is kept apart
     from the others, in :attr:`secrets`, so that the admin never displays it.
 
-    Secrets are encrypted at rest (:mod:`wagtail_publish_hooks.encryption`): on saving, each
+    Secrets are encrypted at rest (:mod:`wagtail_publish_hooks.encryption`): on saving (the
+    registry's ``pre_save`` receiver), each
     value of :attr:`secrets` and each secret value of :attr:`options` (a tokenised URL, a
     header named like a credential, any key the backend declares secret) is replaced by its
     encrypted form. Read them with :meth:`plain_options`, :meth:`plain_secrets` or
@@ -268,7 +313,7 @@ class ManagedDestination(models.Model):
     when the keys that encrypted them are gone.
 
     :attr:`backend` is the dotted path of a backend in the registry of backends allowed for
-    the admin (:func:`wagtail_publish_hooks.managed.managed_backend_class`); any other is never
+    the admin (:func:`wagtail_publish_hooks.registry.managed_backend_class`); any other is never
     imported, and the destination is not built.
     """
 
@@ -299,23 +344,17 @@ class ManagedDestination(models.Model):
     def __str__(self) -> str:
         return self.alias
 
-    def save(self, *args, **kwargs) -> None:
-        self.encrypt_secrets()
-        super().save(*args, **kwargs)
+    def encrypt_secrets(self, is_secret_option: Callable[[str], bool]) -> None:
+        """Replace every secret value still in plaintext by its encrypted form.
 
-    def encrypt_secrets(self) -> None:
-        """Replace every secret value still in plaintext by its encrypted form."""
+        ``is_secret_option(key)`` says which top-level ``OPTIONS`` keys hold secrets; the
+        registry asks the backend (:func:`wagtail_publish_hooks.registry.secret_option_rule`),
+        and calls this before every save.
+        """
         from .encryption import encrypt, map_secret_values
 
         self.secrets = [encrypt(secret) for secret in (self.secrets or [])]
-        self.options = map_secret_values(self.options or {}, self.is_secret_option, encrypt)
-
-    def is_secret_option(self, key: str) -> bool:
-        """Whether the value of the top-level ``OPTIONS`` key ``key`` is a secret."""
-        from .backends.base import is_secret_option
-        from .managed import managed_backend_class
-
-        return is_secret_option(managed_backend_class(self.backend), key)
+        self.options = map_secret_values(self.options or {}, is_secret_option, encrypt)
 
     def plain_options(self) -> dict:
         """:attr:`options` with its secret values decrypted."""

@@ -42,7 +42,7 @@ from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from .conf import RECEIVER_PREFIX, get_settings
+from .conf import get_settings, is_receiver_alias
 from .events import (
     DELIVERY_FAILED,
     DESTINATION_DISABLED,
@@ -52,14 +52,15 @@ from .events import (
     new_event_id,
 )
 from .models import Delivery, DeliveryStatus, DestinationState, Event
+from .signals import deliveries_recorded
 
 if TYPE_CHECKING:
-    from .delivery import Outcome
     from .routing import Route
+    from .worker import Outcome
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
-__all__ = ["OPERATIONAL_EVENT_TYPES", "failing_since", "outcomes_recorded"]
+__all__ = ["OPERATIONAL_EVENT_TYPES", "count_outcomes", "failing_since", "outcomes_recorded"]
 
 #: Deliveries named by id in one ``delivery_failed`` event, at most (``count`` has them all).
 MAX_DELIVERY_IDS = 50
@@ -88,6 +89,26 @@ def failing_since(outcomes: list[Outcome], *, new: bool = False) -> Any:
     if last_success >= 0 or new:
         return after[0].at if after else None
     return Coalesce(F("failing_since"), Value(after[0].at, output_field=models.DateTimeField()))
+
+
+def count_outcomes(alias: str, outcomes: list[Outcome]) -> None:
+    """Count a destination's attempts, in the order made, in its health: one ``UPDATE``."""
+    successes = [index for index, outcome in enumerate(outcomes) if outcome.success]
+    failures = [outcome.at for outcome in outcomes if not outcome.success]
+    trailing = len(outcomes) - 1 - successes[-1] if successes else len(outcomes)
+    changes: dict[str, Any] = {}
+    if successes:
+        changes["last_success_at"] = outcomes[successes[-1]].at
+        changes["consecutive_failures"] = trailing
+    else:
+        changes["consecutive_failures"] = F("consecutive_failures") + trailing
+    if failures:
+        changes["last_failure_at"] = max(failures)
+    changes["failing_since"] = failing_since(outcomes)
+    if not DestinationState.objects.filter(alias=alias).update(**changes):
+        create = {**changes, "consecutive_failures": trailing}
+        create["failing_since"] = failing_since(outcomes, new=True)
+        DestinationState.objects.get_or_create(alias=alias, defaults=create)
 
 
 def outcomes_recorded(outcomes: list[Outcome]) -> None:
@@ -131,7 +152,7 @@ def _disable(alias: str, at: datetime, reason: str) -> bool:
 
 def _disable_if_failing_too_long(alias: str, now: datetime) -> bool:
     window = get_settings().DISABLE_AFTER_FAILING_FOR
-    if not window or alias.startswith(RECEIVER_PREFIX):
+    if not window or is_receiver_alias(alias):
         # A Python receiver is the site's code: a bug in it is fixed in code, not by switching
         # it off (its failures are still reported as delivery_failed).
         return False
@@ -300,9 +321,8 @@ def _write(
     due: datetime,
 ) -> Event:
     """Insert an operational event about ``about`` and its deliveries, first due at ``due``,
-    and dispatch them after commit. In the caller's transaction."""
-    from .outbox import dispatch_at, schedule_dispatch
-
+    and announce them (:data:`~wagtail_publish_hooks.signals.deliveries_recorded`). In the
+    caller's transaction."""
     using = router.db_for_write(Event)
     event_id = new_event_id()
     event = Event.objects.using(using).create(
@@ -318,10 +338,9 @@ def _write(
         Delivery(event=event, destination=route.alias, next_attempt_at=due, created_at=now)
         for route in routes
     )
-    if due <= now:
-        schedule_dispatch(using=using)
-    else:
-        transaction.on_commit(functools.partial(dispatch_at, due), using=using, robust=True)
+    deliveries_recorded.send(
+        sender=Delivery, using=using, due_now=due <= now, due_later=[] if due <= now else [due]
+    )
     return event
 
 

@@ -1,22 +1,19 @@
-"""Recording events and their deliveries in the caller's transaction, and their dispatch.
+"""Recording events and their deliveries in the caller's transaction (the transactional outbox).
 
-The delivery run is enqueued once per transaction. With django-tasks-db on the outbox's own
-database, the task row is written in that same transaction, so it commits (or rolls back) with
-the deliveries and costs no commit of its own; with any other task backend it is enqueued when
-the transaction commits.
+The outbox writes rows and enqueues nothing: inside the transaction that wrote deliveries it
+sends :data:`~wagtail_publish_hooks.signals.deliveries_recorded` with when they are due, and
+:mod:`wagtail_publish_hooks.tasks` enqueues their run (in that same transaction where the task
+backend stores tasks in the same database).
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-import copy
 import functools
 import logging
-import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -24,10 +21,10 @@ from django.db import models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import limits
-from .conf import capture_enabled, get_backend, get_destinations
-from .events import build_body, isoformat, new_event_id
-from .includes import CAPTURED, apply_includes, build_included_data, capture_for_destinations
+from .capture_failures import capture_failed_data, write_capture_failure
+from .conf import capture_enabled
+from .events import CAPTURE_FAILED, build_body, new_event_id
+from .includes import CAPTURED, build_included_data
 from .models import (
     Attempt,
     AttemptOutcome,
@@ -37,14 +34,22 @@ from .models import (
     DestinationState,
     Event,
 )
-from .receivers import ReceivedEvent, Receiver, call_in_process
-from .routing import Route, in_process_receivers_for, operational_routes, route_to, routes_for
+from .receivers import call_after_commit
+from .routing import (
+    Route,
+    RoutePlan,
+    capture_for_destinations,
+    failure_text,
+    in_process_receivers_for,
+    operational_routes,
+    plan_routes,
+    route_to,
+    routes_for,
+)
+from .signals import deliveries_recorded
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
-
-#: The operational event recorded when capture fails (routable like any other event).
-CAPTURE_FAILED = "publish_hooks.capture_failed"
 
 #: Set while a capture failure is being recorded: a failure then is logged, never recorded
 #: again (no recursion through ``publish_hooks.capture_failed``).
@@ -187,7 +192,7 @@ def _capture(
         payload["reconciled"] = True
 
     if in_process:
-        _call_after_commit(
+        call_after_commit(
             in_process,
             event_id=event_id,
             event_type=event_type,
@@ -233,50 +238,6 @@ def _capture(
     return event
 
 
-#: Quoted text in an error message: a value (a title, a URL, a key) rather than the words of
-#: the message, left out of what is recorded.
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
-
-
-def capture_error_message(exc: BaseException) -> str:
-    """What to keep of a capture error: the first line of a database error with its quoted
-    values removed (``canceling statement due to statement timeout``), the package's bounds
-    error as it is; for anything else nothing beyond its type, whose text may hold a URL or a
-    secret."""
-    from django.db import DatabaseError
-
-    if isinstance(exc, limits.OutOfLimits):
-        return str(exc)[:1000]
-    if isinstance(exc, DatabaseError):
-        lines = str(exc).strip().splitlines()
-        return _QUOTED.sub("…", lines[0] if lines else "")[:1000]
-    return ""
-
-
-def cheap_repr(instance: models.Model | None) -> str:
-    """The object's title, when taking it costs no query: a page's title, or ``str()`` of an
-    object whose ``__str__`` does not query (tried, and dropped if it did or failed)."""
-    if instance is None:
-        return ""
-    title = getattr(instance, "title", None)
-    if isinstance(title, str):
-        return title[:255]
-    using = router.db_for_read(type(instance))
-    connection = transaction.get_connection(using)
-    queries: list[Any] = []
-
-    def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        queries.append(sql)
-        raise RuntimeError("no query while describing an object")
-
-    try:
-        with connection.execute_wrapper(refuse):
-            text = str(instance)
-    except Exception:
-        return ""
-    return "" if queries else text[:255]
-
-
 def record_capture_failure(
     event_type: str,
     instance: models.Model | None,
@@ -311,7 +272,7 @@ def record_capture_failure(
     nested = _recording_failure.get()
     token = _recording_failure.set(True)
     try:
-        failure = _write_capture_failure(event_type, instance, exc, destination)
+        failure = write_capture_failure(event_type, instance, exc, destination)
         if failure is not None and not nested and event_type != CAPTURE_FAILED:
             # A failure of one destination's own capture is never reported to that destination.
             about = failure.destination or ""
@@ -332,122 +293,6 @@ def record_capture_failure(
         _recording_failure.reset(token)
 
 
-def _write_capture_failure(
-    event_type: str, instance: models.Model | None, exc: BaseException, destination: str
-) -> CaptureFailure | None:
-    using = router.db_for_write(CaptureFailure)
-    failure = CaptureFailure(
-        event_type=event_type[:100],
-        destination=destination[:100],
-        error_type=f"{type(exc).__module__}.{type(exc).__qualname__}"[:255],
-        message=capture_error_message(exc),
-        occurred_at=timezone.now(),
-    )
-    try:
-        with transaction.atomic(using=using):
-            if instance is not None:
-                failure.content_type = ContentType.objects.db_manager(using).get_for_model(
-                    instance, for_concrete_model=False
-                )
-                failure.object_id = "" if instance.pk is None else str(instance.pk)[:255]
-                failure.object_repr = cheap_repr(instance)
-            failure.save(force_insert=True, using=using)
-    except Exception:
-        logger.exception("Publish hooks could not keep the capture failure of %s", event_type)
-        return None
-    return failure
-
-
-def capture_failed_data(failure: CaptureFailure) -> dict[str, Any]:
-    """The ``data`` of a ``publish_hooks.capture_failed`` event. The object is named by type
-    and id, never by its title: the event is about no object, so anyone who may see deliveries
-    sees it."""
-    obj = None
-    if failure.content_type_id is not None:
-        model = failure.content_type.model_class() if failure.content_type else None
-        obj = {
-            "type": model._meta.label if model is not None else None,
-            "id": failure.object_id,
-        }
-    return {
-        "capture_failure": {
-            "id": failure.pk,
-            "event_type": failure.event_type,
-            "object": obj,
-            "error": failure.error_type.rsplit(".", 1)[-1],
-            "message": failure.message,
-            "occurred_at": isoformat(failure.occurred_at),
-        },
-        # The destination whose own capture failed, if that is what failed.
-        "destination": failure.destination or None,
-    }
-
-
-@dataclass
-class RoutePlan:
-    """What recording needs to know of each routed destination, worked out before writing."""
-
-    #: The merging window, in seconds, of each destination that coalesces events.
-    windows: dict[str, float] = field(default_factory=dict)
-    #: When each destination's new delivery is first due.
-    due: dict[str, datetime] = field(default_factory=dict)
-    #: Why a destination cannot be recorded (secret-free, value-free text), by alias.
-    refused: dict[str, str] = field(default_factory=dict)
-
-
-def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) -> RoutePlan:
-    """Build each routed destination's backend and work out its merging window.
-
-    Never raises: a destination whose backend cannot be built, or whose window is unusable
-    (an exception, or a number outside the bounds of ``COALESCE_SECONDS``), is put in
-    ``refused`` with the reason, and logged; the others are untouched. No query.
-    """
-    plan = RoutePlan()
-    destinations = get_destinations()
-    for route in routes:
-        alias = route.alias
-        plan.due[alias] = now
-        if alias not in destinations:
-            continue  # a Python receiver
-        try:
-            backend = get_backend(alias)
-        except Exception as exc:
-            plan.refused[alias] = failure_text(exc, "its backend cannot be built ({})")
-            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
-            continue
-        if not coalesce:
-            continue
-        try:
-            window = limits.parse_number(
-                "COALESCE_SECONDS",
-                backend.coalesce_seconds(),
-                limits.OPTION_LIMITS["COALESCE_SECONDS"],
-            )
-            due = now + timedelta(seconds=window)
-        except Exception as exc:
-            plan.refused[alias] = failure_text(exc, "its merging window is unusable ({})")
-            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
-            continue
-        if window > 0:
-            plan.windows[alias] = float(window)
-            plan.due[alias] = due
-    return plan
-
-
-def failure_text(exc: BaseException, template: str = "{}") -> str:
-    """What to record of an exception for the admin: the package's own bounds error says which
-    option and what bounds (never the value); any other, its type alone in ``template``, since
-    its text may hold a URL or a secret."""
-    if isinstance(exc, limits.OutOfLimits):
-        return str(exc)
-    return template.format(type(exc).__name__)
-
-
-def coalescing_windows(routes: list[Route]) -> dict[str, float]:
-    """The merging window of each routed destination that coalesces events."""
-    return plan_routes(routes, timezone.now()).windows
-
-
 def write_deliveries(
     event: Event,
     routes: list[Route],
@@ -457,7 +302,8 @@ def write_deliveries(
     using: str,
     isolated: bool = False,
 ) -> None:
-    """Insert the event and a delivery per destination not refused, and dispatch them.
+    """Insert the event and a delivery per destination not refused, and announce them
+    (:data:`~wagtail_publish_hooks.signals.deliveries_recorded`).
 
     ``isolated``: each destination is written in a savepoint of its own, and one that fails is
     added to ``plan.refused`` instead (costs a few queries per destination: only used once the
@@ -510,10 +356,15 @@ def write_deliveries(
         through.objects.using(using).bulk_create(
             through(delivery_id=pk, event_id=event.pk) for pk in merged_into
         )
-    if any(delivery.next_attempt_at <= now for delivery in new_deliveries):
-        schedule_dispatch(using=using)
-    for when in sorted({d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}):
-        transaction.on_commit(functools.partial(dispatch_at, when), using=using, robust=True)
+    if new_deliveries:
+        deliveries_recorded.send(
+            sender=Delivery,
+            using=using,
+            due_now=any(delivery.next_attempt_at <= now for delivery in new_deliveries),
+            due_later=sorted(
+                {d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}
+            ),
+        )
 
 
 #: What a delivery that could not be recorded says, in the admin and ``publish_hooks status``.
@@ -601,97 +452,20 @@ def delivery_opened(alias: str, pk: int) -> None:
 
 
 def opened_in_this_transaction(alias: str, using: str) -> list[int]:
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        return []
     return [
-        entry[1].args[1]
-        for entry in connection.run_on_commit
-        if isinstance(entry[1], functools.partial)
-        and entry[1].func is delivery_opened
-        and entry[1].args[0] == alias
+        callback.args[1]
+        for callback in pending_on_commit(using)
+        if isinstance(callback, functools.partial)
+        and callback.func is delivery_opened
+        and callback.args[0] == alias
     ]
 
 
-def _call_after_commit(
-    receivers: list[Receiver],
-    *,
-    event_id: str,
-    event_type: str,
-    timestamp: datetime,
-    payload: dict[str, Any],
-    included_data: dict[str, Any],
-    instance: models.Model | None,
-    using: str,
-) -> None:
-    """Call ``durable=False`` receivers once the transaction commits (at once outside one)."""
-
-    def call() -> None:
-        for receiver in receivers:
-            try:
-                body = apply_includes(payload, included_data, receiver.include)
-                event = ReceivedEvent.captured(
-                    event_id=event_id,
-                    event_type=event_type,
-                    timestamp=timestamp,
-                    data=copy.deepcopy(body.get("data") or {}),
-                    instance=instance,
-                )
-            except Exception:
-                logger.exception("Publish hooks could not prepare event %s", event_id)
-                continue
-            call_in_process(receiver, event)
-
-    transaction.on_commit(call, using=using, robust=True)
-
-
-def schedule_dispatch(using: str | None = None) -> None:
-    """Make sure one delivery run is enqueued for the current transaction (at once outside one).
-
-    However many events a transaction records, it enqueues a single run.
-    """
-    from .tasks import enqueue_in_transaction, enqueues_in_transaction
-
+def pending_on_commit(using: str | None) -> list[Callable[[], Any]]:
+    """The callbacks registered with ``transaction.on_commit`` in the current transaction of
+    ``using`` (none outside one). Read from Django's private ``run_on_commit`` list of
+    ``(savepoint ids, callback, robust)``, whose shape a test pins to each supported Django."""
     connection = transaction.get_connection(using)
-    if connection.in_atomic_block:
-        for entry in connection.run_on_commit:
-            if entry[1] in (dispatch_after_commit, enqueued_in_this_transaction):
-                return
-        if enqueues_in_transaction(connection.alias) and enqueue_in_transaction(connection.alias):
-            # A marker: Django drops it with the savepoint if the task row is rolled back.
-            transaction.on_commit(enqueued_in_this_transaction, using=using)
-            return
-    transaction.on_commit(dispatch_after_commit, using=using, robust=True)
-
-
-def dispatch_at(when: datetime) -> None:
-    """Enqueue a deferred run for a delivery that waits out a merging window."""
-    from .tasks import enqueue_delivery_run
-
-    enqueue_delivery_run(run_after=when)
-
-
-def dispatch_after_commit() -> None:
-    from .tasks import enqueue_delivery_run
-
-    enqueue_delivery_run()
-
-
-def enqueued_in_this_transaction() -> None:
-    """Nothing to do on commit: the task row commits with the deliveries."""
-
-
-def send_test_event(alias: str) -> Delivery | None:
-    """Record a ``publish_hooks.test`` event for one destination, bypassing its filters, and
-    return its delivery (sent after commit, like any other). ``None`` when capture is disabled.
-
-    Used by ``manage.py publish_hooks test`` and the admin's "Send test event".
-    """
-    from .events import TEST
-
-    event = capture_event(
-        TEST,
-        data={"message": "A test event from wagtail-publish-hooks.", "destination": alias},
-        destinations=[alias],
-    )
-    return event.deliveries.get() if event is not None else None
+    if not connection.in_atomic_block:
+        return []
+    return [entry[1] for entry in connection.run_on_commit]

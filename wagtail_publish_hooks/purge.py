@@ -24,7 +24,12 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import translation
 from django.utils.module_loading import import_string
 
-from . import events
+from .events import (
+    PAGE_DELETED,
+    PAGE_EVENT_TYPES,
+    SNIPPET_PUBLISHED,
+    SNIPPET_UNPUBLISHED,
+)
 
 #: The method a page model defines to add URLs of its own to its purge set.
 PAGE_HOOK = "get_publish_hooks_purge_urls"
@@ -252,9 +257,9 @@ class PurgeSet:
         urls: list[str] = []
         if isinstance(captured, Mapping):
             urls += [u for u in captured.get("urls") or () if isinstance(u, str)]
-        if event_type in events.PAGE_EVENT_TYPES and isinstance(data.get("page"), Mapping):
+        if event_type in PAGE_EVENT_TYPES and isinstance(data.get("page"), Mapping):
             urls += self.for_page_event(event_type, data)
-        elif event_type in (events.SNIPPET_PUBLISHED, events.SNIPPET_UNPUBLISHED):
+        elif event_type in (SNIPPET_PUBLISHED, SNIPPET_UNPUBLISHED):
             snippet = data.get("snippet")
             if isinstance(snippet, Mapping):
                 urls += self.for_snippet(snippet)
@@ -285,7 +290,7 @@ class PurgeSet:
             referencing_ids=referencing,
             aliases_of=page_id if isinstance(page_id, int) else None,
         )
-        if page is not None and event_type != events.PAGE_DELETED:
+        if page is not None and event_type != PAGE_DELETED:
             urls += self.page_urls(page)
             if moved:
                 before = str(moved.get("url_path_before") or "")

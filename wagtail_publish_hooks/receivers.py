@@ -22,9 +22,10 @@ from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from django.db import models
+from django.db import models, transaction
 
-from .conf import RECEIVER_PREFIX
+from .conf import RECEIVER_PREFIX, is_receiver_alias
+from .events import apply_includes
 
 if TYPE_CHECKING:
     from .models import Delivery
@@ -181,7 +182,7 @@ def on(
         if not callable(function):
             raise TypeError(f"@on() decorates a function, not {function!r}")
         full_name = name if name is not None else receiver_name(function)
-        if not full_name.startswith(RECEIVER_PREFIX):
+        if not is_receiver_alias(full_name):
             full_name = RECEIVER_PREFIX + full_name
         if len(full_name) > MAX_NAME_LENGTH:
             raise ValueError(
@@ -216,7 +217,7 @@ def unregister(receiver: Callable[..., Any] | str) -> bool:
     """Remove a receiver, given its function or its name. Returns whether one was removed."""
     with _lock:
         if isinstance(receiver, str):
-            name = receiver if receiver.startswith(RECEIVER_PREFIX) else RECEIVER_PREFIX + receiver
+            name = receiver if is_receiver_alias(receiver) else RECEIVER_PREFIX + receiver
             return _registry.pop(name, None) is not None
         names = [n for n, r in _registry.items() if r.function is receiver]
         for name in names:
@@ -269,3 +270,35 @@ def _includes(value: Iterable[str]) -> tuple[str, ...]:
             f"@on(include=...) knows {', '.join(sorted(KNOWN_INCLUDES))}, not {unknown[0]!r}"
         )
     return names
+
+
+def call_after_commit(
+    receivers: list[Receiver],
+    *,
+    event_id: str,
+    event_type: str,
+    timestamp: datetime,
+    payload: dict[str, Any],
+    included_data: dict[str, Any],
+    instance: models.Model | None,
+    using: str,
+) -> None:
+    """Call ``durable=False`` receivers once the transaction commits (at once outside one)."""
+
+    def call() -> None:
+        for receiver in receivers:
+            try:
+                body = apply_includes(payload, included_data, receiver.include)
+                event = ReceivedEvent.captured(
+                    event_id=event_id,
+                    event_type=event_type,
+                    timestamp=timestamp,
+                    data=copy.deepcopy(body.get("data") or {}),
+                    instance=instance,
+                )
+            except Exception:
+                logger.exception("Publish hooks could not prepare event %s", event_id)
+                continue
+            call_in_process(receiver, event)
+
+    transaction.on_commit(call, using=using, robust=True)

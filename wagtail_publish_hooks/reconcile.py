@@ -40,8 +40,14 @@ from django.db import models, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from . import events
 from .conf import capture_enabled
+from .events import (
+    PAGE_DELETED,
+    PAGE_PUBLISHED,
+    PAGE_UNPUBLISHED,
+    SNIPPET_PUBLISHED,
+    SNIPPET_UNPUBLISHED,
+)
 from .models import CaptureFailure, Event
 
 #: How many objects are looked at per query.
@@ -108,7 +114,7 @@ class _Kind:
 
     @property
     def is_page(self) -> bool:
-        return self.published == events.PAGE_PUBLISHED
+        return self.published == PAGE_PUBLISHED
 
 
 def _kinds() -> list[_Kind]:
@@ -117,9 +123,9 @@ def _kinds() -> list[_Kind]:
     kinds = [
         _Kind(
             model=Page,
-            published=events.PAGE_PUBLISHED,
-            unpublished=events.PAGE_UNPUBLISHED,
-            closing=(events.PAGE_UNPUBLISHED, events.PAGE_DELETED),
+            published=PAGE_PUBLISHED,
+            unpublished=PAGE_UNPUBLISHED,
+            closing=(PAGE_UNPUBLISHED, PAGE_DELETED),
             # Page ids are unique across page types, and only pages have page.* events.
             events_filter=Q(),
             log_model=PageLogEntry,
@@ -134,9 +140,9 @@ def _kinds() -> list[_Kind]:
         kinds.append(
             _Kind(
                 model=model,
-                published=events.SNIPPET_PUBLISHED,
-                unpublished=events.SNIPPET_UNPUBLISHED,
-                closing=(events.SNIPPET_UNPUBLISHED,),
+                published=SNIPPET_PUBLISHED,
+                unpublished=SNIPPET_UNPUBLISHED,
+                closing=(SNIPPET_UNPUBLISHED,),
                 events_filter=Q(content_type=content_type),
                 log_model=ModelLogEntry,
                 log_filter=Q(content_type=content_type),
@@ -320,7 +326,7 @@ def emit(missing: Missing) -> Event | None:
     obj = missing.instance
     event_type = missing.event_type
     is_page = event_type.startswith("page.")
-    if event_type in (events.PAGE_PUBLISHED, events.SNIPPET_PUBLISHED):
+    if event_type in (PAGE_PUBLISHED, SNIPPET_PUBLISHED):
         revision = getattr(obj, "live_revision", None)
         actor = revision_author(revision)
         if is_page:
@@ -347,10 +353,10 @@ def emit(missing: Missing) -> Event | None:
 
 #: The capture failures that can be recorded again: the state they report is in the database.
 RECAPTURABLE = (
-    events.PAGE_PUBLISHED,
-    events.PAGE_UNPUBLISHED,
-    events.SNIPPET_PUBLISHED,
-    events.SNIPPET_UNPUBLISHED,
+    PAGE_PUBLISHED,
+    PAGE_UNPUBLISHED,
+    SNIPPET_PUBLISHED,
+    SNIPPET_UNPUBLISHED,
 )
 
 
@@ -407,12 +413,8 @@ def recapture_failures(
         if obj is None:
             continue  # gone: nothing left to describe
         is_page = failure.event_type.startswith("page.")
-        published = events.PAGE_PUBLISHED if is_page else events.SNIPPET_PUBLISHED
-        closing = (
-            (events.PAGE_UNPUBLISHED, events.PAGE_DELETED)
-            if is_page
-            else (events.SNIPPET_UNPUBLISHED,)
-        )
+        published = PAGE_PUBLISHED if is_page else SNIPPET_PUBLISHED
+        closing = (PAGE_UNPUBLISHED, PAGE_DELETED) if is_page else (SNIPPET_UNPUBLISHED,)
         resolution = ""
         if bool(getattr(obj, "live", False)) != (failure.event_type == published):
             resolution = "superseded: the object has changed state since"

@@ -2,7 +2,7 @@
 
 One list of secret-looking words serves every place that hides something: the headers recorded
 on an attempt, the headers the admin shows, and the ``OPTIONS`` keys whose values are secrets
-(:func:`wagtail_publish_hooks.backends.base.is_secret_option`).
+(:func:`is_secret_option`).
 """
 
 from __future__ import annotations
@@ -66,3 +66,16 @@ def describe_url(url: str) -> str:
         host = f"[{host}]"
     suffix = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
     return f"{parts.scheme}://{host}{port}{suffix}"
+
+
+def is_secret_option(backend_class: Any, key: str) -> bool:
+    """Whether the value of the ``OPTIONS`` key ``key`` of a backend is a secret.
+
+    It is when the backend lists the key in ``secret_option_keys``, or when the key's name
+    looks secret (:func:`looks_secret`), the rule that hides header values in the delivery log.
+    The name rule applies to any backend, including one that does not subclass
+    :class:`~wagtail_publish_hooks.backends.base.BaseBackend`, and to keys nested in mappings
+    (``HEADERS``).
+    """
+    declared = getattr(backend_class, "secret_option_keys", None) or frozenset()
+    return key in declared or looks_secret(key)

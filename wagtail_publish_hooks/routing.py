@@ -8,21 +8,29 @@ Operational events (``publish_hooks.delivery_failed``, ``.destination_disabled``
 ``.capture_failed``) go only where ``EVENTS`` names them, exactly or by ``"publish_hooks.*"``:
 not to the default (every page event), nor through ``"*"``, and ``MODELS`` does not filter them
 (they are about the pipeline, not about a model). One about a destination is never routed to it.
+
+Once routed, each destination's backend is asked what it needs at the moment of the event
+(:func:`capture_for_destinations`) and how long it merges events (:func:`plan_routes`); a
+destination whose backend cannot answer is set aside, so that it costs the others nothing.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable
-from typing import NamedTuple
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 from django.apps import apps
-from django.db import models
+from django.db import models, transaction
+from django.utils import timezone
 
-from .conf import Destination, get_destinations
-from .events import DEFAULT_EVENT_PATTERNS, OPERATIONAL_EVENT_TYPES, event_type_matches
+from .events import DEFAULT_EVENT_PATTERNS, OPERATIONAL_EVENT_TYPES, event_type_matches, json_safe
+from .limits import OPTION_LIMITS, OutOfLimits, parse_number
 from .receivers import Receiver, get_receiver, registered_receivers
+from .registry import Destination, get_backend, get_destinations
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -130,3 +138,107 @@ def route_to(aliases: Iterable[str]) -> list[Route]:
         destination: Destination | Receiver | None = destinations.get(alias) or get_receiver(alias)
         routes.append(Route(alias, destination.include if destination is not None else ()))
     return routes
+
+
+def capture_for_destinations(
+    aliases: Iterable[str],
+    event_type: str,
+    instance: models.Model | None,
+    *,
+    using: str | None = None,
+    on_failure: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
+    """What the backends of routed destinations need kept from the moment of the event.
+
+    A backend with a ``capture(event_type, instance)`` method is asked; a non-``None`` answer
+    (JSON types) is stored under its alias. It is for what is gone by delivery time, such as the
+    URLs of a page being deleted. Never raises, and runs in a savepoint. A destination whose
+    capture fails is left out (its delivery is sent with what the event holds), and
+    ``on_failure(exc, destination=alias)`` is called to record it.
+    """
+    captured: dict[str, Any] = {}
+    destinations = get_destinations()
+    for alias in aliases:
+        if alias not in destinations:
+            continue  # a Python receiver
+        try:
+            capture = getattr(get_backend(alias), "capture", None)
+            if capture is None:
+                continue
+            with transaction.atomic(using=using):
+                data = capture(event_type, instance)
+            if data is not None:
+                captured[alias] = json_safe(data)
+        except Exception as exc:
+            if on_failure is None:
+                logger.exception(
+                    "Publish hooks destination %r could not capture data for %s", alias, event_type
+                )
+            else:
+                on_failure(exc, destination=alias)
+    return captured
+
+
+@dataclass
+class RoutePlan:
+    """What recording needs to know of each routed destination, worked out before writing."""
+
+    #: The merging window, in seconds, of each destination that coalesces events.
+    windows: dict[str, float] = field(default_factory=dict)
+    #: When each destination's new delivery is first due.
+    due: dict[str, datetime] = field(default_factory=dict)
+    #: Why a destination cannot be recorded (secret-free, value-free text), by alias.
+    refused: dict[str, str] = field(default_factory=dict)
+
+
+def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) -> RoutePlan:
+    """Build each routed destination's backend and work out its merging window.
+
+    Never raises: a destination whose backend cannot be built, or whose window is unusable
+    (an exception, or a number outside the bounds of ``COALESCE_SECONDS``), is put in
+    ``refused`` with the reason, and logged; the others are untouched. No query.
+    """
+    plan = RoutePlan()
+    destinations = get_destinations()
+    for route in routes:
+        alias = route.alias
+        plan.due[alias] = now
+        if alias not in destinations:
+            continue  # a Python receiver
+        try:
+            backend = get_backend(alias)
+        except Exception as exc:
+            plan.refused[alias] = failure_text(exc, "its backend cannot be built ({})")
+            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
+            continue
+        if not coalesce:
+            continue
+        try:
+            window = parse_number(
+                "COALESCE_SECONDS",
+                backend.coalesce_seconds(),
+                OPTION_LIMITS["COALESCE_SECONDS"],
+            )
+            due = now + timedelta(seconds=window)
+        except Exception as exc:
+            plan.refused[alias] = failure_text(exc, "its merging window is unusable ({})")
+            logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
+            continue
+        if window > 0:
+            plan.windows[alias] = float(window)
+            plan.due[alias] = due
+    return plan
+
+
+def failure_text(exc: BaseException, template: str = "{}") -> str:
+    """What to record of an exception for the admin: the package's own bounds error says which
+    option and what bounds (never the value); any other, its type alone in ``template``, since
+    its text may hold a URL or a secret."""
+    if isinstance(exc, OutOfLimits):
+        return str(exc)
+    return template.format(type(exc).__name__)
+
+
+def coalescing_windows(routes: list[Route]) -> dict[str, float]:
+    """The merging window of each routed destination that coalesces events."""
+    return plan_routes(routes, timezone.now()).windows

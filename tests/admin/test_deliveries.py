@@ -17,7 +17,8 @@ from wagtail.models import ModelLogEntry
 from werkzeug import Response
 
 from tests.support.admin import admin_url, make_delivery, rows
-from wagtail_publish_hooks.delivery import cancel_deliveries, claim_due_deliveries, redeliver
+from wagtail_publish_hooks.delivery import cancel_deliveries, redeliver
+from wagtail_publish_hooks.leases import claim_due_deliveries
 from wagtail_publish_hooks.models import (
     Attempt,
     AttemptOutcome,

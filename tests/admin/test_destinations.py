@@ -22,7 +22,6 @@ from tests.conftest import WEBHOOK, make_secret
 from wagtail_publish_hooks.admin.destinations.chart import HOURS, chart_svg, hourly_outcomes
 from wagtail_publish_hooks.admin.destinations.secret_options import KEPT_SECRET, RETYPE_SECRET
 from wagtail_publish_hooks.admin.destinations.viewset import destinations_menu_item
-from wagtail_publish_hooks.backends.base import is_secret_option
 from wagtail_publish_hooks.models import (
     Attempt,
     AttemptOutcome,
@@ -32,6 +31,7 @@ from wagtail_publish_hooks.models import (
     Event,
     ManagedDestination,
 )
+from wagtail_publish_hooks.redaction import is_secret_option
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -547,7 +547,7 @@ def test_a_retry_policy_out_of_bounds_is_refused_on_its_field(
 def test_a_managed_retry_policy_overrides_the_globals_and_is_shown(
     admin, settings_destination, httpserver
 ):
-    from wagtail_publish_hooks.delivery import run_due_deliveries
+    from wagtail_publish_hooks.worker import run_due_deliveries
 
     httpserver.expect_request("/managed").respond_with_data("down", status=503)
     response = admin.post(

@@ -359,7 +359,7 @@ def test_an_http_purge_is_what_httpbackend_sends(configure, backend):
 
 
 def options_of(alias):
-    from wagtail_publish_hooks.conf import get_destinations
+    from wagtail_publish_hooks.registry import get_destinations
 
     return get_destinations()[alias].options
 

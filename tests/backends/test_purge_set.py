@@ -6,9 +6,9 @@ import pytest
 from wagtail.models import Page, ReferenceIndex, Site
 
 from tests.testapp.models import Advert, BlogIndexPage, BlogPage, PromoPage
-from wagtail_publish_hooks.conf import get_backend
 from wagtail_publish_hooks.models import CaptureFailure, Delivery, Event
 from wagtail_publish_hooks.purge import ancestor_paths, language_variants
+from wagtail_publish_hooks.registry import get_backend
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -293,7 +293,7 @@ def test_operational_event_types_are_known_event_types(settings):
 
 
 def test_a_destination_retry_policy_out_of_bounds_falls_back_at_run_time(settings, caplog):
-    from wagtail_publish_hooks.conf import get_settings
+    from wagtail_publish_hooks.registry import retry_policy
 
     settings.WAGTAIL_PUBLISH_HOOKS = {
         "MAX_ATTEMPTS": 4,
@@ -301,11 +301,11 @@ def test_a_destination_retry_policy_out_of_bounds_falls_back_at_run_time(setting
         **dest(MAX_ATTEMPTS=10**6, RETRY_SCHEDULE="soon"),
     }
     with caplog.at_level("ERROR", logger="wagtail_publish_hooks"):
-        policy = get_settings().retry_policy("consumer")
+        policy = retry_policy("consumer")
     assert (policy.max_attempts, policy.schedule) == (4, (7,))
     assert "['consumer']['MAX_ATTEMPTS']: MAX_ATTEMPTS must be an integer" in caplog.text
     settings.WAGTAIL_PUBLISH_HOOKS = {**dest(MAX_ATTEMPTS=2, RETRY_SCHEDULE=[1, 2.5, 1e9])}
-    policy = get_settings().retry_policy("consumer")
+    policy = retry_policy("consumer")
     assert (policy.max_attempts, policy.schedule) == (2, (1, 2.5, 604800))
     assert policy.delay(1) == 1 and policy.delay(5) == 604800
 

@@ -20,9 +20,12 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import WEBHOOK, make_secret
 from tests.testapp.models import BlogPage
-from wagtail_publish_hooks.conf import get_destinations, refresh_destinations
-from wagtail_publish_hooks.managed import managed_destinations
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, ManagedDestination
+from wagtail_publish_hooks.registry import (
+    get_destinations,
+    managed_destinations,
+    refresh_destinations,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -287,7 +290,7 @@ RECORDING = "tests.support.backends.RecordingBackend"
 
 def test_an_operator_approved_backend_is_offered_and_delivers(configure, draft_blog_page):
     from tests.support.backends import RecordingBackend
-    from wagtail_publish_hooks.managed import managed_backend_choices
+    from wagtail_publish_hooks.registry import managed_backend_choices
 
     configure(DESTINATIONS={})
     ManagedDestination.objects.create(alias="custom", backend=RECORDING)

@@ -22,9 +22,9 @@ from django.urls import reverse
 
 from tests.conftest import WEBHOOK
 from tests.support.admin_users import destination_manager
-from wagtail_publish_hooks.conf import get_destinations, refresh_destinations
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, DestinationState, Event
 from wagtail_publish_hooks.models import ManagedDestination as Row
+from wagtail_publish_hooks.registry import get_destinations, refresh_destinations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

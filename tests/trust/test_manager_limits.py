@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from tests.conftest import WEBHOOK
 from tests.support.admin_users import destination_manager
-from wagtail_publish_hooks.delivery import run_due_deliveries
 from wagtail_publish_hooks.models import (
     Attempt,
     AttemptOutcome,
@@ -33,6 +32,7 @@ from wagtail_publish_hooks.models import (
     Event,
     ManagedDestination,
 )
+from wagtail_publish_hooks.worker import run_due_deliveries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

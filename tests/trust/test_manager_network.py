@@ -19,10 +19,10 @@ import urllib3.util.connection
 from tests.conftest import WEBHOOK
 from tests.support.admin_users import destination_manager
 from tests.support.sinks import Sink, respond
-from wagtail_publish_hooks.conf import refresh_destinations
 from wagtail_publish_hooks.http import close_session
-from wagtail_publish_hooks.http.addresses import managed_policy, policy_for
+from wagtail_publish_hooks.http.addresses import managed_policy
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, ManagedDestination
+from wagtail_publish_hooks.registry import policy_for, refresh_destinations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,8 +14,8 @@ from werkzeug import Response
 
 from tests.conftest import WEBHOOK
 from tests.testapp.models import BlogPage
-from wagtail_publish_hooks.delivery import FLUSH_SIZE
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, DestinationState
+from wagtail_publish_hooks.worker import FLUSH_SIZE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +30,7 @@ def publish_pages(parent, count: int) -> None:
 
 def test_outcomes_are_committed_in_groups(configure, httpserver, blog_index, deliver, monkeypatch):
     # Groups close on size here, not on age: the count below does not depend on the machine.
-    monkeypatch.setattr("wagtail_publish_hooks.delivery.FLUSH_SECONDS", 3600)
+    monkeypatch.setattr("wagtail_publish_hooks.worker.FLUSH_SECONDS", 3600)
     httpserver.expect_request("/hooks").respond_with_data("ok")
     configure(
         DESTINATIONS={

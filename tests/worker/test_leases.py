@@ -18,20 +18,19 @@ from django.utils import timezone
 from tests.conftest import WEBHOOK
 from tests.support.load import seed
 from tests.support.sink_log import Sink
-from wagtail_publish_hooks.delivery import (
-    Lease,
-    OutcomeRecorder,
-    RunSummary,
-    attempt_delivery,
-    claim_due_deliveries,
-    run_due_deliveries,
-)
+from wagtail_publish_hooks.leases import Lease, claim_due_deliveries
 from wagtail_publish_hooks.models import (
     Attempt,
     Delivery,
     DeliveryStatus,
     DestinationState,
     Event,
+)
+from wagtail_publish_hooks.worker import (
+    OutcomeRecorder,
+    RunSummary,
+    attempt_delivery,
+    run_due_deliveries,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,7 +85,7 @@ def test_confirm_extends_a_held_claim_and_refuses_one_taken_over(deliveries):
 
 def test_only_the_holder_of_a_claim_records_an_attempt(sink_config, monkeypatch):
     """An outcome waiting for its commit whose claim was taken over is not written."""
-    monkeypatch.setattr("wagtail_publish_hooks.delivery.FLUSH_SECONDS", 3600)
+    monkeypatch.setattr("wagtail_publish_hooks.worker.FLUSH_SECONDS", 3600)
     sink, configure = sink_config
     configure()
     seed(2, ["a"], runs=0)
@@ -205,7 +204,7 @@ def test_a_group_that_waited_past_its_lease_is_not_sent_twice(sink_config):
 def test_outcomes_waiting_for_their_commit_keep_their_claims(sink_config, monkeypatch):
     """Sent deliveries whose outcomes wait to be committed with others stay claimed: a second
     worker does not send them again."""
-    monkeypatch.setattr("wagtail_publish_hooks.delivery.FLUSH_SECONDS", 3600)
+    monkeypatch.setattr("wagtail_publish_hooks.worker.FLUSH_SECONDS", 3600)
     sink, configure = sink_config
     sink.delays.update({"/a": 0.8})
     configure()

@@ -279,7 +279,7 @@ def test_emitted_only_once_the_outcome_is_committed(
     configure, failing_sink, httpserver, blog_index, monkeypatch
 ):
     """A rolled back outcome transaction emits nothing."""
-    from wagtail_publish_hooks import delivery as delivery_module
+    from wagtail_publish_hooks import worker as delivery_module
 
     configure(
         DESTINATIONS=destinations(failing_sink, httpserver, consumer={"MAX_ATTEMPTS": 1}),

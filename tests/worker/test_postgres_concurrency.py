@@ -168,7 +168,7 @@ def test_four_workers_send_each_of_5000_deliveries_exactly_once(postgres_databas
 
 CLAIMER = """
 import json, sys
-from wagtail_publish_hooks.delivery import claim_due_deliveries
+from wagtail_publish_hooks.leases import claim_due_deliveries
 print("ready", flush=True)
 sys.stdin.readline()  # all start together
 claimed = []

@@ -26,7 +26,7 @@ from django_tasks_db.models import DBTaskResult
 from tests.conftest import IMMEDIATE_BACKEND, WEBHOOK
 from tests.support.load import seed
 from tests.support.sink_log import Sink
-from wagtail_publish_hooks import upkeep
+from wagtail_publish_hooks import tasks as upkeep
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, Event, Upkeep
 
 pytestmark = pytest.mark.django_db(transaction=True)

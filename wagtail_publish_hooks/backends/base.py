@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.core import checks
 
-from .. import limits
-from ..redaction import looks_secret
+from ..limits import option_number
 from ..validation import check_callable_path, error
 
 if TYPE_CHECKING:
@@ -41,8 +40,9 @@ class BaseBackend:
     option_keys: ClassVar[frozenset[str] | None] = None
     #: The ``OPTIONS`` keys whose values are secrets although their names may not say so: a
     #: Slack, Teams, Discord or build-hook ``URL`` embeds its token. Besides these, any key
-    #: whose name looks secret (see :func:`is_secret_option`) counts as one, at any depth. The
-    #: admin never shows such values: its form shows a placeholder that keeps them.
+    #: whose name looks secret (see :func:`~wagtail_publish_hooks.redaction.is_secret_option`)
+    #: counts as one, at any depth. The admin never shows such values: its form shows a
+    #: placeholder that keeps them.
     secret_option_keys: ClassVar[frozenset[str]] = frozenset()
     #: The name the admin offers the backend under, for destinations managed there.
     display_name: ClassVar[str | None] = None
@@ -72,7 +72,7 @@ class BaseBackend:
         if not self.supports_coalescing:
             return 0.0
         default = self.default_coalesce_seconds
-        return float(limits.option_number(self.options, "COALESCE_SECONDS", default))
+        return float(option_number(self.options, "COALESCE_SECONDS", default))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.alias!r}>"
@@ -117,19 +117,6 @@ class BaseBackend:
     def describe(self) -> str:
         """A short, secret-free description of where this destination sends to."""
         return type(self).__name__
-
-
-def is_secret_option(backend_class: Any, key: str) -> bool:
-    """Whether the value of the ``OPTIONS`` key ``key`` of a backend is a secret.
-
-    It is when the backend lists the key in ``secret_option_keys``, or when the key's name
-    looks secret: it contains ``auth``, ``secret``, ``token``, ``key``, ``signature``,
-    ``pass``, ``cookie``, ``credential`` or ``session``, the rule that hides header values in
-    the delivery log. The name rule applies to any backend, including one that does not
-    subclass :class:`BaseBackend`, and to keys nested in mappings (``HEADERS``).
-    """
-    declared = getattr(backend_class, "secret_option_keys", None) or frozenset()
-    return key in declared or looks_secret(key)
 
 
 def check_callables_by_model(

@@ -11,11 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core import checks
 
-from .. import validation as publish_checks
 from ..encoding import encode_json
 from ..exceptions import DeliveryError, DestinationGone
 from ..http.responses import HttpResult, error_for
 from ..redaction import describe_url
+from ..validation import error
 from .http import COMMON_OPTION_KEYS, HttpBackend, gone, rephrased
 
 if TYPE_CHECKING:
@@ -129,13 +129,13 @@ def _cloudflare_errors(errors: Any) -> str:
     if not isinstance(errors, list):
         return ""
     parts = []
-    for error in errors:
-        if isinstance(error, dict):
-            message = str(error.get("message") or "").strip()
-            code = error.get("code")
+    for item in errors:
+        if isinstance(item, dict):
+            message = str(item.get("message") or "").strip()
+            code = item.get("code")
             parts.append(f"{message} (code {code})" if code is not None else message)
         else:
-            parts.append(str(error))
+            parts.append(str(item))
     return "; ".join(part for part in parts if part)
 
 
@@ -179,7 +179,7 @@ def check_provider(alias: str, options: Mapping[str, Any]) -> list[checks.CheckM
     provider = options.get("PROVIDER")
     if provider is not None and provider not in PROVIDERS:
         messages.append(
-            publish_checks.error(
+            error(
                 32,
                 f"must be one of {', '.join(map(repr, PROVIDERS))}, not {provider!r}.",
                 alias=alias,
@@ -193,15 +193,13 @@ def check_provider(alias: str, options: Mapping[str, Any]) -> list[checks.CheckM
         return messages
     keys = ("OPTIONS", "BRANCH")
     if not isinstance(branch, str) or not branch.strip():
-        messages.append(
-            publish_checks.error(33, "must be a non-empty branch name.", alias=alias, keys=keys)
-        )
+        messages.append(error(33, "must be a non-empty branch name.", alias=alias, keys=keys))
         return messages
     url = options.get("URL")
     effective = provider or (detect_provider(url) if isinstance(url, str) else GENERIC)
     if effective != NETLIFY:
         messages.append(
-            publish_checks.error(
+            error(
                 33,
                 "only Netlify build hooks take a branch; a Vercel or Cloudflare Pages hook "
                 "always builds the branch it was created for.",

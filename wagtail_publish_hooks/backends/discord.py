@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.core import checks
 
-from .. import validation as publish_checks
 from ..conf import MAX_RETRY_AFTER_SECONDS
 from ..encoding import encode_json
 from ..exceptions import DeliveryError, DestinationGone
 from ..http.responses import HttpResult
 from ..summary import Summary, summarize
+from ..validation import ID_PREFIX, check_url_option, error
 from .http import COMMON_OPTION_KEYS, HttpBackend, gone
 
 if TYPE_CHECKING:
@@ -194,7 +194,7 @@ def check_username(alias: str, options: Mapping[str, Any]) -> list[checks.CheckM
     keys = ("OPTIONS", "USERNAME")
     if not isinstance(value, str) or not 1 <= len(value.strip()) <= MAX_USERNAME:
         return [
-            publish_checks.error(
+            error(
                 27, f"must be a string of 1 to {MAX_USERNAME} characters.", alias=alias, keys=keys
             )
         ]
@@ -203,7 +203,7 @@ def check_username(alias: str, options: Mapping[str, Any]) -> list[checks.CheckM
     if refused or lowered in FORBIDDEN_USERNAMES:
         why = f"contains {', '.join(map(repr, refused))}" if refused else f"is {lowered!r}"
         return [
-            publish_checks.error(
+            error(
                 27,
                 f"Discord refuses a webhook name that {why}; every message would fail "
                 "with HTTP 400.",
@@ -242,11 +242,9 @@ class DiscordBackend(HttpBackend):
     ) -> list[checks.CheckMessage]:
         messages = [
             message
-            for message in publish_checks.check_url_option(
-                alias, options, "AVATAR_URL", required=False
-            )
+            for message in check_url_option(alias, options, "AVATAR_URL", required=False)
             # Discord fetches the avatar itself: plain http:// exposes nothing of ours.
-            if message.id != f"{publish_checks.ID_PREFIX}.W003"
+            if message.id != f"{ID_PREFIX}.W003"
         ]
         messages += check_username(alias, options)
         return messages

@@ -19,11 +19,11 @@ from django.db.models import Q
 from django.template.loader import get_template, render_to_string
 from django.urls import NoReverseMatch, reverse
 
-from .. import validation as publish_checks
 from ..exceptions import DeliveryError
 from ..http.responses import HttpResult
 from ..models import Attempt
 from ..summary import summarize
+from ..validation import error, warning
 from .base import BaseBackend
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ class EmailBackend(BaseBackend):
             ):
                 what = "usernames" if key == "TO_USERS" else "group names"
                 messages.append(
-                    publish_checks.error(
+                    error(
                         28,
                         f"must be a list of {what}.",
                         alias=alias,
@@ -109,13 +109,11 @@ class EmailBackend(BaseBackend):
         for key in ("TO_OWNER", "TO_SUBMITTER", "EXCLUDE_ACTOR"):
             if key in options and not isinstance(options[key], bool):
                 messages.append(
-                    publish_checks.error(
-                        29, "must be True or False.", alias=alias, keys=("OPTIONS", key)
-                    )
+                    error(29, "must be True or False.", alias=alias, keys=("OPTIONS", key))
                 )
         if not any(options.get(key) for key in RECIPIENT_OPTIONS):
             messages.append(
-                publish_checks.error(
+                error(
                     30,
                     "names no recipients: this destination would mail nobody.",
                     alias=alias,
@@ -129,7 +127,7 @@ class EmailBackend(BaseBackend):
                 continue
             if not isinstance(value, str) or not value.strip():
                 messages.append(
-                    publish_checks.error(
+                    error(
                         31,
                         "must be a non-empty string.",
                         alias=alias,
@@ -141,7 +139,7 @@ class EmailBackend(BaseBackend):
                     get_template(value)
                 except Exception as exc:
                     messages.append(
-                        publish_checks.warning(
+                        warning(
                             7,
                             f"template {value!r} cannot be loaded ({type(exc).__name__}: {exc}); "
                             "deliveries will fail until it can.",

@@ -23,12 +23,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import checks
 
-from .. import events, limits
-from .. import validation as publish_checks
+from ..events import PAGE_DELETED, TEST
 from ..exceptions import DeliveryError
-from ..http.addresses import policy_for
+from ..http.addresses import delivery_policy
 from ..http.responses import HttpResult
+from ..limits import NOT_FINITE, OPTION_LIMITS, TOO_HIGH, OutOfLimits, option_number, parse_number
 from ..purge import PurgeSet, language_variants, resolve_extra_urls
+from ..validation import check_positive_number, error, warning
 from .base import BaseBackend, check_callables_by_model
 from .purge_http import (
     MAX_ERROR_LENGTH,
@@ -114,9 +115,7 @@ class FrontendCacheBackend(BaseBackend):
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)
         self.backends_option: Any = options.get("BACKENDS")
-        self.ancestors = int(
-            limits.option_number(options, "PURGE_ANCESTORS", DEFAULT_PURGE_ANCESTORS)
-        )
+        self.ancestors = int(option_number(options, "PURGE_ANCESTORS", DEFAULT_PURGE_ANCESTORS))
         self.referencing = bool(options.get("PURGE_REFERENCING_PAGES", True))
         self.extra_urls_option: Any = options.get("EXTRA_URLS")
         self.batch_size_option: Any = options.get("BATCH_SIZE")
@@ -126,21 +125,21 @@ class FrontendCacheBackend(BaseBackend):
             else [self.batch_size_option]
         ):
             if size is not None:
-                limits.parse_number("BATCH_SIZE", size, limits.OPTION_LIMITS["BATCH_SIZE"])
+                parse_number("BATCH_SIZE", size, OPTION_LIMITS["BATCH_SIZE"])
 
     # -- checks ----------------------------------------------------------------------------------
 
     @classmethod
     def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
         messages = cls._check_backends(alias, options)
-        messages += publish_checks.check_positive_number(
+        messages += check_positive_number(
             alias, options, "PURGE_ANCESTORS", integer=True, allow_zero=True
         )
         if "PURGE_REFERENCING_PAGES" in options and not isinstance(
             options["PURGE_REFERENCING_PAGES"], bool
         ):
             messages.append(
-                publish_checks.error(
+                error(
                     39,
                     "must be True or False.",
                     alias=alias,
@@ -151,7 +150,7 @@ class FrontendCacheBackend(BaseBackend):
         messages += check_callables_by_model(40, alias, options, "EXTRA_URLS", page_models=True)
         if wagtail_signal_handlers_connected():
             messages.append(
-                publish_checks.warning(
+                warning(
                     9,
                     "wagtail.contrib.frontend_cache is installed and its signal handlers purge "
                     "on every publish and unpublish too: pages would be purged twice, once "
@@ -177,7 +176,7 @@ class FrontendCacheBackend(BaseBackend):
             isinstance(value, list) and all(isinstance(name, str) for name in value)
         ):
             messages.append(
-                publish_checks.error(
+                error(
                     45,
                     "must be a list of names of backends in WAGTAILFRONTENDCACHE for a "
                     "destination managed in the admin; backend classes and their settings are "
@@ -199,7 +198,7 @@ class FrontendCacheBackend(BaseBackend):
         if value is None:
             if not configured and not getattr(settings, "WAGTAILFRONTENDCACHE_LOCATION", None):
                 return [
-                    publish_checks.error(
+                    error(
                         38,
                         "is not set, and neither is WAGTAILFRONTENDCACHE: nothing would be purged.",
                         alias=alias,
@@ -213,16 +212,12 @@ class FrontendCacheBackend(BaseBackend):
             value_settings = None
         elif isinstance(value, list | tuple):
             if not value or not all(isinstance(name, str) for name in value):
-                return [
-                    publish_checks.error(
-                        41, "must be a non-empty list of names.", alias=alias, keys=keys
-                    )
-                ]
+                return [error(41, "must be a non-empty list of names.", alias=alias, keys=keys)]
             known = configured if isinstance(configured, Mapping) else {}
             missing = [name for name in value if name not in known]
             if missing:
                 return [
-                    publish_checks.error(
+                    error(
                         41,
                         f"{', '.join(map(repr, missing))} is not a backend of "
                         "WAGTAILFRONTENDCACHE.",
@@ -235,9 +230,7 @@ class FrontendCacheBackend(BaseBackend):
         elif isinstance(value, Mapping):
             if not value:
                 return [
-                    publish_checks.error(
-                        38, "is an empty dict: nothing would be purged.", alias=alias, keys=keys
-                    )
+                    error(38, "is an empty dict: nothing would be purged.", alias=alias, keys=keys)
                 ]
             bad = [
                 str(name)
@@ -246,7 +239,7 @@ class FrontendCacheBackend(BaseBackend):
             ]
             if bad:
                 return [
-                    publish_checks.error(
+                    error(
                         37,
                         f"{', '.join(map(repr, bad))} must be a dict with a 'BACKEND' key, as in "
                         "WAGTAILFRONTENDCACHE.",
@@ -257,7 +250,7 @@ class FrontendCacheBackend(BaseBackend):
             value_settings = value
         else:
             return [
-                publish_checks.error(
+                error(
                     37,
                     "must be a dict shaped like WAGTAILFRONTENDCACHE, or a list of names in it.",
                     alias=alias,
@@ -271,7 +264,7 @@ class FrontendCacheBackend(BaseBackend):
             where = keys if value is not None else ()
             text = " ".join(str(exc).split())[:MAX_ERROR_LENGTH]
             return [
-                publish_checks.error(
+                error(
                     37,
                     f"a frontend cache backend cannot be built: {type(exc).__name__}: {text}",
                     alias=alias,
@@ -287,14 +280,14 @@ class FrontendCacheBackend(BaseBackend):
         value = options["BATCH_SIZE"]
         keys = ("OPTIONS", "BATCH_SIZE")
         values = list(value.values()) if isinstance(value, Mapping) else [value]
-        limit = limits.OPTION_LIMITS["BATCH_SIZE"]
+        limit = OPTION_LIMITS["BATCH_SIZE"]
         for size in values:
             try:
-                limits.parse_number("BATCH_SIZE", size, limit)
-            except limits.OutOfLimits as exc:
-                bounds = exc.problem in (limits.NOT_FINITE, limits.TOO_HIGH)
+                parse_number("BATCH_SIZE", size, limit)
+            except OutOfLimits as exc:
+                bounds = exc.problem in (NOT_FINITE, TOO_HIGH)
                 return [
-                    publish_checks.error(
+                    error(
                         48 if bounds else 39,
                         f"must be {limit.describe()}, or a dict of backend names to such "
                         f"integers, not {exc.kind}.",
@@ -325,7 +318,7 @@ class FrontendCacheBackend(BaseBackend):
         """For a page being deleted: its purge set, while its rows and references exist."""
         from wagtail.models import Page
 
-        if event_type != events.PAGE_DELETED or not isinstance(instance, Page):
+        if event_type != PAGE_DELETED or not isinstance(instance, Page):
             return None
         return {"urls": self.purge_set().for_page_being_deleted(instance)}
 
@@ -338,7 +331,7 @@ class FrontendCacheBackend(BaseBackend):
         event_ids: list[str] = []
         for event in delivery.covered_events():
             event_ids.append(event.event_id)
-            if event.event_type == events.TEST:
+            if event.event_type == TEST:
                 # publish_hooks test: the home page of every site, to try the backends for real.
                 urls += [root.root_url + "/" for root in purge_set.root_paths()]
                 continue
@@ -355,7 +348,7 @@ class FrontendCacheBackend(BaseBackend):
         :mod:`~wagtail_publish_hooks.backends.purge_http`)."""
         from wagtail.contrib.frontend_cache.utils import get_backends
 
-        policy = policy_for(self.alias)
+        policy = delivery_policy()
         option = self.backends_option
         if isinstance(option, Mapping):
             if policy.managed:

@@ -14,12 +14,12 @@ from typing import Any, ClassVar
 
 from django.core import checks
 
-from .. import limits
-from .. import validation as publish_checks
 from ..exceptions import DeliveryError, DestinationGone
 from ..http.responses import HttpResult
 from ..http.transport import post
+from ..limits import option_number
 from ..redaction import describe_url
+from ..validation import check_positive_number, check_url_option
 from .base import BaseBackend
 
 #: The options every backend on :class:`HttpBackend` takes.
@@ -49,9 +49,9 @@ class HttpBackend(BaseBackend):
         super().__init__(alias=alias, options=options)
         url = options.get("URL", "")
         self.url: str = url if isinstance(url, str) else ""
-        self.timeout = float(limits.option_number(options, "TIMEOUT", self.default_timeout))
+        self.timeout = float(option_number(options, "TIMEOUT", self.default_timeout))
         self.connect_timeout = float(
-            limits.option_number(options, "CONNECT_TIMEOUT", self.default_connect_timeout)
+            option_number(options, "CONNECT_TIMEOUT", self.default_connect_timeout)
         )
 
     @classmethod
@@ -62,7 +62,7 @@ class HttpBackend(BaseBackend):
         messages = cls.check_url(alias, options)
         messages += cls.check_service_options(alias, options)
         for key in ("TIMEOUT", "CONNECT_TIMEOUT"):
-            messages += publish_checks.check_positive_number(alias, options, key)
+            messages += check_positive_number(alias, options, key)
         return messages
 
     @classmethod
@@ -75,7 +75,7 @@ class HttpBackend(BaseBackend):
     @classmethod
     def check_url(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
         """The checks of ``URL``; a backend whose ``URL`` takes another shape replaces them."""
-        return publish_checks.check_url_option(alias, options, "URL")
+        return check_url_option(alias, options, "URL")
 
     def describe(self) -> str:
         return f"{self.describe_as} {describe_url(self.url)}"

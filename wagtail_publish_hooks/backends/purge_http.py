@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .. import limits
 from ..exceptions import DeliveryError, UnsafeDestination
 from ..http.addresses import AddressPolicy, address_policy
 from ..http.transport import send_request
+from ..limits import OPTION_LIMITS
 
 #: A purge request's deadline when the destination sets no ``TIMEOUT``, in seconds.
 DEFAULT_PURGE_TIMEOUT = 15.0
@@ -186,7 +186,7 @@ def batch_size_of(wagtail_backend: Any, option: Any, name: str) -> int | None:
     if isinstance(option, Mapping):
         option = option.get(name)
     if isinstance(option, int) and not isinstance(option, bool) and option > 0:
-        return min(option, int(limits.OPTION_LIMITS["BATCH_SIZE"].maximum))
+        return min(option, int(OPTION_LIMITS["BATCH_SIZE"].maximum))
     limit = getattr(wagtail_backend, "CHUNK_SIZE", None)
     return limit if isinstance(limit, int) and limit > 0 else None
 

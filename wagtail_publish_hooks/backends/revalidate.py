@@ -12,11 +12,11 @@ from django.apps import apps
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .. import validation as publish_checks
 from ..encoding import encode_json
 from ..exceptions import DeliveryError
 from ..http.responses import RESPONSE_EXCERPT_BYTES, HttpResult, error_for
 from ..redaction import REDACTED, describe_url
+from ..validation import check_url_option, error, warning
 from .base import check_callables_by_model
 from .http import COMMON_OPTION_KEYS, HttpBackend, rephrased
 
@@ -159,16 +159,12 @@ class RevalidateBackend(HttpBackend):
             return super().check_url(alias, options)
         keys = ("OPTIONS", "URL")
         if not value:
-            return [
-                publish_checks.error(
-                    34, "is an empty dict: no site has an endpoint.", alias=alias, keys=keys
-                )
-            ]
+            return [error(34, "is an empty dict: no site has an endpoint.", alias=alias, keys=keys)]
         messages: list[checks.CheckMessage] = []
         for host, url in value.items():
             if not isinstance(host, str) or not host.strip() or "/" in host:
                 messages.append(
-                    publish_checks.error(
+                    error(
                         34,
                         f"{host!r} is not a site host name (such as 'www.example.com'), nor '*'.",
                         alias=alias,
@@ -177,7 +173,7 @@ class RevalidateBackend(HttpBackend):
                 )
                 continue
             # The URL helpers name OPTIONS[<key>]; name OPTIONS['URL'][<host>] instead.
-            for message in publish_checks.check_url_option(alias, {host: url}, host):
+            for message in check_url_option(alias, {host: url}, host):
                 message.msg = message.msg.replace(
                     f"['OPTIONS'][{host!r}]", f"['OPTIONS']['URL'][{host!r}]", 1
                 )
@@ -190,7 +186,7 @@ class RevalidateBackend(HttpBackend):
         secret = options.get("SECRET")
         if secret is None:
             messages.append(
-                publish_checks.warning(
+                warning(
                     8,
                     "is not set: the frontend cannot tell these requests from anybody's, "
                     "and anybody could make it revalidate.",
@@ -201,7 +197,7 @@ class RevalidateBackend(HttpBackend):
             )
         elif not isinstance(secret, str) or not secret or "\n" in secret or "\r" in secret:
             messages.append(
-                publish_checks.error(
+                error(
                     36,
                     "must be a non-empty string on one line.",
                     alias=alias,
@@ -217,7 +213,7 @@ class RevalidateBackend(HttpBackend):
             )
         ):
             messages.append(
-                publish_checks.error(
+                error(
                     36,
                     "must be an HTTP header name, such as 'x-revalidate-secret'.",
                     alias=alias,

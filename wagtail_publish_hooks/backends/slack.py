@@ -18,13 +18,13 @@ from django.template import Context, TemplateDoesNotExist, TemplateSyntaxError
 from django.template.loader import get_template
 from django.utils.safestring import SafeString, mark_safe
 
-from .. import limits
-from .. import validation as publish_checks
 from ..encoding import encode_json
 from ..exceptions import DeliveryError
 from ..http.responses import HttpResult
+from ..limits import option_number
 from ..redaction import describe_url
 from ..summary import Summary, summarize
+from ..validation import check_positive_number, error, warning
 from .http import COMMON_OPTION_KEYS, HttpBackend, gone, rephrased
 
 if TYPE_CHECKING:
@@ -179,9 +179,7 @@ class SlackBackend(HttpBackend):
     def __init__(self, *, alias: str, options: Mapping[str, Any]) -> None:
         super().__init__(alias=alias, options=options)
         self.template_name: str = options.get("TEMPLATE") or DEFAULT_TEMPLATE
-        self.min_interval = float(
-            limits.option_number(options, "MIN_INTERVAL", DEFAULT_MIN_INTERVAL)
-        )
+        self.min_interval = float(option_number(options, "MIN_INTERVAL", DEFAULT_MIN_INTERVAL))
 
     @classmethod
     def check_url(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
@@ -194,7 +192,7 @@ class SlackBackend(HttpBackend):
                 parts = None
             if parts is not None and _WORKFLOW_PATH.match(parts.path):
                 messages.append(
-                    publish_checks.warning(
+                    warning(
                         6,
                         "is a Slack Workflow Builder webhook, which takes its own variables "
                         "rather than Block Kit messages.",
@@ -209,9 +207,7 @@ class SlackBackend(HttpBackend):
     @classmethod
     def check_options(cls, alias: str, options: Mapping[str, Any]) -> list[checks.CheckMessage]:
         messages = super().check_options(alias, options)
-        messages += publish_checks.check_positive_number(
-            alias, options, "MIN_INTERVAL", allow_zero=True
-        )
+        messages += check_positive_number(alias, options, "MIN_INTERVAL", allow_zero=True)
         messages += _check_template(alias, options)
         return messages
 
@@ -340,12 +336,12 @@ def _check_template(alias: str, options: Mapping[str, Any]) -> list[checks.Check
     keys = ("OPTIONS", "TEMPLATE")
     name = options["TEMPLATE"]
     if not isinstance(name, str) or not name:
-        return [publish_checks.error(26, "must be a template name.", alias=alias, keys=keys)]
+        return [error(26, "must be a template name.", alias=alias, keys=keys)]
     try:
         get_template(name)
     except TemplateDoesNotExist:
         return [
-            publish_checks.error(
+            error(
                 26,
                 f"template {name!r} does not exist.",
                 alias=alias,
@@ -354,9 +350,5 @@ def _check_template(alias: str, options: Mapping[str, Any]) -> list[checks.Check
             )
         ]
     except TemplateSyntaxError as exc:
-        return [
-            publish_checks.error(
-                26, f"template {name!r} has a syntax error: {exc}", alias=alias, keys=keys
-            )
-        ]
+        return [error(26, f"template {name!r} has a syntax error: {exc}", alias=alias, keys=keys)]
     return []

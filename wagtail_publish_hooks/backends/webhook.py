@@ -11,9 +11,9 @@ from django.core import checks
 from django.core.serializers.json import DjangoJSONEncoder
 from standardwebhooks.webhooks import Webhook
 
-from .. import validation as publish_checks
 from ..encoding import encode_text
 from ..http.responses import HttpResult
+from ..validation import check_headers_option, check_secret_option
 from .http import COMMON_OPTION_KEYS, HttpBackend
 
 if TYPE_CHECKING:
@@ -68,8 +68,8 @@ class WebhookBackend(HttpBackend):
     def check_service_options(
         cls, alias: str, options: Mapping[str, Any]
     ) -> list[checks.CheckMessage]:
-        messages = publish_checks.check_secret_option(alias, options, "SECRET")
-        messages += publish_checks.check_headers_option(alias, options, "HEADERS", RESERVED_HEADERS)
+        messages = check_secret_option(alias, options, "SECRET")
+        messages += check_headers_option(alias, options, "HEADERS", RESERVED_HEADERS)
         return messages
 
     def build_request(

@@ -11,14 +11,21 @@ from django.apps import apps
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .. import limits
 from ..backends.base import BaseBackend
-from ..conf import DEFAULTS, DESTINATION_KEYS, RECEIVER_PREFIX, RetryPolicy, raw_settings
+from ..conf import (
+    DEFAULTS,
+    DESTINATION_KEYS,
+    RECEIVER_PREFIX,
+    RetryPolicy,
+    is_receiver_alias,
+    raw_settings,
+)
 from ..custom_events import is_custom_event_pattern, is_reserved
 from ..events import BUILTIN_EVENT_TYPES
 from ..events import is_known_event_pattern as is_builtin_event_pattern
 from ..includes import KNOWN_INCLUDES
-from ..managed import managed_backend_class, managed_backend_paths
+from ..limits import SETTING_LIMITS, OutOfLimits, parse_number
+from ..registry import managed_backend_class, managed_backend_paths
 from ..validation import (
     about_managed,
     backend_not_managed,
@@ -60,7 +67,7 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
     if not isinstance(config, Mapping):
         return [error(3, "must be a dict with a 'BACKEND' key.", alias=alias)]
     messages: list[checks.CheckMessage] = []
-    if alias.startswith(RECEIVER_PREFIX):
+    if is_receiver_alias(alias):
         messages.append(
             error(
                 23,
@@ -187,7 +194,7 @@ def check_delays(schedule: Any, *, alias: str | None, kind_error: int) -> list[c
         messages += check_number(
             delay,
             "RETRY_SCHEDULE",
-            limits.SETTING_LIMITS["RETRY_SCHEDULE"],
+            SETTING_LIMITS["RETRY_SCHEDULE"],
             alias=alias,
             keys=("RETRY_SCHEDULE", str(index)),
             kind_error=kind_error,
@@ -204,7 +211,7 @@ def _check_retry_policy(alias: str, config: Mapping[str, Any]) -> list[checks.Ch
         messages += check_number(
             config["MAX_ATTEMPTS"],
             "MAX_ATTEMPTS",
-            limits.SETTING_LIMITS["MAX_ATTEMPTS"],
+            SETTING_LIMITS["MAX_ATTEMPTS"],
             alias=alias,
             keys=("MAX_ATTEMPTS",),
             kind_error=52,
@@ -239,20 +246,18 @@ def _check_retries_against_disabling(
     try:
         policy = RetryPolicy(
             schedule=tuple(
-                limits.parse_number(
-                    "RETRY_SCHEDULE", delay, limits.SETTING_LIMITS["RETRY_SCHEDULE"]
-                )
+                parse_number("RETRY_SCHEDULE", delay, SETTING_LIMITS["RETRY_SCHEDULE"])
                 for delay in (schedule or DEFAULTS["RETRY_SCHEDULE"])
             ),
             max_attempts=int(
-                limits.parse_number(
+                parse_number(
                     "MAX_ATTEMPTS",
                     attempts or DEFAULTS["MAX_ATTEMPTS"],
-                    limits.SETTING_LIMITS["MAX_ATTEMPTS"],
+                    SETTING_LIMITS["MAX_ATTEMPTS"],
                 )
             ),
         )
-    except (limits.OutOfLimits, TypeError):
+    except (OutOfLimits, TypeError):
         return []  # reported by the checks of the globals
     if policy.span <= window:
         return []

@@ -17,8 +17,8 @@ from ..encryption import (
     map_secret_values,
     under_current_key,
 )
-from ..managed import check_managed_trust
 from ..models import ManagedDestination
+from ..registry import check_managed_trust, secret_option_rule
 from ..validation import about_managed, managed_alias_taken, undecryptable, warning
 from .destinations import check_destination
 
@@ -78,7 +78,7 @@ def _check_encryption_current(rows: list[Any]) -> list[checks.CheckMessage]:
             if not is_encrypted(value):
                 found.append(value)
 
-        map_secret_values(row.options or {}, row.is_secret_option, note)
+        map_secret_values(row.options or {}, secret_option_rule(row.backend), note)
         plaintext = bool(plain_options) or any(not is_encrypted(v) for v in row.secrets or [])
         if plaintext or not all(under_current_key(value) for value in values):
             stale.append(row.alias)

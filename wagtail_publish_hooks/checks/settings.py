@@ -12,9 +12,9 @@ from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
-from .. import limits
 from ..backends.base import BaseBackend
 from ..conf import DEFAULTS, SETTING_NAME
+from ..limits import SETTING_LIMITS
 from ..validation import check_number, check_positive_number, did_you_mean, error, is_number
 from .destinations import check_delays, check_destination
 from .leases import check_lease_against_timeouts
@@ -91,7 +91,7 @@ def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
             messages += check_number(
                 raw[key],
                 key,
-                limits.SETTING_LIMITS[key],
+                SETTING_LIMITS[key],
                 alias=None,
                 keys=(key,),
                 kind_error=53,

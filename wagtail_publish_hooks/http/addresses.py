@@ -233,20 +233,6 @@ def managed_policy() -> AddressPolicy:
     )
 
 
-def policy_for(alias: str) -> AddressPolicy:
-    """The policy of the destination ``alias``: the settings' for a destination of the
-    settings or a Python receiver, the admin's for one managed in the admin, and the admin's
-    (the stricter by default) for an alias no longer known."""
-    from ..conf import RECEIVER_PREFIX, get_destinations
-
-    if alias.startswith(RECEIVER_PREFIX):
-        return settings_policy()
-    destination = get_destinations().get(alias)
-    if destination is not None and not destination.managed:
-        return settings_policy()
-    return managed_policy()
-
-
 _current_policy: ContextVar[AddressPolicy | None] = ContextVar(
     "wagtail_publish_hooks_address_policy", default=None
 )
@@ -256,7 +242,8 @@ _current_policy: ContextVar[AddressPolicy | None] = ContextVar(
 def address_policy(policy: AddressPolicy) -> Iterator[None]:
     """Apply ``policy`` to every request made in this thread (or task) inside the block.
 
-    The worker wraps each send in the policy of its destination (:func:`policy_for`), so a
+    The worker wraps each send in the policy of its destination
+    (:func:`wagtail_publish_hooks.registry.policy_for`), so a
     backend's requests are checked against the right allowance without passing it around.
     """
     token = _current_policy.set(policy)
@@ -269,6 +256,13 @@ def address_policy(policy: AddressPolicy) -> Iterator[None]:
 def current_policy() -> AddressPolicy:
     """The policy set by :func:`address_policy`, or else the settings' one."""
     return _current_policy.get() or settings_policy()
+
+
+def delivery_policy() -> AddressPolicy:
+    """The policy of the destination being delivered to, as the worker set it; outside a
+    delivery, the admin's (the stricter one by default). For a backend that must decide which
+    requests it may make before it makes them."""
+    return _current_policy.get() or managed_policy()
 
 
 @dataclass(frozen=True)

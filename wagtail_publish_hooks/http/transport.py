@@ -15,7 +15,7 @@ from typing import Any
 import requests
 import urllib3
 
-from .. import __version__
+from .._version import __version__
 from ..encoding import encode_json
 from ..exceptions import DeliveryError
 from ..redaction import describe_url, redact_headers

@@ -9,11 +9,9 @@ from django.db import migrations
 
 
 def _secret_rule(path):
-    from wagtail_publish_hooks.backends.base import is_secret_option
-    from wagtail_publish_hooks.managed import managed_backend_class
+    from wagtail_publish_hooks.registry import secret_option_rule
 
-    backend_class = managed_backend_class(path)
-    return lambda key: is_secret_option(backend_class, key)
+    return secret_option_rule(path)
 
 
 def encrypt_rows(apps, schema_editor):

@@ -31,10 +31,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import ContentTypeFilter, DateRangePickerWidget, WagtailFilterSet
 
-from ... import events
-from ...conf import get_destinations
+from ...events import BUILTIN_EVENT_TYPES
 from ...models import Delivery, DeliveryStatus
 from ...receivers import registered_receivers
+from ...registry import get_destinations
 from ..permissions import page_models
 
 #: The "Created" shortcuts: value → (label, age). The dashboard links to ``24h``.
@@ -73,7 +73,7 @@ def destination_choices() -> list[tuple[str, str]]:
 
 
 def event_type_choices() -> list[tuple[str, str]]:
-    types = set(events.BUILTIN_EVENT_TYPES)
+    types = set(BUILTIN_EVENT_TYPES)
     for destination in get_destinations().values():
         types.update(name for name in destination.events or () if not _is_pattern(name))
     for receiver in registered_receivers():

@@ -13,9 +13,10 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.generic import View
 
-from ...conf import RECEIVER_PREFIX, get_destinations, settings_destinations
+from ...conf import is_receiver_alias
+from ...custom_events import send_test_event
 from ...models import DestinationState, ManagedDestination
-from ...outbox import send_test_event
+from ...registry import get_destinations, settings_destinations
 from ..permissions import ForbiddenMixin, can_manage_destinations, forbidden
 from .audit import DISABLE, ENABLE, TEST, log_destination_action
 from .rows import url
@@ -30,7 +31,7 @@ class DestinationActionView(ForbiddenMixin, View):
         if not can_manage_destinations(request.user):
             return forbidden(request)
         self.alias = kwargs["alias"]
-        if self.alias.startswith(RECEIVER_PREFIX):
+        if is_receiver_alias(self.alias):
             raise Http404  # Python receivers are code: nothing here acts on them
         if self.alias not in get_destinations() and not (
             ManagedDestination.objects.filter(alias=self.alias).exists()

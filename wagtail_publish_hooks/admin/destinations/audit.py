@@ -8,8 +8,8 @@ from typing import Any
 from django.utils.translation import gettext_lazy
 from wagtail.log_actions import log
 
-from ...conf import settings_destinations
 from ...models import DestinationState, ManagedDestination
+from ...registry import settings_destinations
 
 ENABLE = "wagtail_publish_hooks.enable"
 DISABLE = "wagtail_publish_hooks.disable"

@@ -10,13 +10,13 @@ from django import forms
 from django.core import checks
 from django.utils.translation import gettext_lazy as _
 
-from ...backends.base import is_secret_option
 from ...checks.destinations import check_destination
 from ...conf import raw_settings
 from ...encryption import PREFIX, DecryptionError, decrypt, encrypted_values
 from ...includes import KNOWN_INCLUDES
-from ...managed import managed_backend_choices
 from ...models import ManagedDestination
+from ...redaction import is_secret_option
+from ...registry import managed_backend_choices
 from ...validation import managed_alias_taken
 from .fields import ExcludeAliasesSelect, LinesField, OptionsField, ScheduleField
 from .secret_options import (

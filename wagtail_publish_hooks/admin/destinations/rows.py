@@ -11,9 +11,14 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 
-from ...conf import get_backend, get_destinations, get_settings, settings_destinations
-from ...managed import managed_problems
 from ...models import DestinationState, ManagedDestination
+from ...registry import (
+    get_backend,
+    get_destinations,
+    managed_problems,
+    retry_policy,
+    settings_destinations,
+)
 from .chart import HourlyOutcomes, chart_svg, hourly_outcomes
 
 NAMESPACE = "publish_hooks_destinations"
@@ -88,7 +93,7 @@ class DestinationRow:
     @property
     def retry_policy(self) -> str:
         """How its deliveries are retried, and whether by its own keys or the site's."""
-        policy = get_settings().retry_policy(self.alias)
+        policy = retry_policy(self.alias)
         destination = get_destinations().get(self.alias)
         own = destination is not None and (
             destination.retry_schedule is not None or destination.max_attempts is not None

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from ...backends.base import is_secret_option
 from ...encryption import PREFIX, encrypted_values
-from ...managed import managed_backend_class
+from ...redaction import is_secret_option
+from ...registry import managed_backend_class
 
 
 def generate_secret() -> str:

@@ -19,8 +19,8 @@ from wagtail.admin.ui.tables import Column, Table
 from wagtail.admin.views import generic
 from wagtail.admin.widgets.button import HeaderButton
 
-from ...conf import settings_destinations
 from ...models import ManagedDestination
+from ...registry import settings_destinations
 from ..permissions import (
     ForbiddenMixin,
     can_manage_destinations,

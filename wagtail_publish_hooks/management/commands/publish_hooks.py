@@ -11,8 +11,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from wagtail_publish_hooks.conf import get_backend, get_destinations, get_settings
-from wagtail_publish_hooks.delivery import redeliver, run_due_deliveries
+from wagtail_publish_hooks.conf import get_settings
+from wagtail_publish_hooks.custom_events import send_test_event
+from wagtail_publish_hooks.delivery import redeliver
 from wagtail_publish_hooks.limits import SETTING_LIMITS
 from wagtail_publish_hooks.models import (
     Delivery,
@@ -21,17 +22,16 @@ from wagtail_publish_hooks.models import (
     Upkeep,
     retention_cutoff,
 )
-from wagtail_publish_hooks.outbox import send_test_event
 from wagtail_publish_hooks.receivers import get_receiver, registered_receivers
-from wagtail_publish_hooks.upkeep import (
-    INTERVALS,
-    PRUNE_CHUNK,
+from wagtail_publish_hooks.registry import get_backend, get_destinations
+from wagtail_publish_hooks.tasks import (
     backend_can_defer,
+    enqueue_follow_ups,
     ensure_upkeep,
-    old_finished_events,
-    prune,
-    sweep,
+    run_sweep,
 )
+from wagtail_publish_hooks.upkeep import INTERVALS, PRUNE_CHUNK, old_finished_events, prune
+from wagtail_publish_hooks.worker import run_due_deliveries
 
 
 class Command(BaseCommand):
@@ -306,7 +306,7 @@ class Command(BaseCommand):
     # -- sweep -----------------------------------------------------------------------------------
 
     def handle_sweep(self, *, run: bool, **options: Any) -> None:
-        result = sweep(enqueue=not run)
+        result = run_sweep(enqueue=not run)
         due = result.due
         self.info(
             f"{result.released} expired lease(s) released; "
@@ -314,6 +314,7 @@ class Command(BaseCommand):
         )
         if run:
             summary = run_due_deliveries(max_seconds=float("inf"), enqueue_successor=False)
+            enqueue_follow_ups(summary)
             self.info(
                 f"Delivered {summary.delivered}, retrying {summary.retrying}, "
                 f"failed {summary.failed}."

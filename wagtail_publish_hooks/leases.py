@@ -1,0 +1,135 @@
+"""Claims and leases: a delivery is sent by one worker at a time.
+
+A run claims a batch of due deliveries with a conditional ``UPDATE`` that sets a lease token and
+an expiry; nobody else sends a delivery while its lease holds, and a crashed worker's leases
+expire, so that another run takes the deliveries over. Before each send the claim is confirmed
+and extended (:meth:`Lease.confirm`); a send's requests end before it could run out.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.db import OperationalError, connection, transaction
+from django.utils import timezone
+
+from .models import Delivery, DeliveryStatus
+
+#: How many times a run tries to claim when SQLite reports the database locked.
+CLAIM_TRIES = 5
+
+#: The end of a claim kept for recording its send's outcome: this share of ``LEASE_SECONDS``,
+#: at most ``RECORD_MARGIN_SECONDS``. A send's requests are cut off before it.
+RECORD_SHARE = 0.25
+RECORD_MARGIN_SECONDS = 5.0
+
+
+def claim_due_deliveries(limit: int, *, lease_seconds: int) -> tuple[uuid.UUID, list[Delivery]]:
+    """Atomically take up to ``limit`` due deliveries for this worker.
+
+    The conditional ``UPDATE`` re-checks due-ness row by row, so two workers that picked the
+    same candidates cannot both win them; on databases with ``SKIP LOCKED`` they do not even
+    pick the same candidates.
+    """
+    now = timezone.now()
+    token = uuid.uuid4()
+    with transaction.atomic():
+        candidates = Delivery.objects.due(now).order_by("next_attempt_at", "pk")
+        if connection.features.has_select_for_update_skip_locked:
+            candidates = candidates.select_for_update(skip_locked=True)
+        ids = list(candidates.values_list("pk", flat=True)[:limit])
+        if not ids:
+            return token, []
+        Delivery.objects.due(now).filter(pk__in=ids).update(
+            status=DeliveryStatus.SENDING,
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+    claimed = list(
+        Delivery.objects.filter(lease_token=token)
+        .select_related("event")
+        .order_by("next_attempt_at", "pk")
+    )
+    return token, claimed
+
+
+def claim_with_retries(limit: int, lease_seconds: int) -> tuple[uuid.UUID, list[Delivery]]:
+    """Claim, trying again a few times if SQLite reports the database locked.
+
+    SQLite cannot turn a read transaction into a write one while another connection has
+    written since it began: it fails at once instead of waiting. With several workers on one
+    SQLite file, a claim (a read, then a write) can meet that; another try a moment later
+    succeeds. (``"transaction_mode": "IMMEDIATE"`` in the database's ``OPTIONS`` avoids it.)
+    """
+    for attempt in range(CLAIM_TRIES):
+        try:
+            return claim_due_deliveries(limit, lease_seconds=lease_seconds)
+        except OperationalError:
+            if (
+                connection.vendor != "sqlite"
+                or connection.in_atomic_block
+                or attempt == CLAIM_TRIES - 1
+            ):
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class Lease:
+    """A run's claim on its batch, measured from the moment it was claimed.
+
+    Before each send, :meth:`confirm` checks with one conditional ``UPDATE`` that the run
+    still holds the delivery and extends its claim (and those of the outcomes not yet
+    committed) by ``LEASE_SECONDS``. A delivery whose claim was lost is not sent. The HTTP
+    requests of a send end before the claim could run out (:meth:`send_by`), leaving time to
+    record the outcome, so a slow destination cannot outlive the claim either.
+    """
+
+    def __init__(self, token: uuid.UUID, seconds: float, *, claimed_at: float) -> None:
+        self.token = token
+        self.seconds = seconds
+        self.claimed_at = claimed_at
+        #: Monotonic times at which each confirmed claim runs out (others: the claim's).
+        self.expires: dict[int, float] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def margin(self) -> float:
+        """Time kept, at the end of a claim, to commit the outcome of its send."""
+        return min(self.seconds * RECORD_SHARE, RECORD_MARGIN_SECONDS)
+
+    def expires_at(self, delivery: Delivery) -> float:
+        with self.lock:
+            return self.expires.get(delivery.pk, self.claimed_at + self.seconds)
+
+    def send_by(self, delivery: Delivery) -> float:
+        """The monotonic time by which a send of ``delivery`` must have ended."""
+        return self.expires_at(delivery) - self.margin
+
+    def confirm(self, delivery: Delivery, pending: Iterable[Delivery] = ()) -> bool:
+        """Whether this run still holds ``delivery``; if so, its claim (and that of each of
+        ``pending``, sent but not yet recorded, still held) now lasts ``LEASE_SECONDS`` more."""
+        ids = [delivery.pk, *(item.pk for item in pending if item.pk != delivery.pk)]
+        began = time.monotonic()
+        rows = Delivery.objects.filter(pk__in=ids, lease_token=self.token)
+        updated = rows.update(lease_expires_at=timezone.now() + timedelta(seconds=self.seconds))
+        # Nobody takes a claim that has not run out: what was just extended stays held.
+        held = set(ids) if updated == len(ids) else set(rows.values_list("pk", flat=True))
+        with self.lock:
+            for pk in held:
+                self.expires[pk] = began + self.seconds
+        return delivery.pk in held
+
+
+def release_deliveries(deliveries: Iterable[Delivery], token: uuid.UUID) -> None:
+    """Give claimed but unsent deliveries back, for the next run."""
+    ids = [delivery.pk for delivery in deliveries]
+    Delivery.objects.filter(pk__in=ids, lease_token=token).update(
+        status=DeliveryStatus.PENDING,
+        lease_token=None,
+        lease_expires_at=None,
+    )
