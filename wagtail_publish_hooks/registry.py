@@ -216,7 +216,9 @@ def get_backend(alias: str) -> BaseBackend:
         return PythonBackend(alias=alias, options={})
     destination = get_destinations()[alias]
     backend_class = import_string(destination.backend_path)
-    return backend_class(alias=alias, options=dict(destination.options))
+    backend = backend_class(alias=alias, options=dict(destination.options))
+    backend.managed = destination.managed
+    return backend
 
 
 def retry_policy(alias: str) -> RetryPolicy:

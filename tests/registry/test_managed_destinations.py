@@ -21,7 +21,9 @@ from standardwebhooks.webhooks import Webhook
 from tests.conftest import WEBHOOK, make_secret
 from tests.testapp.models import BlogPage
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, ManagedDestination
+from wagtail_publish_hooks.http.addresses import delivery_policy, managed_policy, settings_policy
 from wagtail_publish_hooks.registry import (
+    get_backend,
     get_destinations,
     managed_destinations,
     refresh_destinations,
@@ -59,6 +61,23 @@ def test_a_publish_reaches_an_admin_managed_destination_signed_with_its_secret(
     payload = Webhook(secret).verify(request.get_data(), dict(request.headers))
     assert payload["type"] == "page.published"
     assert payload["data"]["page"]["id"] == draft_blog_page.pk
+
+
+def test_a_backend_built_for_a_managed_destination_knows_it_and_takes_the_admins_policy(
+    configure, httpserver
+):
+    configure(
+        DESTINATIONS={"ops": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": httpserver.url_for("/")}}}
+    )
+    managed("managed", httpserver.url_for("/managed"), secrets=[make_secret()])
+    refresh_destinations()
+
+    assert get_backend("managed").managed is True
+    assert get_backend("ops").managed is False
+    # Outside a delivery (where the worker sets the policy), a backend deciding what it may
+    # reach gets the policy of its own kind of destination.
+    assert delivery_policy(managed=get_backend("managed").managed) == managed_policy()
+    assert delivery_policy(managed=get_backend("ops").managed) == settings_policy()
 
 
 def test_filters_of_a_managed_destination_apply(configure, httpserver, draft_blog_page):

@@ -62,6 +62,10 @@ class BaseBackend:
         self.alias = alias
         self.options = dict(options)
 
+    #: Whether the destination is managed in the admin; the registry sets it on the backends it
+    #: builds. Such a destination's requests follow the admin's address policy.
+    managed: bool = False
+
     def coalesce_seconds(self) -> float:
         """The merging window of this destination, in seconds; 0 when it does not merge.
 

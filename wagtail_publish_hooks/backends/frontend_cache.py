@@ -348,7 +348,7 @@ class FrontendCacheBackend(BaseBackend):
         :mod:`~wagtail_publish_hooks.backends.purge_http`)."""
         from wagtail.contrib.frontend_cache.utils import get_backends
 
-        policy = delivery_policy()
+        policy = delivery_policy(managed=self.managed)
         option = self.backends_option
         if isinstance(option, Mapping):
             if policy.managed:

@@ -258,11 +258,11 @@ def current_policy() -> AddressPolicy:
     return _current_policy.get() or settings_policy()
 
 
-def delivery_policy() -> AddressPolicy:
+def delivery_policy(*, managed: bool) -> AddressPolicy:
     """The policy of the destination being delivered to, as the worker set it; outside a
-    delivery, the admin's (the stricter one by default). For a backend that must decide which
-    requests it may make before it makes them."""
-    return _current_policy.get() or managed_policy()
+    delivery, the admin's for a destination ``managed`` in the admin, else the settings'. For a
+    backend that must decide which requests it may make before it makes them."""
+    return _current_policy.get() or (managed_policy() if managed else settings_policy())
 
 
 @dataclass(frozen=True)
