@@ -20,8 +20,8 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.conftest import WEBHOOK, make_secret
 from tests.testapp.models import BlogPage
-from wagtail_publish_hooks.models import Delivery, DeliveryStatus, ManagedDestination
 from wagtail_publish_hooks.http.addresses import delivery_policy, managed_policy, settings_policy
+from wagtail_publish_hooks.models import Delivery, DeliveryStatus, ManagedDestination
 from wagtail_publish_hooks.registry import (
     get_backend,
     get_destinations,
