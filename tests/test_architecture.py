@@ -14,6 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "wagtail_publish_hooks"
 NAME = PACKAGE.name
 
+
 def package_modules() -> dict[str, Path]:
     modules = {}
     for path in PACKAGE.rglob("*.py"):
