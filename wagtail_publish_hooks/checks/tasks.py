@@ -4,6 +4,7 @@ queue its workers consume (RQ, Celery), and time limits that do not cut runs sho
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,9 +57,9 @@ def check_task_backend(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
                 hint="Run 'manage.py publish_hooks sweep' every minute.",
             )
         )
-    if type(backend).__module__.split(".")[0] == "django_tasks_rq":
+    if _is_a(backend, "django_tasks_rq", "RQBackend"):
         messages.extend(_check_rq_job_class(alias))
-    if type(backend).__module__.split(".")[0] == "django_tasks_fennel":
+    if _is_a(backend, "django_tasks_fennel", "CeleryBackend"):
         messages.extend(_check_celery(alias, settings_))
     queue = settings_.get("QUEUE_NAME", DEFAULTS["QUEUE_NAME"])
     allowed_queues = getattr(backend, "queues", None)
@@ -159,3 +160,12 @@ def _check_celery(alias: str, raw: Mapping[str, Any]) -> list[checks.CheckMessag
                 )
             )
     return messages
+
+
+def _is_a(backend: Any, module_name: str, class_name: str) -> bool:
+    """Whether ``backend`` is an instance of ``module_name.class_name`` (or of a subclass), for a
+    task backend of an optional package: never imports it (an instance of it means its module
+    is imported already)."""
+    module = sys.modules.get(module_name)
+    cls = getattr(module, class_name, None) if module is not None else None
+    return isinstance(cls, type) and isinstance(backend, cls)
