@@ -38,7 +38,7 @@ test: $(STAMP) ## Run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-postgres
-test-postgres: $(STAMP) ## Run the tests that touch the database on a throwaway local PostgreSQL
+test-postgres: $(STAMP) ## Run the tests whose result depends on the database on a throwaway local PostgreSQL
 	PUBLISH_HOOKS_TEST_DB=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: soak

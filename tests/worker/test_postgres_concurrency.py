@@ -96,6 +96,7 @@ def run(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     return result.stdout
 
 
+@pytest.mark.stress
 def test_four_workers_send_each_of_5000_deliveries_exactly_once(postgres_database):
     with Sink() as sink:
         config = {
@@ -239,6 +240,7 @@ def stress_delay(seed: int) -> Callable[[str, str, int], float]:
     return delay
 
 
+@pytest.mark.stress
 @pytest.mark.parametrize("seed", STRESS_SEEDS)
 def test_four_workers_with_short_leases_never_send_one_delivery_twice_at_once(
     postgres_database, seed

@@ -18,7 +18,7 @@ from django.db import connection
 from benchmarks.soak import FLAKY, run_soak, soak_config
 from tests.support.sink_log import ERROR, OK, STALLED, TOO_MANY, Sink
 
-pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.worker, pytest.mark.stress, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
