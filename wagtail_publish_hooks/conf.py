@@ -75,6 +75,16 @@ DESTINATION_KEYS = frozenset(
         "MODELS",
         "EXCLUDE_ALIASES",
         "INCLUDE",
+        # Filters on what an event is about (see routing.py).
+        "SITES",
+        "LOCALES",
+        "SECTIONS",
+        "CHANGED",
+        "COLLECTIONS",
+        # The API document of INCLUDE ["api"]: the viewset that builds it (settings only) and
+        # the fields it keeps.
+        "API_VIEWSET",
+        "API_FIELDS",
         "OPTIONS",
         # The destination's own retry policy, overriding the globals of the same names.
         "RETRY_SCHEDULE",

@@ -330,6 +330,15 @@ class ManagedDestination(models.Model):
     #: ``None``: the backend's default.
     exclude_aliases = models.BooleanField(_("exclude aliases"), null=True, blank=True)
     include = models.JSONField(_("include"), default=list, blank=True)
+    #: ``SITES``, ``LOCALES``, ``SECTIONS`` (page ids), ``CHANGED``, ``COLLECTIONS`` (ids);
+    #: ``None``: no filter.
+    sites = models.JSONField(_("sites"), null=True, blank=True)
+    locales = models.JSONField(_("locales"), null=True, blank=True)
+    sections = models.JSONField(_("sections"), null=True, blank=True)
+    changed_fields = models.JSONField(_("changed fields"), null=True, blank=True)
+    collections = models.JSONField(_("collections"), null=True, blank=True)
+    #: ``API_FIELDS``; ``None``: the API's own. (``API_VIEWSET`` names code: settings only.)
+    api_fields = models.JSONField(_("API fields"), null=True, blank=True)
     #: ``RETRY_SCHEDULE`` and ``MAX_ATTEMPTS``; ``None``: the globals.
     retry_schedule = models.JSONField(_("retry schedule"), null=True, blank=True)
     max_attempts = models.PositiveIntegerField(_("max attempts"), null=True, blank=True)
@@ -391,6 +400,16 @@ class ManagedDestination(models.Model):
             config["EXCLUDE_ALIASES"] = self.exclude_aliases
         if self.include:
             config["INCLUDE"] = self.include
+        for key, value in (
+            ("SITES", self.sites),
+            ("LOCALES", self.locales),
+            ("SECTIONS", self.sections),
+            ("CHANGED", self.changed_fields),
+            ("COLLECTIONS", self.collections),
+            ("API_FIELDS", self.api_fields),
+        ):
+            if value is not None:
+                config[key] = value
         if self.retry_schedule is not None:
             config["RETRY_SCHEDULE"] = self.retry_schedule
         if self.max_attempts is not None:

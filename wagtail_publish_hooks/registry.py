@@ -79,6 +79,18 @@ class Destination:
     exclude_aliases: bool = True
     #: Extra documents captured with the event for this destination (``"api"``).
     include: tuple[str, ...] = ()
+    #: Filters on what the event is about (``None``: no filter): sites (hostnames or ids, as
+    #: configured), language codes, section pages (ids or url paths), field names that must have
+    #: changed, collections (ids or names).
+    sites: tuple[str | int, ...] | None = None
+    locales: tuple[str, ...] | None = None
+    sections: tuple[str | int, ...] | None = None
+    changed: tuple[str, ...] | None = None
+    collections: tuple[str | int, ...] | None = None
+    #: The API document of ``INCLUDE ["api"]``: the viewset's dotted path (settings only) and
+    #: the fields kept (``None``: the viewset's own).
+    api_viewset: str | None = None
+    api_fields: tuple[str, ...] | None = None
     #: Whether it is managed in the admin (a ``ManagedDestination`` row) rather than defined in
     #: settings: such a destination is held to the limits an admin user is trusted with.
     managed: bool = False
@@ -166,6 +178,13 @@ def destination_from_config(
             else backend_excludes_aliases(config["BACKEND"])
         ),
         include=_optional_tuple(config.get("INCLUDE")) or (),
+        sites=_optional_ids(config.get("SITES")),
+        locales=_optional_tuple(config.get("LOCALES")),
+        sections=_optional_ids(config.get("SECTIONS")),
+        changed=_optional_tuple(config.get("CHANGED")),
+        collections=_optional_ids(config.get("COLLECTIONS")),
+        api_viewset=config["API_VIEWSET"] if isinstance(config.get("API_VIEWSET"), str) else None,
+        api_fields=_optional_tuple(config.get("API_FIELDS")),
         managed=managed,
         **_retry_keys(alias, config),
     )
@@ -244,6 +263,16 @@ def _optional_tuple(value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
     return tuple(str(item) for item in as_list(value))
+
+
+def _optional_ids(value: Any) -> tuple[str | int, ...] | None:
+    """Like :func:`_optional_tuple`, keeping integers (object ids) as integers."""
+    if value is None:
+        return None
+    return tuple(
+        item if isinstance(item, int) and not isinstance(item, bool) else str(item)
+        for item in as_list(value)
+    )
 
 
 # -- Destinations managed in the admin -----------------------------------------------------------
