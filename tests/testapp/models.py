@@ -1,8 +1,11 @@
 """Page and snippet models the tests publish."""
 
 from django.db import models
+from wagtail import blocks
 from wagtail.api import APIField
-from wagtail.fields import RichTextField
+from wagtail.fields import RichTextField, StreamField
+from wagtail.images import get_image_model_string
+from wagtail.images.blocks import ImageChooserBlock
 from wagtail.models import DraftStateMixin, Page, RevisionMixin
 from wagtail.snippets.models import register_snippet
 
@@ -51,3 +54,20 @@ class PromoPage(Page):
     def get_publish_hooks_purge_urls(self):
         """Its feed: a URL only the site knows, purged with the page."""
         return [f"/feeds/promo-{self.pk}.xml"]
+
+
+class MediaPage(Page):
+    """Shows an image and links a document, by foreign key and in a StreamField
+    (``ReferenceIndex`` records both): a media event purges it."""
+
+    subtitle = models.CharField(max_length=255, blank=True)
+    image = models.ForeignKey(
+        get_image_model_string(), null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    document = models.ForeignKey(
+        "wagtaildocs.Document", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    body = StreamField(
+        [("text", blocks.RichTextBlock()), ("image", ImageChooserBlock())],
+        blank=True,
+    )
