@@ -65,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     # How long a publish_hooks.delivery_failed event waits, gathering the other deliveries to
     # the same destination that fail meanwhile, before it is sent (0: one event per failure).
     "OPERATIONAL_COALESCE_SECONDS": 300,
+    # Which sites a snippet or media object belongs to, for the SITES filter of destinations:
+    # {"app_label.Model": "dotted.path.to.callable"}, the callable taking the object and
+    # returning Site objects or ids. Settings only. An object of a model not listed belongs to
+    # every site.
+    "OBJECT_SITES": {},
 }
 
 #: Keys a destination may have.

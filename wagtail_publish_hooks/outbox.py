@@ -45,6 +45,7 @@ from .routing import (
     plan_routes,
     route_to,
     routes_for,
+    subject_of,
 )
 from .signals import deliveries_recorded
 
@@ -150,17 +151,18 @@ def _capture(
     using: str,
 ) -> Event | None:
     model = type(instance) if instance is not None else None
+    # The filters call ``data`` (once) only if one needs it (CHANGED reads what changed).
+    subject = subject_of(event_type, instance, data)
     if destinations is not None:
         routes = route_to(destinations)
         in_process = []
     else:
-        routes = routes_for(event_type, model, is_alias=is_alias)
-        in_process = in_process_receivers_for(event_type, model, is_alias=is_alias)
+        routes = routes_for(event_type, model, is_alias=is_alias, subject=subject)
+        in_process = in_process_receivers_for(event_type, model, is_alias=is_alias, subject=subject)
     if not routes and not in_process:
         return None
 
-    if callable(data):
-        data = data()
+    payload_data: dict[str, Any] = subject.data
     event_id = new_event_id()
     now = timezone.now()
     wanted = {name for route in routes for name in route.include}
@@ -187,7 +189,7 @@ def _capture(
     )
     if captured:
         included_data = {**included_data, CAPTURED: captured}
-    payload = build_body(event_id=event_id, event_type=event_type, timestamp=now, data=data)
+    payload = build_body(event_id=event_id, event_type=event_type, timestamp=now, data=payload_data)
     if reconciled:
         payload["reconciled"] = True
 

@@ -131,6 +131,12 @@ class Receiver:
     durable: bool = True
     exclude_aliases: bool = True
     include: tuple[str, ...] = ()
+    #: The filters a destination has, with the same meaning (``None``: no filter).
+    sites: tuple[str | int, ...] | None = None
+    locales: tuple[str, ...] | None = None
+    sections: tuple[str | int, ...] | None = None
+    changed: tuple[str, ...] | None = None
+    collections: tuple[str | int, ...] | None = None
 
     def same_registration(self, other: Receiver) -> bool:
         return (
@@ -139,7 +145,11 @@ class Receiver:
             and self.durable == other.durable
             and self.exclude_aliases == other.exclude_aliases
             and self.include == other.include
+            and self.filters() == other.filters()
         )
+
+    def filters(self) -> tuple[Any, ...]:
+        return (self.sites, self.locales, self.sections, self.changed, self.collections)
 
 
 _registry: dict[str, Receiver] = {}
@@ -160,6 +170,11 @@ def on(
     exclude_aliases: bool = True,
     include: Iterable[str] = (),
     name: str | None = None,
+    sites: Iterable[str | int] | None = None,
+    locales: Iterable[str] | None = None,
+    sections: Iterable[str | int] | None = None,
+    changed: Iterable[str] | None = None,
+    collections: Iterable[str | int] | None = None,
 ) -> Callable[[F], F]:
     """Register the decorated function to receive ``event_type`` for instances of ``models_``.
 
@@ -167,9 +182,18 @@ def on(
     of them. ``models_`` are model classes or ``"app_label.ModelName"`` labels; subclasses match;
     none means every model. Durable receivers run in the worker after commit and are retried
     when they raise; ``durable=False`` runs them in this process right after commit, once,
-    logging what they raise. Returns the function unchanged.
+    logging what they raise. ``sites``, ``locales``, ``sections``, ``changed`` and
+    ``collections`` filter like a destination's ``SITES``, ``LOCALES``, ``SECTIONS``,
+    ``CHANGED`` and ``COLLECTIONS``. Returns the function unchanged.
     """
     events = _event_patterns(event_type)
+    filters = {
+        "sites": _filter_values("sites", sites, (str, int)),
+        "locales": _filter_values("locales", locales, (str,)),
+        "sections": _filter_values("sections", sections, (str, int)),
+        "changed": _filter_values("changed", changed, (str,)),
+        "collections": _filter_values("collections", collections, (str, int)),
+    }
     model_specs = tuple(models_)
     for spec in model_specs:
         if not (
@@ -197,6 +221,7 @@ def on(
             durable=bool(durable),
             exclude_aliases=bool(exclude_aliases),
             include=includes,
+            **filters,
         )
         with _lock:
             existing = _registry.get(full_name)
@@ -258,6 +283,16 @@ def _event_patterns(value: str | Iterable[str]) -> tuple[str, ...]:
             f"@on() takes an event type such as 'page.published', or a list of them, not {value!r}"
         )
     return patterns
+
+
+def _filter_values(name: str, value: Any, kinds: tuple[type, ...]) -> tuple[Any, ...] | None:
+    if value is None:
+        return None
+    items = (value,) if isinstance(value, str | int) else tuple(value)
+    if not all(isinstance(item, kinds) and not isinstance(item, bool) for item in items):
+        wanted = " or ".join(kind.__name__ for kind in kinds)
+        raise TypeError(f"@on({name}=...) takes a list of {wanted}, not {value!r}")
+    return items
 
 
 def _includes(value: Iterable[str]) -> tuple[str, ...]:

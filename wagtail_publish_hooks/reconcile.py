@@ -272,11 +272,18 @@ def _is_routed(missing: Missing) -> bool:
 
     What nothing records is not a gap: it would be looked for again on every run.
     """
-    from .routing import routes_for
+    from .routing import routes_for, subject_of
     from .signal_handlers import is_alias_page
 
     is_alias = missing.event_type.startswith("page.") and is_alias_page(missing.instance)
-    return bool(routes_for(missing.event_type, type(missing.instance), is_alias=is_alias))
+    return bool(
+        routes_for(
+            missing.event_type,
+            type(missing.instance),
+            is_alias=is_alias,
+            subject=subject_of(missing.event_type, missing.instance),
+        )
+    )
 
 
 def find_missing(

@@ -1,4 +1,6 @@
-"""Which destinations an event goes to: by event type and by model, subclasses included.
+"""Which destinations an event goes to: by event type and by model, subclasses included, and by
+the filters on what the event is about (``SITES``, ``LOCALES``, ``SECTIONS``, ``CHANGED``,
+``COLLECTIONS``: :mod:`~wagtail_publish_hooks.route_filters`).
 
 Destinations are the ``DESTINATIONS`` of the settings and the Python receivers registered with
 ``@on``; both match the same way. Events about alias pages go only to those that do not exclude
@@ -16,14 +18,12 @@ destination whose backend cannot answer is set aside, so that it costs the other
 
 from __future__ import annotations
 
-import functools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from django.apps import apps
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -31,11 +31,9 @@ from .events import DEFAULT_EVENT_PATTERNS, OPERATIONAL_EVENT_TYPES, event_type_
 from .limits import OPTION_LIMITS, OutOfLimits, parse_number
 from .receivers import Receiver, get_receiver, registered_receivers
 from .registry import Destination, get_backend, get_destinations
+from .route_filters import Subject, model_matches
 
 logger = logging.getLogger("wagtail_publish_hooks")
-
-#: A model class, or its label ``"app_label.ModelName"``.
-ModelSpec = type[models.Model] | str
 
 
 class Route(NamedTuple):
@@ -45,57 +43,65 @@ class Route(NamedTuple):
     include: tuple[str, ...] = ()
 
 
-@functools.lru_cache(maxsize=512)
-def resolve_model(label: str) -> type[models.Model] | None:
-    try:
-        return apps.get_model(label)
-    except (LookupError, ValueError):
-        logger.error("Publish hooks: %r is not an installed model; it matches nothing", label)
-        return None
-
-
-def model_matches(model: type[models.Model] | None, specs: Iterable[ModelSpec] | None) -> bool:
-    """Whether ``model`` is one of ``specs`` or a subclass of one (``None`` matches all)."""
-    if specs is None:
-        return True
-    if model is None:
-        return False
-    for spec in specs:
-        target = spec if isinstance(spec, type) else resolve_model(spec)
-        if target is not None and issubclass(model, target):
-            return True
-    return False
-
-
 def destination_matches(
     destination: Destination | Receiver,
     event_type: str,
     model: type[models.Model] | None,
     *,
     is_alias: bool = False,
+    subject: Subject | None = None,
 ) -> bool:
+    """Whether ``destination`` takes the event: its type and model, alias pages, and (given
+    ``subject``, the object of the event) its filters (see ``route_filters``)."""
     if is_alias and destination.exclude_aliases:
         return False
     patterns = destination.events if destination.events is not None else DEFAULT_EVENT_PATTERNS
     if event_type in OPERATIONAL_EVENT_TYPES:
         # Opt-in only: a destination that takes "everything" did not ask for alerts.
         return event_type_matches(event_type, [p for p in patterns if p != "*"])
-    return event_type_matches(event_type, patterns) and model_matches(model, destination.models)
+    return (
+        event_type_matches(event_type, patterns)
+        and model_matches(model, destination.models)
+        and (subject is None or subject.matches(destination))
+    )
+
+
+def subject_of(
+    event_type: str,
+    instance: models.Model | None,
+    data: Mapping[str, Any] | Callable[[], Any] | None = None,
+) -> Subject:
+    """The object of an event as the filters judge it, for :func:`routes_for` and
+    :func:`in_process_receivers_for` to share (what it looks up, it looks up once)."""
+    return Subject(event_type, instance, data, everyone=_everyone)
+
+
+def _everyone() -> list[Destination | Receiver]:
+    return [*get_destinations().values(), *registered_receivers()]
 
 
 def routes_for(
-    event_type: str, model: type[models.Model] | None, *, is_alias: bool = False
+    event_type: str,
+    model: type[models.Model] | None,
+    *,
+    is_alias: bool = False,
+    subject: Subject | None = None,
 ) -> list[Route]:
-    """The destinations and durable receivers that record ``event_type`` for ``model``."""
+    """The destinations and durable receivers that record ``event_type`` for ``model``.
+
+    ``subject`` (:func:`subject_of`): the object of the event, judged by the destinations'
+    filters; without it, the filters are not applied.
+    """
     routes = [
         Route(alias, destination.include)
         for alias, destination in get_destinations().items()
-        if destination_matches(destination, event_type, model, is_alias=is_alias)
+        if destination_matches(destination, event_type, model, is_alias=is_alias, subject=subject)
     ]
     routes += [
         Route(receiver.name, receiver.include)
         for receiver in registered_receivers()
-        if receiver.durable and destination_matches(receiver, event_type, model, is_alias=is_alias)
+        if receiver.durable
+        and destination_matches(receiver, event_type, model, is_alias=is_alias, subject=subject)
     ]
     return routes
 
@@ -119,14 +125,18 @@ def destinations_for(
 
 
 def in_process_receivers_for(
-    event_type: str, model: type[models.Model] | None, *, is_alias: bool = False
+    event_type: str,
+    model: type[models.Model] | None,
+    *,
+    is_alias: bool = False,
+    subject: Subject | None = None,
 ) -> list[Receiver]:
     """The ``durable=False`` receivers that are called after commit for this event."""
     return [
         receiver
         for receiver in registered_receivers()
         if not receiver.durable
-        and destination_matches(receiver, event_type, model, is_alias=is_alias)
+        and destination_matches(receiver, event_type, model, is_alias=is_alias, subject=subject)
     ]
 
 
