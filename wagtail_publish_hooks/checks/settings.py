@@ -17,6 +17,7 @@ from ..conf import DEFAULTS, SETTING_NAME
 from ..limits import SETTING_LIMITS
 from ..validation import check_number, check_positive_number, did_you_mean, error, is_number
 from .destinations import check_delays, check_destination
+from .filters import check_object_sites
 from .leases import check_lease_against_timeouts
 
 
@@ -41,6 +42,7 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
             )
     messages += _check_globals(raw)
     messages += _check_managed_settings(raw)
+    messages += check_object_sites(raw)
     destinations = raw.get("DESTINATIONS", {})
     if not isinstance(destinations, Mapping):
         messages.append(error(3, "must be a dict of alias to destination.", keys=("DESTINATIONS",)))
