@@ -67,11 +67,15 @@ def secret_response(
 
 
 class SecretShownOnceMixin:
-    """After saving a form that generated a secret, show it (once) instead of redirecting."""
+    """After saving a form that generated a secret, show it (once) instead of redirecting; the
+    form is given the user, whose view of pages and collections bounds its filters."""
 
     form: DestinationForm
     object: ManagedDestination
     request: HttpRequest
+
+    def get_form_kwargs(self) -> dict[str, Any]:
+        return {**super().get_form_kwargs(), "for_user": self.request.user}  # type: ignore[misc]
 
     def form_valid(self, form: DestinationForm) -> HttpResponse:
         response = super().form_valid(form)  # type: ignore[misc]

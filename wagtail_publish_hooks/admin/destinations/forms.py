@@ -19,6 +19,7 @@ from ...redaction import is_secret_option
 from ...registry import managed_backend_choices
 from ...validation import managed_alias_taken
 from .fields import ExcludeAliasesSelect, LinesField, OptionsField, ScheduleField
+from .filters import FILTER_FIELDS, RoutingFilters
 from .secret_options import (
     RETYPE_SECRET,
     as_json,
@@ -42,10 +43,11 @@ FIELD_FOR_KEY = {
     "INCLUDE": "include",
     "RETRY_SCHEDULE": "retry_schedule",
     "MAX_ATTEMPTS": "max_attempts",
+    **FILTER_FIELDS,
 }
 
 
-class DestinationForm(forms.ModelForm):
+class DestinationForm(RoutingFilters, forms.ModelForm):
     """Create or edit a :class:`~wagtail_publish_hooks.models.ManagedDestination`.
 
     Everything entered is assembled into the configuration a ``DESTINATIONS`` entry would hold
@@ -56,6 +58,9 @@ class DestinationForm(forms.ModelForm):
     The signing secret is never put into a widget: it is generated (and shown once, by the
     view, from :attr:`generated_secret`) or typed into a password field that does not render
     its value back.
+
+    ``for_user``: the admin user, who chooses sections and collections among those they may
+    see (:mod:`.filters`); without one (code), among all.
     """
 
     SECRET_GENERATE = "generate"  # noqa: S105 -- a choice, not a secret
@@ -162,6 +167,7 @@ class DestinationForm(forms.ModelForm):
         "model_labels",
         "exclude_aliases",
         "include",
+        *FILTER_FIELDS.values(),
         "retry_schedule",
         "max_attempts",
     ]
@@ -176,12 +182,14 @@ class DestinationForm(forms.ModelForm):
             "model_labels",
             "exclude_aliases",
             "include",
+            *FILTER_FIELDS.values(),
             "retry_schedule",
             "max_attempts",
         ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, for_user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.set_up_filters(for_user, self.instance)
         self.generated_secret: str | None = None
         self.check_warnings: list[checks.CheckMessage] = []
         self.fields["alias"].help_text = _(
@@ -407,6 +415,7 @@ class DestinationForm(forms.ModelForm):
             include=list(cleaned.get("include") or []),
             retry_schedule=cleaned.get("retry_schedule"),
             max_attempts=cleaned.get("max_attempts"),
+            **self.filter_values(),
         )
         return instance.to_config()
 
