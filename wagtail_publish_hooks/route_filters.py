@@ -221,7 +221,7 @@ class Subject:
         if self._sections is None:
             from wagtail.models import Page
 
-            ids, url_paths = _split_specs(
+            ids, url_paths = split_specs(
                 spec for item in self._everyone() for spec in (item.sections or ())
             )
             url_paths = {as_url_path(value) for value in url_paths}
@@ -260,7 +260,7 @@ class Subject:
         if self._collection_paths is None:
             from wagtail.models import Collection
 
-            ids, names = _split_specs(
+            ids, names = split_specs(
                 spec for item in self._everyone() for spec in (item.collections or ())
             )
             rows = Collection.objects.filter(
@@ -294,13 +294,21 @@ class Subject:
         )
 
 
-def _split_specs(specs: Iterable[Any]) -> tuple[set[int], set[str]]:
+#: Ids beyond this match nothing: no database column holds them, and a query with one fails.
+MAX_ID = 2**63 - 1
+
+
+def split_specs(specs: Iterable[Any]) -> tuple[set[int], set[str]]:
+    """Ids and names (or url paths) of listed objects, leaving out what no row can hold (an id
+    out of range, a string with a NUL character), so that a malformed value written past the
+    checks matches nothing instead of failing the query for every destination."""
     ids: set[int] = set()
     names: set[str] = set()
     for spec in specs:
         if isinstance(spec, int) and not isinstance(spec, bool):
-            ids.add(spec)
-        else:
+            if 0 <= spec <= MAX_ID:
+                ids.add(spec)
+        elif "\x00" not in str(spec):
             names.add(str(spec))
     return ids, names
 

@@ -15,12 +15,11 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist
-from django.db import DatabaseError
 from django.db.models import Q
 from django.utils.module_loading import import_string
 
 from ..events import event_type_matches
-from ..route_filters import CHANGED_EVENT_TYPES, as_url_path
+from ..route_filters import CHANGED_EVENT_TYPES, as_url_path, split_specs
 from ..validation import error, warning
 
 #: What each filter key holds: (description for the messages, whether ids are accepted).
@@ -174,14 +173,10 @@ def _check_unknown_data(alias: str, values: dict[str, list[Any]]) -> list[checks
     for key, model, query, name_field, noun in lookups:
         if not values.get(key):
             continue
-        ids = {item for item in values[key] if isinstance(item, int)}
-        names = {str(item) for item in values[key] if isinstance(item, str)}
-        try:
-            found = set(
-                model._default_manager.filter(query(ids, names)).values_list("pk", name_field)
-            )
-        except DatabaseError:
-            continue  # no tables yet (before migrate): nothing to say
+        ids, names = split_specs(values[key])
+        found = _rows(model, query(ids, names), name_field)
+        if found is None:
+            continue
         found_ids = {pk for pk, _ in found}
         found_names = {str(value).lower() for _, value in found}
         for item in values[key]:
@@ -204,6 +199,15 @@ def _check_unknown_data(alias: str, values: dict[str, list[Any]]) -> list[checks
                     )
                 )
     return messages
+
+
+def _rows(model: Any, query: Q, name_field: str) -> set[tuple[int, Any]] | None:
+    """The (pk, name) of the rows ``query`` finds; ``None`` while the table cannot be read (no
+    database at hand, or before ``migrate``): nothing is reported then."""
+    try:
+        return set(model._default_manager.filter(query).values_list("pk", name_field))
+    except Exception:
+        return None
 
 
 def check_object_sites(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
@@ -233,8 +237,14 @@ def check_object_sites(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
             )
         try:
             function = import_string(path)
-        except ImportError as exc:
-            messages.append(error(59, f"{path!r} cannot be imported ({exc}).", keys=(*keys, label)))
+        except Exception as exc:  # ImportError, or what the module raised
+            messages.append(
+                error(
+                    59,
+                    f"{path!r} cannot be imported ({type(exc).__name__}: {exc}).",
+                    keys=(*keys, label),
+                )
+            )
             continue
         if not callable(function):
             messages.append(error(59, f"{path!r} is not callable.", keys=(*keys, label)))
