@@ -120,3 +120,14 @@ def test_the_edit_form_shows_sections_as_url_paths(multisite, superuser):
     row = ManagedDestination.objects.get(alias="frontend")
     page = superuser.get(url("edit", row.pk)).content.decode()
     assert f'id="id_sections">\n{s.blog.url_path}</textarea>' in page
+
+
+def test_check_errors_land_on_the_filter_field(multisite, superuser):
+    """A language stored before it left WAGTAIL_CONTENT_LANGUAGES: E057, on the field."""
+    row = ManagedDestination.objects.create(
+        alias="frontend", backend=WEBHOOK, options={"URL": "https://x.example"}, locales=["de"]
+    )
+    response = superuser.post(url("edit", row.pk), form(locales=["de", "fr"]))
+    assert response.status_code == 200
+    [error] = response.context["form"].errors["locales"]
+    assert "'de' is not a content language of this site. (wagtail_publish_hooks.E057)" in error
