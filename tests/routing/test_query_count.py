@@ -108,7 +108,7 @@ def test_receivers_take_the_same_filters(multisite, destinations):
         [
             ("shop", s.product.pk),
             ("fr_blog", s.post_fr.pk),
-            # Events that say nothing of changes pass CHANGED; one that says nothing changed
+            # First publishes pass CHANGED; a republish whose changes hold none of its fields
             # does not.
             ("intro", s.post.pk),
             ("intro", s.post_fr.pk),
