@@ -48,6 +48,20 @@ def test_sites_by_hostname_and_by_id(multisite, destinations, routed):
     assert "unknown" not in got
 
 
+def test_without_i18n_a_site_is_its_root_page_tree_only(multisite, destinations, routed, settings):
+    s = multisite
+    settings.WAGTAIL_I18N_ENABLED = False
+    Site.clear_site_root_paths_cache()
+    destinations(
+        www={"SITES": ["www.example.test"]}, any_site={"SITES": ["www.example.test", s.shop.pk]}
+    )
+    publish(s.post, s.post_fr, s.product)
+    got = routed()
+    # The French tree is no site's: no SITES destination receives it.
+    assert got["www"] == ids(s.post)
+    assert got["any_site"] == ids(s.post, s.product)
+
+
 def test_a_page_moved_to_another_site_matches_both_for_the_move_then_only_the_new(
     multisite, destinations, routed
 ):
