@@ -109,9 +109,7 @@ def publish_changes(instance: Any, revision: Any) -> dict[str, Any]:
         )
         return {"first_publish": False, "changes": None}
     if not found:
-        if published_before(instance):
-            return {"first_publish": False, "changes": None}
-        return {"first_publish": True, "changes": []}
+        return changes_by_timestamps(instance)
     if not isinstance(old_content, dict) or not isinstance(new_content, dict):
         return {"first_publish": False, "changes": None}
     try:
@@ -155,6 +153,14 @@ def previous_published_content(instance: Any, revision: Any) -> tuple[bool, Any]
     if row is None:
         return False, None
     return True, row[1]
+
+
+def changes_by_timestamps(instance: Any) -> dict[str, Any]:
+    """``first_publish`` and ``changes`` when no earlier publish can be compared: a first
+    publish changed nothing; after an earlier one, what changed is not known."""
+    if published_before(instance):
+        return {"first_publish": False, "changes": None}
+    return {"first_publish": True, "changes": []}
 
 
 def published_before(instance: Any) -> bool:
