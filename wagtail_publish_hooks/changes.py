@@ -80,12 +80,15 @@ _SCALAR_FIELDS = (
 _VALUES = "values"  # compared as stored; old and new sent
 _NAME = "name"  # compared as stored; named only
 _JSON = "json"  # a JSON document stored as text (StreamField): compared parsed; named only
+_CHILDREN = "children"  # a child relation's objects: compared without their own ids; named only
 
 
 class ComparedField(NamedTuple):
     name: str
     label: str
     kind: str
+    #: For a child relation, the keys of each child that are not content (its id, its parent).
+    ignored: frozenset[str] = frozenset()
 
 
 def publish_changes(instance: Any, revision: Any) -> dict[str, Any]:
@@ -187,6 +190,8 @@ def content_changes(
         before, after = old[field.name], new[field.name]
         if field.kind == _JSON:
             before, after = _parsed(before), _parsed(after)
+        elif field.kind == _CHILDREN:
+            before, after = _children(before, field.ignored), _children(after, field.ignored)
         if before == after:
             continue
         change: dict[str, Any] = {"field": field.name, "label": field.label}
@@ -215,7 +220,10 @@ def compared_fields(model: type[models.Model]) -> tuple[ComparedField, ...]:
     for relation in get_all_child_relations(model):
         name = relation.get_accessor_name()
         if name and name != COMMENTS_RELATION_NAME:
-            fields.append(ComparedField(name, name.replace("_", " "), _NAME))
+            # A child saved again gets a new id (a revision can hold children not saved yet);
+            # its parent is this object: neither is content.
+            ignored = frozenset({"pk", "id", relation.field.name, relation.field.attname})
+            fields.append(ComparedField(name, name.replace("_", " "), _CHILDREN, ignored))
     return tuple(fields)
 
 
@@ -232,6 +240,17 @@ def _kind(field: models.Field[Any, Any]) -> str:
     if isinstance(field, _SCALAR_FIELDS):
         return _VALUES
     return _NAME
+
+
+def _children(value: Any, ignored: frozenset[str]) -> Any:
+    if not isinstance(value, list):
+        return value
+    return [
+        {key: item for key, item in child.items() if key not in ignored}
+        if isinstance(child, dict)
+        else child
+        for child in value
+    ]
 
 
 def _parsed(value: Any) -> Any:

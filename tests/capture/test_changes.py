@@ -15,7 +15,7 @@ from wagtail.models import PageLogEntry, Revision
 from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text
 
 from tests.conftest import WEBHOOK
-from tests.testapp.models import Advert, BlogPage, MediaPage
+from tests.testapp.models import Advert, BlogPage, LinksPage, LinksPageLink, MediaPage
 from wagtail_publish_hooks.changes import publish_changes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -251,3 +251,32 @@ def test_the_comparison_is_one_query_whatever_the_number_of_changed_fields(publi
     assert result["changes"] == [
         {"field": "intro", "label": "intro", "old": "Many fields", "new": "Alone"}
     ]
+
+
+def test_a_child_relation_is_named_when_one_of_its_objects_changed(published, site_root):
+    page = LinksPage(title="Links", slug="links", intro="See")
+    page.links = [LinksPageLink(title="Wagtail", url="https://wagtail.org/")]
+    site_root.add_child(instance=page)
+    page.save_revision().publish()
+
+    page = edit(page)
+    page.save_revision().publish()  # the same links, saved again
+    page = edit(page)
+    page.links = [
+        LinksPageLink(title="Wagtail", url="https://wagtail.org/"),
+        LinksPageLink(title="Django", url="https://www.djangoproject.com/"),
+    ]
+    page.save_revision().publish()  # saved with new ids: the revision held them without
+    edit(page).save_revision().publish()  # the same links, with their ids now
+    page = edit(page)
+    [first, second] = page.links.all()
+    first.title = "Wagtail CMS"
+    page.links = [first, second]
+    page.save_revision().publish()
+
+    created, unchanged, added, same_with_ids, edited = published()
+    assert (created["first_publish"], created["changes"]) == (True, [])
+    assert unchanged["changes"] == []
+    assert added["changes"] == [{"field": "links", "label": "links"}]
+    assert same_with_ids["changes"] == []
+    assert edited["changes"] == [{"field": "links", "label": "links"}]
