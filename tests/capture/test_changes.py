@@ -7,10 +7,13 @@ saved in between, and the webhook bodies a loopback consumer received.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from wagtail.models import PageLogEntry, Revision
 from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text
 
@@ -184,6 +187,24 @@ def test_an_alias_reports_the_changes_of_its_original(published, live_page):
     assert by_page[live_page.pk]["changes"] == expected
     assert by_page[alias.pk]["alias"] is True
     assert by_page[alias.pk]["changes"] == expected
+
+
+def test_a_scheduled_publish_compares_with_the_live_revision(published, live_page):
+    page = edit(live_page, intro="Tomorrow", go_live_at=timezone.now() + timedelta(hours=1))
+    revision = page.save_revision()
+    revision.publish()  # only scheduled: the live page stays as it is
+    edit(live_page, intro="A later draft").save_revision()
+    past = timezone.now() - timedelta(minutes=1)  # the time has come
+    revision.content["go_live_at"] = past.isoformat()
+    revision.approved_go_live_at = past
+    revision.save(update_fields=["content", "approved_go_live_at"])
+    published.clear()
+    call_command("publish_scheduled")
+
+    [data] = published()
+    assert data["scheduled"] is True
+    # go_live_at is scheduling, not content: only the intro changed.
+    assert data["changes"] == [{"field": "intro", "label": "intro", "old": "Hi", "new": "Tomorrow"}]
 
 
 def test_published_before_the_log_existed_changes_are_unknown(published, live_page):
