@@ -99,7 +99,9 @@ def publish_changes(instance: Any, revision: Any) -> dict[str, Any]:
     error, so that capture handles it like any query it makes; anything else that fails leaves
     ``changes`` at ``None``.
     """
-    new_content = getattr(revision, "content", None) if revision is not None else None
+    if revision is None:
+        return changes_by_timestamps(instance)
+    new_content = revision.content
     try:
         found, old_content = previous_published_content(instance, revision)
     except DatabaseError:
@@ -143,19 +145,15 @@ def previous_published_content(instance: Any, revision: Any) -> tuple[bool, Any]
     if isinstance(instance, Page):
         if not issubclass(log_model, PageLogEntry):
             return False, None
-        object_id = getattr(revision, "object_id", None) or instance.pk
-        entries = log_model.objects.filter(page_id=int(object_id))
+        entries = log_model.objects.filter(page_id=int(revision.object_id or instance.pk))
     else:
         entries = log_model.objects.for_instance(instance)
-    row = (
+    latest = list(
         entries.filter(action__in=PUBLISH_ACTIONS)
         .order_by("-timestamp", "-pk")
-        .values_list("revision_id", "revision__content")
-        .first()
+        .values_list("revision__content", flat=True)[:1]
     )
-    if row is None:
-        return False, None
-    return True, row[1]
+    return (True, latest[0]) if latest else (False, None)
 
 
 def changes_by_timestamps(instance: Any) -> dict[str, Any]:

@@ -217,6 +217,16 @@ def test_published_before_the_log_existed_changes_are_unknown(published, live_pa
     assert data["changes"] is None
 
 
+def test_a_purged_revision_leaves_changes_unknown(published, live_page):
+    live_revision_id = BlogPage.objects.get(pk=live_page.pk).live_revision_id
+    Revision.objects.filter(pk=live_revision_id).delete()  # as purge_revisions may
+    published.clear()
+    edit(live_page, intro="After the purge").save_revision().publish()
+
+    [data] = published()
+    assert (data["first_publish"], data["changes"]) == (False, None)
+
+
 def test_a_content_that_cannot_be_compared_leaves_changes_unknown(published, live_page):
     # The previously published revision's stored content is not an object any more.
     live_revision_id = BlogPage.objects.get(pk=live_page.pk).live_revision_id
