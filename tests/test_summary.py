@@ -52,3 +52,33 @@ def test_scheduled_and_moved_and_custom():
     )
     assert custom.sentence == "“Order 7” was order shipped"
     assert custom.label == "shop.order_shipped"
+
+
+def published(data: dict) -> str | None:
+    return summarize({"id": "evt_4", "type": "page.published", "data": data}).changes
+
+
+def test_what_changed_in_words():
+    def changes(*labels: str) -> list[dict]:
+        return [{"field": label.replace(" ", "_"), "label": label} for label in labels]
+
+    assert published({"first_publish": True, "changes": []}) == "First published"
+    assert published({"first_publish": False, "changes": []}) == "Nothing changed"
+    assert published({"first_publish": False, "changes": None}) is None
+    assert published({}) is None  # recorded before publishes said what changed
+    assert published({"changes": changes("title")}) == "Title changed"
+    assert published({"changes": changes("title", "body")}) == "Title and body changed"
+    assert published({"changes": changes("title", "intro", "body", "show in menus")}) == (
+        "Title, intro, body and show in menus changed"
+    )
+    assert published({"changes": changes("a", "b", "c", "d", "e")}) == (
+        "A, b, c and 2 other fields changed"
+    )
+    # A field without a label is named by its name; anything else is left out.
+    assert published({"changes": [{"field": "intro"}, "junk", {"label": 3}]}) == "Intro changed"
+    # Labels are cut, and values never shown.
+    long = published({"changes": [{"field": "x", "label": "y" * 500, "old": "o", "new": "n"}]})
+    assert long is not None and len(long) < 60
+    # Other event types do not say what changed.
+    moved = summarize({"type": "page.moved", "data": {"changes": changes("title")}})
+    assert moved.changes is None

@@ -322,6 +322,7 @@ def _unpublished_by(missing: Missing) -> Any:
 
 def emit(missing: Missing) -> Event | None:
     """Record the missing event through the outbox, marked ``"reconciled": true``."""
+    from .changes import changes_by_timestamps
     from .outbox import record_event
     from .signal_handlers import (
         is_alias_page,
@@ -340,6 +341,8 @@ def emit(missing: Missing) -> Event | None:
             data = page_event_data(obj, revision=revision, actor=actor)
         else:
             data = snippet_event_data(obj, revision=revision, scheduled=False, actor=actor)
+        # The publish's own log entry is the latest by now: what it changed is not worked out.
+        data.update(changes_by_timestamps(obj))
     else:
         actor = _unpublished_by(missing)
         scheduled = bool(getattr(obj, "expired", False))

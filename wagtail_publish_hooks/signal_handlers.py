@@ -19,6 +19,9 @@ How each path arrives here:
 - move and slug change: ``post_page_move`` and ``page_slug_changed``;
 - snippets with ``DraftStateMixin``: the generic ``published`` / ``unpublished``;
 - workflows: ``workflow_submitted`` / ``workflow_approved`` / ``workflow_rejected``.
+
+Publishes also say what changed since the previous publish (:mod:`~wagtail_publish_hooks.changes`),
+worked out before Wagtail writes the publish's own log entry, which comes after the signal.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from wagtail.signals import (
 )
 
 from . import events
+from .changes import publish_changes
 from .conf import capture_enabled
 from .models import Event
 from .outbox import capture_savepoint, record_capture_failure, record_event
@@ -142,9 +146,12 @@ def handle_page_published(
     actor = None if scheduled else current_actor() or revision_author(revision)
     record_event(
         events.PAGE_PUBLISHED,
-        data=lambda: page_event_data(
-            instance, revision=revision, alias=alias, scheduled=scheduled, actor=actor
-        ),
+        data=lambda: {
+            **page_event_data(
+                instance, revision=revision, alias=alias, scheduled=scheduled, actor=actor
+            ),
+            **publish_changes(instance, revision),
+        },
         instance=instance,
         actor=actor,
         is_alias=is_alias_page(instance, alias),
@@ -253,9 +260,10 @@ def handle_published(sender: Any, instance: Any, revision: Any = None, **kwargs:
     actor = None if scheduled else current_actor() or revision_author(revision)
     record_event(
         events.SNIPPET_PUBLISHED,
-        data=lambda: snippet_event_data(
-            instance, revision=revision, scheduled=scheduled, actor=actor
-        ),
+        data=lambda: {
+            **snippet_event_data(instance, revision=revision, scheduled=scheduled, actor=actor),
+            **publish_changes(instance, revision),
+        },
         instance=instance,
         actor=actor,
     )

@@ -78,6 +78,8 @@ class Summary:
     site: str | None
     scheduled: bool
     previous_url: str | None = None
+    #: What the publish changed, as a short sentence without values (:func:`describe_changes`).
+    changes: str | None = None
 
     @property
     def sentence(self) -> str:
@@ -123,7 +125,43 @@ def summarize(payload: Mapping[str, Any]) -> Summary:
         site=_site(url),
         scheduled=bool(data.get("scheduled")),
         previous_url=previous,
+        changes=describe_changes(data) if event_type in CHANGE_EVENT_TYPES else None,
     )
+
+
+#: The event types whose data says what changed (``first_publish`` and ``changes``).
+CHANGE_EVENT_TYPES = frozenset({"page.published", "snippet.published"})
+
+#: How many changed fields a summary names before it counts the rest.
+NAMED_CHANGES = 3
+
+
+def describe_changes(data: Mapping[str, Any]) -> str | None:
+    """What a publish changed, in words, from ``data["first_publish"]`` and ``data["changes"]``:
+    ``"First published"``, ``"Title and body changed"``, ``"Title, intro, body and 2 other fields
+    changed"``, ``"Nothing changed"``; ``None`` when it is not known.
+
+    Only the fields' labels are used, never their values, which could be long (and each label is
+    shortened): the sentence stays short whatever was edited.
+    """
+    if data.get("first_publish") is True:
+        return "First published"
+    changes = data.get("changes")
+    if not isinstance(changes, list | tuple):
+        return None
+    labels: list[str] = []
+    for change in changes:
+        change = _mapping(change)
+        label = _text(change.get("label")) or _text(change.get("field"))
+        if label and label not in labels:
+            labels.append(_shorten(label, 40))
+    if not labels:
+        return "Nothing changed"
+    named = labels
+    if len(labels) > NAMED_CHANGES + 1:  # "and 1 other field" would be no shorter
+        named = [*labels[:NAMED_CHANGES], f"{len(labels) - NAMED_CHANGES} other fields"]
+    text = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    return f"{text[:1].upper()}{text[1:]} changed"
 
 
 #: The operational events (``operational.py``), which are about a destination, not an object.

@@ -9,6 +9,7 @@ import pytest
 from wagtail.log_actions import LogContext
 from werkzeug import Request, Response
 
+from tests.testapp.models import BlogPage
 from wagtail_publish_hooks.backends import discord
 from wagtail_publish_hooks.backends.discord import (
     DiscordBackend,
@@ -139,10 +140,25 @@ def test_publish_posts_content_and_an_embed(
         "Type": "testapp.BlogPage",
         "By": "editor",
         "Site": "localhost",
+        "Changes": "First published",
     }
     assert all(field["inline"] for field in embed["fields"])
     assert embed["timestamp"].replace("+00:00", "Z") == delivery.event.payload["timestamp"]
     assert "description" not in embed
+
+
+def test_a_republish_says_what_changed(discord_destination, httpserver, draft_blog_page):
+    discord_destination()
+    expect(httpserver, 204)
+    publish(draft_blog_page)
+    page = BlogPage.objects.get(pk=draft_blog_page.pk)
+    page.title, page.intro = "Hello_again", "New intro " * 20
+    publish(page)
+
+    embeds = [assert_within_discord_limits(message) for message in sent_messages(httpserver)]
+    assert fields_of(embeds[0])["Changes"] == "First published"
+    assert fields_of(embeds[1])["Changes"] == "Title and intro changed"
+    assert "New intro" not in json.dumps(embeds[1])  # names, never values
 
 
 def test_username_and_avatar_override_the_webhooks_own(

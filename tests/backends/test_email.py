@@ -174,6 +174,23 @@ def test_html_alternative_is_escaped(email_destination, people, blog_index, mail
     assert 'href="http://localhost/news/tom/"' in html
 
 
+def test_the_message_says_what_changed(email_destination, people, draft_blog_page, mailoutbox):
+    from tests.testapp.models import BlogPage
+
+    email_destination(TO_USERS=["alice"], HTML_TEMPLATE="wagtail_publish_hooks/email/body.html")
+    draft_blog_page.save_revision().publish()
+    page = BlogPage.objects.get(pk=draft_blog_page.pk)
+    page.title, page.body = "Hello & goodbye", "<p>A long body</p>" * 50
+    page.save_revision().publish()
+
+    first, changed = ours(mailoutbox)
+    assert "“Hello world” was published.\nFirst published.\n" in first.body
+    assert "“Hello & goodbye” was published.\nTitle and body changed.\n" in changed.body
+    [(html, _)] = changed.alternatives
+    assert "was published.<br>Title and body changed.</p>" in html
+    assert "A long body" not in changed.body and "A long body" not in html
+
+
 def test_custom_templates_get_the_recipient_and_the_payload(
     email_destination, people, draft_blog_page, mailoutbox, settings
 ):

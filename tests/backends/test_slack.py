@@ -105,15 +105,32 @@ def test_publish_sends_a_block_kit_message(
         "text": {"type": "plain_text", "text": "Page published", "emoji": True},
     }
     link = "<http://localhost/news/hello-world/|Hello world>"
-    assert section["text"] == {"type": "mrkdwn", "text": f"*{link}* was published by editor."}
+    text = f"*{link}* was published by editor.\nFirst published."
+    assert section["text"] == {"type": "mrkdwn", "text": text}
     assert [element["text"] for element in context["elements"]] == [
         "*Event:* Page published",
         "*Type:* `testapp.BlogPage`",
         "*By:* editor",
         "*Site:* localhost",
     ]
-    assert message["text"] == f"*{link}* was published by editor."
+    assert message["text"] == text
     assert Attempt.objects.get().response_body == "ok"
+
+
+def test_a_republish_says_what_changed(slack_destination, httpserver, draft_blog_page):
+    slack_destination()
+    httpserver.expect_request(PATH, method="POST").respond_with_handler(slack_answers(200))
+    publish(draft_blog_page)
+    page = BlogPage.objects.get(pk=draft_blog_page.pk)
+    page.title, page.intro, page.body = "Hello *again*", "New intro " * 20, "<p>Long</p>" * 50
+    publish(page)
+    page.save_revision().publish()  # nothing changed
+
+    first, changed, unchanged = (m["blocks"][1]["text"]["text"] for m in sent_messages(httpserver))
+    assert first.endswith("\nFirst published.")
+    assert changed.endswith(" was published.\nTitle, body and intro changed.")
+    assert "New intro" not in changed and "Long" not in changed  # names, never values
+    assert unchanged.endswith("\nNothing changed.")
 
 
 def test_unpublish_reads_as_such(slack_destination, httpserver, draft_blog_page):

@@ -9,6 +9,7 @@ import pytest
 from wagtail.log_actions import LogContext
 from werkzeug import Request, Response
 
+from tests.testapp.models import BlogPage
 from wagtail_publish_hooks.backends import teams
 from wagtail_publish_hooks.backends.teams import TeamsBackend, build_message, escape_markdown
 from wagtail_publish_hooks.checks.settings import check_settings
@@ -161,6 +162,7 @@ def test_publish_posts_an_adaptive_card(
         "Type": "testapp.BlogPage",
         "By": "editor",
         "Site": "localhost",
+        "Changes": "First published",
     }
     assert card["actions"] == [
         {
@@ -169,6 +171,20 @@ def test_publish_posts_an_adaptive_card(
             "url": "http://localhost/news/hello-world/",
         }
     ]
+
+
+def test_a_republish_says_what_changed(teams_destination, httpserver, draft_blog_page):
+    teams_destination()
+    expect(httpserver, 202)
+    publish(draft_blog_page)
+    page = BlogPage.objects.get(pk=draft_blog_page.pk)
+    page.intro, page.body = "New intro " * 20, "<p>Long</p>" * 50
+    publish(page)
+
+    cards = [assert_valid_message(message) for message in sent_messages(httpserver)]
+    assert facts_of(cards[0])["Changes"] == "First published"
+    assert facts_of(cards[1])["Changes"] == "Body and intro changed"
+    assert "New intro" not in json.dumps(cards[1])  # names, never values
 
 
 def test_unpublish_and_move_read_as_such(teams_destination, httpserver, draft_blog_page):

@@ -116,10 +116,24 @@ def test_a_publish_killed_before_its_event_is_reconciled(
     assert body["data"]["page"]["id"] == lost.pk
     assert body["data"]["page"]["live"] is True
     assert body["data"]["page"]["revision_id"] == lost.live_revision_id
+    assert (body["data"]["first_publish"], body["data"]["changes"]) == (True, [])
 
     # Idempotent: the recorded event closes the gap.
     assert "No missing events" in reconcile()
     assert Event.objects.count() == 2
+
+
+def test_a_republish_reconciled_does_not_say_what_it_changed(
+    destination, httpserver, secret, blog_index
+):
+    page = new_page(blog_index, "again")
+    page.save_revision().publish()
+    kill_during(destination, "publish", "page", page.pk)
+
+    reconcile()
+    body = bodies(httpserver, secret)[-1]
+    assert body["reconciled"] is True
+    assert (body["data"]["first_publish"], body["data"]["changes"]) == (False, None)
 
 
 def test_an_unpublish_killed_before_its_event_is_reconciled(
@@ -154,6 +168,7 @@ def test_a_snippet_publish_killed_before_its_event_is_reconciled(destination, ht
     assert event.event_type == "snippet.published"
     assert event.payload["reconciled"] is True
     assert event.payload["data"]["snippet"]["id"] == advert.pk
+    assert (event.payload["data"]["first_publish"], event.payload["data"]["changes"]) == (True, [])
     assert "No missing events" in reconcile()
 
 

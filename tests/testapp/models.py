@@ -1,12 +1,13 @@
 """Page and snippet models the tests publish."""
 
 from django.db import models
+from modelcluster.fields import ParentalKey
 from wagtail import blocks
 from wagtail.api import APIField
 from wagtail.fields import RichTextField, StreamField
 from wagtail.images import get_image_model_string
 from wagtail.images.blocks import ImageChooserBlock
-from wagtail.models import DraftStateMixin, Page, RevisionMixin
+from wagtail.models import DraftStateMixin, Orderable, Page, RevisionMixin
 from wagtail.snippets.models import register_snippet
 
 
@@ -71,3 +72,16 @@ class MediaPage(Page):
         [("text", blocks.RichTextBlock()), ("image", ImageChooserBlock())],
         blank=True,
     )
+
+
+class LinksPage(Page):
+    """A page with an ``InlinePanel``-style child relation (its links, an orderable): a publish
+    names the relation when one of them changed."""
+
+    intro = models.CharField(max_length=255, blank=True)
+
+
+class LinksPageLink(Orderable):
+    page = ParentalKey(LinksPage, on_delete=models.CASCADE, related_name="links")
+    title = models.CharField(max_length=255)
+    url = models.URLField()

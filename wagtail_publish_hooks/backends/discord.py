@@ -107,6 +107,7 @@ def build_embed(summary: Summary, payload: Mapping[str, Any]) -> dict[str, Any]:
         ("Type", summary.object_type),
         ("By", summary.actor or ("Schedule" if summary.scheduled else None)),
         ("Site", summary.site),
+        ("Changes", summary.changes),
     ]
     embed["fields"] = [
         {

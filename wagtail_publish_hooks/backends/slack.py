@@ -224,6 +224,7 @@ class SlackBackend(HttpBackend):
             "link": mark_safe(mrkdwn_link(summary.url, summary.title)),  # noqa: S308
             "url": safe(summary.url),
             "previous_url": safe(summary.previous_url),
+            "changes": safe(summary.changes),
             "label": safe(summary.label),
             "verb": safe(summary.verb),
             "tone": summary.tone,

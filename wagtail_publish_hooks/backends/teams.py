@@ -73,6 +73,7 @@ def build_card(summary: Summary, *, title_chars: int, fact_chars: int) -> dict[s
         ("Type", summary.object_type),
         ("By", summary.actor or ("Schedule" if summary.scheduled else None)),
         ("Site", summary.site),
+        ("Changes", summary.changes),
     ]
     fact_values = [
         {"title": name, "value": escape_markdown(truncate(value, fact_chars))}
