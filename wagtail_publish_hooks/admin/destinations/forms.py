@@ -40,6 +40,9 @@ FIELD_FOR_KEY = {
     "MODELS": "model_labels",
     "EXCLUDE_ALIASES": "exclude_aliases",
     "INCLUDE": "include",
+    "API_FIELDS": "api_fields",
+    # Never a field: an admin user may not name code (E062). Shown with the API fields.
+    "API_VIEWSET": "api_fields",
     "RETRY_SCHEDULE": "retry_schedule",
     "MAX_ATTEMPTS": "max_attempts",
 }
@@ -134,6 +137,15 @@ class DestinationForm(forms.ModelForm):
         choices=[(name, name) for name in sorted(KNOWN_INCLUDES)],
         help_text=_("Extra documents sent with each event: 'api' adds the page's API document."),
     )
+    api_fields = LinesField(
+        label=_("API fields"),
+        required=False,
+        help_text=_(
+            "With 'api' included: the fields of the API document, one per line, as the API's "
+            "?fields= takes them (title, feed_image(url), -body; '_' first keeps only those "
+            "listed). Empty: every field."
+        ),
+    )
     retry_schedule = ScheduleField(
         label=_("Retry schedule"),
         required=False,
@@ -162,6 +174,7 @@ class DestinationForm(forms.ModelForm):
         "model_labels",
         "exclude_aliases",
         "include",
+        "api_fields",
         "retry_schedule",
         "max_attempts",
     ]
@@ -176,6 +189,7 @@ class DestinationForm(forms.ModelForm):
             "model_labels",
             "exclude_aliases",
             "include",
+            "api_fields",
             "retry_schedule",
             "max_attempts",
         ]
@@ -405,6 +419,7 @@ class DestinationForm(forms.ModelForm):
             model_labels=cleaned.get("model_labels"),
             exclude_aliases=cleaned.get("exclude_aliases"),
             include=list(cleaned.get("include") or []),
+            api_fields=cleaned.get("api_fields"),
             retry_schedule=cleaned.get("retry_schedule"),
             max_attempts=cleaned.get("max_attempts"),
         )
