@@ -77,7 +77,8 @@ def include_names(
 ) -> tuple[str, ...]:
     """The names of the documents a destination receives: its ``INCLUDE``, with ``"api"`` named
     after its projection."""
-    projection = ApiProjection(viewset, tuple(fields) if fields is not None else None)
+    # No fields is the endpoint's default, as ``?fields=`` empty is: the same document.
+    projection = ApiProjection(viewset, tuple(fields or ()) or None)
     names = []
     for name in include:
         if name == API:

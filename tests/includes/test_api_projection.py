@@ -127,6 +127,9 @@ def test_the_projection_name_is_stable_and_short():
     assert one.name != ApiProjection(SITE_VIEWSET, ("title",)).name
     assert len(one.name) == len("api:") + 12
     assert ApiProjection().name == "api"
+    # No fields at all is the stock document: shared with the destinations that set none.
+    assert includes.include_names(["api"], None, []) == ("api",)
+    assert includes.include_names(["api"], None, ["title"]) != ("api",)
 
 
 def test_a_field_the_api_does_not_have_is_never_sent(consumers, httpserver, draft_blog_page):

@@ -34,6 +34,15 @@ def test_a_posted_viewset_is_ignored_and_the_fields_are_kept(adder, site):  # no
     assert (destination.api_viewset, destination.api_fields) == (None, ("_", "title"))
 
 
+def test_a_viewset_slipped_into_the_options_is_refused(adder, site):  # noqa: F811
+    values = api_data("title")
+    values["options"] = json.dumps({"URL": "https://x.example", "API_VIEWSET": f"{CANARY}.run"})
+    response = adder.post(url("add"), values)
+    assert response.status_code == 200
+    assert any("E010" in error for error in response.context["form"].errors["options"])
+    assert not Row.objects.exists()
+
+
 def test_api_viewset_is_refused_for_managed_destinations_and_never_imported():
     config = {
         "BACKEND": WEBHOOK,
