@@ -142,17 +142,23 @@ def build_included_data(
 
 
 def api_document(instance: Any, projection: ApiProjection = STOCK) -> dict[str, Any] | None:
-    """``instance`` as the API detail view of ``projection`` returns it to an anonymous
-    consumer, or ``None`` if no endpoint would return it (a snippet; a private page; an image
-    in a restricted collection).
+    """``instance`` as the API detail view of ``projection`` answers an anonymous consumer, or
+    ``None`` if no endpoint serves it (a snippet) or the endpoint would not show it (404: a
+    private page; an image in a restricted collection; 401, 403).
 
     The projection applies to the objects its viewset serves (instances of its ``model``);
     pages, images and documents that it does not serve get the stock document of their own
-    endpoint. Raises what the API would answer with a 400 (an unknown field, bad syntax).
+    endpoint. The view runs as for ``GET <detail URL>?fields=...`` (its ``get_object``,
+    ``get_serializer_class`` and context, so a viewset's overrides apply), without a request
+    going through the URLconf. Raises what the API would answer with a 400 (an unknown field,
+    bad syntax).
     """
+    from django.http import Http404
+    from rest_framework.exceptions import NotAuthenticated, PermissionDenied
+
     specific_class = getattr(instance, "specific_class", None) if is_page(instance) else None
     if specific_class is not None and type(instance) is not specific_class:
-        instance = instance.specific
+        instance = instance.specific  # a viewset of one page type serves it
     projected = import_viewset(projection.viewset)
     if _serves(projected, instance):
         viewset, fields = projected, projection.fields or ()
@@ -162,16 +168,14 @@ def api_document(instance: Any, projection: ApiProjection = STOCK) -> dict[str, 
         fields, router = (), _api_router(None)
     if viewset is None:
         return None
-    request = _anonymous_request(instance, router)
+    request = _anonymous_request(instance, router, fields)
     view = viewset(request=request, action="detail_view", kwargs={"pk": instance.pk}, args=())
     view.format_kwarg = None
-    serializer_class = viewset._get_serializer_class(
-        router, type(instance), parse_fields(fields), show_details=True
-    )
-    if not view.get_queryset().filter(pk=instance.pk).exists():
-        return None  # the endpoint answers 404 to an anonymous consumer
-    serializer = serializer_class(instance, context=view.get_serializer_context())
-    return json_safe(serializer.data)
+    try:
+        shown = view.get_object()
+    except (Http404, NotAuthenticated, PermissionDenied):
+        return None
+    return json_safe(view.get_serializer(shown).data)
 
 
 def fields_error(projection: ApiProjection, model: type) -> str | None:
@@ -270,7 +274,7 @@ def _api_router(viewset_path: str | None) -> Any:
     return router
 
 
-def _anonymous_request(instance: Any, router: Any) -> Any:
+def _anonymous_request(instance: Any, router: Any, fields: Iterable[str] = ()) -> Any:
     from django.contrib.auth.models import AnonymousUser
     from django.http import HttpRequest, QueryDict
     from wagtail.models import Site
@@ -282,7 +286,10 @@ def _anonymous_request(instance: Any, router: Any) -> Any:
     request = HttpRequest()
     request.method = "GET"
     request.path = request.path_info = "/"
-    request.GET = QueryDict()
+    query = QueryDict(mutable=True)
+    if fields:
+        query["fields"] = ",".join(fields)
+    request.GET = query  # type: ignore[assignment]
     if site is not None:
         secure = site.port == 443
         request.META = {
@@ -297,4 +304,6 @@ def _anonymous_request(instance: Any, router: Any) -> Any:
     request.user = AnonymousUser()
     request.session = {}  # type: ignore[assignment]
     request.wagtailapi_router = router  # type: ignore[attr-defined]
+    # What Django REST framework's refusals look at: nobody authenticated.
+    request.authenticators = ()  # type: ignore[attr-defined]
     return request

@@ -8,8 +8,10 @@ import io
 import json
 
 import pytest
+from django.core.files.base import ContentFile
 from django.core.files.images import ImageFile
 from PIL import Image as PILImage
+from wagtail.documents import get_document_model
 from wagtail.images import get_image_model
 from wagtail.models import Collection, CollectionViewRestriction, PageViewRestriction
 
@@ -218,3 +220,19 @@ def test_an_image_in_a_restricted_collection_has_no_document(client, image):
     image.save()
     assert client.get(f"/api/v2/images/{image.pk}/").status_code == 404
     assert api_document(image) is None
+
+
+def test_a_document_gets_the_documents_endpoint_document(client, settings, tmp_path, site_root):
+    settings.MEDIA_ROOT = str(tmp_path)
+    root = Collection.get_first_root_node() or Collection.add_root(name="Root")
+    document = get_document_model().objects.create(
+        title="Prices", file=ContentFile(b"%PDF-1.4", name="prices.pdf"), collection=root
+    )
+    answer = client.get(f"/api/v2/documents/{document.pk}/")
+    assert answer.status_code == 200
+    assert api_document(document) == answer.json()
+    assert answer.json()["meta"]["download_url"].endswith(f"/documents/{document.pk}/prices.pdf")
+    body = apply_includes(
+        {"data": {"document": {"id": document.pk}}}, {"api": api_document(document)}, ["api"]
+    )
+    assert body["data"]["document"]["api"]["title"] == "Prices"

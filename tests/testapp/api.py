@@ -5,6 +5,7 @@ from django.urls import include, path
 from wagtail import urls as wagtail_urls
 from wagtail.api.v2.router import WagtailAPIRouter
 from wagtail.api.v2.views import PagesAPIViewSet
+from wagtail.documents import urls as wagtaildocs_urls
 from wagtail.documents.api.v2.views import DocumentsAPIViewSet
 from wagtail.images.api.v2.views import ImagesAPIViewSet
 
@@ -31,5 +32,6 @@ api_router.register_endpoint("documents", DocumentsAPIViewSet)
 
 urlpatterns = [
     path("api/v2/", api_router.urls),
+    path("documents/", include(wagtaildocs_urls)),
     path("", include(wagtail_urls)),
 ]
