@@ -55,6 +55,15 @@ CASES = [
         "the API answers 'unknown fields: intro' for testapp.BasePage,",
     ),
     ("E061", dest(INCLUDE=["api"], API_FIELDS=["title(url)"]), "does not support nested fields"),
+    (
+        "E061",
+        dest(
+            INCLUDE=["api"],
+            API_VIEWSET="tests.testapp.api.BrokenPagesAPIViewSet",
+            API_FIELDS=["title"],
+        ),
+        "the API answers 'an error (RuntimeError)' for",
+    ),
     ("W032", dest(API_FIELDS=["title"]), "['consumer']['API_FIELDS']: has no effect without"),
     ("W032", dest(INCLUDE=[], API_VIEWSET=SITE_VIEWSET), "['API_VIEWSET']: has no effect"),
 ]

@@ -21,6 +21,14 @@ class SitePagesAPIViewSet(PagesAPIViewSet):
     ]
 
 
+class BrokenPagesAPIViewSet(PagesAPIViewSet):
+    """A viewset whose own code fails: the checks report it, they do not crash."""
+
+    @classmethod
+    def get_body_fields(cls, model):
+        raise RuntimeError("broken viewset")
+
+
 class NotAViewSet:
     """Named by API_VIEWSET in the checks' tests: not a Wagtail API viewset."""
 
