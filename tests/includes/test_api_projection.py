@@ -178,6 +178,16 @@ def test_a_private_page_has_no_api_document(draft_blog_page):
     assert api_document(draft_blog_page, ApiProjection(SITE_VIEWSET, ("title",))) is None
 
 
+def test_the_viewset_decides_what_it_shows(draft_blog_page):
+    """The document comes from the viewset's own detail flow: its ``get_queryset`` applies."""
+    draft_blog_page.save_revision().publish()
+    menus = ApiProjection("tests.testapp.api.MenuPagesAPIViewSet", ("_", "title"))
+    assert api_document(draft_blog_page, menus) is None
+    draft_blog_page.show_in_menus = True
+    draft_blog_page.save_revision().publish()
+    assert api_document(draft_blog_page, menus) == {"title": "Hello world"}
+
+
 # -- Images and documents ------------------------------------------------------------------------
 
 

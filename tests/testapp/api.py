@@ -21,6 +21,13 @@ class SitePagesAPIViewSet(PagesAPIViewSet):
     ]
 
 
+class MenuPagesAPIViewSet(PagesAPIViewSet):
+    """Serves only the pages shown in menus: its own ``get_queryset`` decides what it shows."""
+
+    def get_queryset(self):
+        return super().get_queryset().filter(show_in_menus=True)
+
+
 class BrokenPagesAPIViewSet(PagesAPIViewSet):
     """A viewset whose own code fails: the checks report it, they do not crash."""
 
