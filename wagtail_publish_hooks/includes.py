@@ -59,9 +59,10 @@ class ApiProjection(NamedTuple):
     def name(self) -> str:
         """``"api"`` for the stock document, else ``"api:"`` and a digest of the projection:
         destinations with the same projection share one document per event."""
-        if self.viewset is None and self.fields is None:
+        if self.viewset is None and not self.fields:
             return API
-        spec = json.dumps([self.viewset, list(self.fields) if self.fields is not None else None])
+        # No fields is the endpoint's default, as ``?fields=`` empty is: the same document.
+        spec = json.dumps([self.viewset, list(self.fields) if self.fields else None])
         return f"{API}:{hashlib.sha256(spec.encode()).hexdigest()[:12]}"
 
 
@@ -77,7 +78,6 @@ def include_names(
 ) -> tuple[str, ...]:
     """The names of the documents a destination receives: its ``INCLUDE``, with ``"api"`` named
     after its projection."""
-    # No fields is the endpoint's default, as ``?fields=`` empty is: the same document.
     projection = ApiProjection(viewset, tuple(fields or ()) or None)
     names = []
     for name in include:

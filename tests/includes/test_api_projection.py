@@ -128,7 +128,8 @@ def test_the_projection_name_is_stable_and_short():
     assert one.name != ApiProjection(None, tuple(FIELDS)).name
     assert one.name != ApiProjection(SITE_VIEWSET, ("title",)).name
     assert len(one.name) == len("api:") + 12
-    assert ApiProjection().name == "api"
+    assert ApiProjection().name == "api" == ApiProjection(None, ()).name
+    assert ApiProjection(SITE_VIEWSET).name == ApiProjection(SITE_VIEWSET, ()).name
     # No fields at all is the stock document: shared with the destinations that set none.
     assert includes.include_names(["api"], None, []) == ("api",)
     assert includes.include_names(["api"], None, ["title"]) != ("api",)
