@@ -220,7 +220,9 @@ def apply_includes(
     """The body for a destination: ``payload`` plus the included documents it asked for.
 
     The API document goes next to the description of the object: ``data.page.api`` for page
-    events, ``data.object.api`` for custom events about a page, else ``data.api``.
+    events, ``data.image.api`` and ``data.document.api`` for media events, ``data.object.api``
+    for custom events about a page, else ``data.api``. A document kept under a qualified name
+    (``"api:<digest>"``, a projection of it) goes under the unqualified one (``api``).
     """
     names = [name for name in names if name in included_data]
     if not names:
@@ -229,9 +231,9 @@ def apply_includes(
     data = body.setdefault("data", {})
     for name in names:
         holder = data
-        for key in ("page", "object"):
+        for key in ("page", "image", "document", "object"):
             if isinstance(data.get(key), dict):
                 holder = data[key]
                 break
-        holder[name] = copy.deepcopy(included_data[name])
+        holder[name.partition(":")[0]] = copy.deepcopy(included_data[name])
     return body

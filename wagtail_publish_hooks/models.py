@@ -48,7 +48,9 @@ class Event(models.Model):
     #: The body sent to webhook destinations: ``{"id", "type", "timestamp", "data"}``.
     payload = models.JSONField(_("payload"))
     #: Extra documents captured for the destinations that asked for them (``INCLUDE``), by
-    #: name: ``{"api": {...}}``. Only the deliveries whose ``include`` names one receive it.
+    #: name: ``{"api": {...}, "api:<digest>": {...}}`` (the stock API document, and one per
+    #: projection: ``API_VIEWSET``, ``API_FIELDS``). Only the deliveries whose ``include``
+    #: names one receive it.
     included_data = models.JSONField(_("included data"), default=dict, blank=True)
 
     class Meta:
@@ -159,7 +161,7 @@ class Delivery(models.Model):
     last_status_code = models.PositiveIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True, default="")
     #: The names of the extra documents (``INCLUDE``) the destination asked for when the event
-    #: was captured, such as ``["api"]``.
+    #: was captured, such as ``["api"]`` or ``["api:<digest>"]`` (its projection of it).
     include = models.JSONField(_("include"), default=list, blank=True)
     #: Further events merged into this delivery by a coalescing destination (``event`` is the
     #: first); see :meth:`covered_events`.

@@ -183,7 +183,12 @@ def destination_from_config(
         sections=_optional_ids(config.get("SECTIONS")),
         changed=_optional_tuple(config.get("CHANGED")),
         collections=_optional_ids(config.get("COLLECTIONS")),
-        api_viewset=config["API_VIEWSET"] if isinstance(config.get("API_VIEWSET"), str) else None,
+        # A managed destination may not name code (E062): never taken from one.
+        api_viewset=(
+            config["API_VIEWSET"]
+            if isinstance(config.get("API_VIEWSET"), str) and not managed
+            else None
+        ),
         api_fields=_optional_tuple(config.get("API_FIELDS")),
         managed=managed,
         **_retry_keys(alias, config),

@@ -28,6 +28,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from .events import DEFAULT_EVENT_PATTERNS, OPERATIONAL_EVENT_TYPES, event_type_matches, json_safe
+from .includes import include_names
 from .limits import OPTION_LIMITS, OutOfLimits, parse_number
 from .receivers import Receiver, get_receiver, registered_receivers
 from .registry import Destination, get_backend, get_destinations
@@ -37,7 +38,8 @@ logger = logging.getLogger("wagtail_publish_hooks")
 
 
 class Route(NamedTuple):
-    """One destination an event is recorded for, with the extra documents it asked for."""
+    """One destination an event is recorded for, with the names of the extra documents it
+    asked for (:func:`destination_includes`)."""
 
     alias: str
     include: tuple[str, ...] = ()
@@ -80,6 +82,14 @@ def _everyone() -> list[Destination | Receiver]:
     return [*get_destinations().values(), *registered_receivers()]
 
 
+def destination_includes(destination: Destination | Receiver) -> tuple[str, ...]:
+    """What a destination's ``INCLUDE`` names, its API document named after its projection
+    (``API_VIEWSET``, ``API_FIELDS``): destinations with the same one share it."""
+    if isinstance(destination, Destination):
+        return include_names(destination.include, destination.api_viewset, destination.api_fields)
+    return tuple(destination.include)
+
+
 def routes_for(
     event_type: str,
     model: type[models.Model] | None,
@@ -93,7 +103,7 @@ def routes_for(
     filters; without it, the filters are not applied.
     """
     routes = [
-        Route(alias, destination.include)
+        Route(alias, destination_includes(destination))
         for alias, destination in get_destinations().items()
         if destination_matches(destination, event_type, model, is_alias=is_alias, subject=subject)
     ]
@@ -146,7 +156,9 @@ def route_to(aliases: Iterable[str]) -> list[Route]:
     routes = []
     for alias in aliases:
         destination: Destination | Receiver | None = destinations.get(alias) or get_receiver(alias)
-        routes.append(Route(alias, destination.include if destination is not None else ()))
+        routes.append(
+            Route(alias, destination_includes(destination) if destination is not None else ())
+        )
     return routes
 
 

@@ -185,8 +185,10 @@ def test_api_document_is_built_only_when_a_routed_destination_asks(
 ):
     httpserver.expect_request("/x").respond_with_data("ok")
     calls = []
-    real = includes.page_api_data
-    monkeypatch.setattr(includes, "page_api_data", lambda page: calls.append(page.pk) or real(page))
+    real = includes.api_document
+    monkeypatch.setattr(
+        includes, "api_document", lambda obj, *args: calls.append(obj.pk) or real(obj, *args)
+    )
     configure(
         DESTINATIONS={
             "others-only": {
@@ -211,10 +213,10 @@ def test_api_document_is_built_only_when_a_routed_destination_asks(
 def test_a_page_that_cannot_be_serialised_still_sends_its_event(
     two_consumers, httpserver, draft_blog_page, monkeypatch, caplog
 ):
-    def broken(page):
+    def broken(page, *args):
         raise RuntimeError("serialiser exploded")
 
-    monkeypatch.setattr(includes, "page_api_data", broken)
+    monkeypatch.setattr(includes, "api_document", broken)
     caplog.set_level(logging.ERROR, logger="wagtail_publish_hooks")
     two_consumers()
     draft_blog_page.save_revision().publish()

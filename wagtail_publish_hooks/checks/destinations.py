@@ -38,6 +38,7 @@ from ..validation import (
     managed_option_problems,
     warning,
 )
+from .api import check_api_projection
 from .filters import check_filters
 
 
@@ -94,6 +95,7 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
         messages.append(error(21, "must be True or False.", alias=alias, keys=("EXCLUDE_ALIASES",)))
     messages += _check_include(alias, config.get("INCLUDE"), "INCLUDE" in config)
     messages += check_filters(alias, config)
+    messages += check_api_projection(alias, config)
     messages += _check_retry_policy(alias, config)
 
     backend_class = _check_backend(alias, config, messages)

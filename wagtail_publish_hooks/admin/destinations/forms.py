@@ -41,6 +41,9 @@ FIELD_FOR_KEY = {
     "MODELS": "model_labels",
     "EXCLUDE_ALIASES": "exclude_aliases",
     "INCLUDE": "include",
+    "API_FIELDS": "api_fields",
+    # Never a field: an admin user may not name code (E062). Shown with the API fields.
+    "API_VIEWSET": "api_fields",
     "RETRY_SCHEDULE": "retry_schedule",
     "MAX_ATTEMPTS": "max_attempts",
     **FILTER_FIELDS,
@@ -139,6 +142,15 @@ class DestinationForm(RoutingFilters, forms.ModelForm):
         choices=[(name, name) for name in sorted(KNOWN_INCLUDES)],
         help_text=_("Extra documents sent with each event: 'api' adds the page's API document."),
     )
+    api_fields = LinesField(
+        label=_("API fields"),
+        required=False,
+        help_text=_(
+            "With 'api' included: the fields of the API document, one per line, as the API's "
+            "?fields= takes them (title, feed_image(url), -body; '_' first keeps only those "
+            "listed). Empty: every field."
+        ),
+    )
     retry_schedule = ScheduleField(
         label=_("Retry schedule"),
         required=False,
@@ -168,6 +180,7 @@ class DestinationForm(RoutingFilters, forms.ModelForm):
         "exclude_aliases",
         "include",
         *FILTER_FIELDS.values(),
+        "api_fields",
         "retry_schedule",
         "max_attempts",
     ]
@@ -183,6 +196,7 @@ class DestinationForm(RoutingFilters, forms.ModelForm):
             "exclude_aliases",
             "include",
             *FILTER_FIELDS.values(),
+            "api_fields",
             "retry_schedule",
             "max_attempts",
         ]
@@ -413,6 +427,7 @@ class DestinationForm(RoutingFilters, forms.ModelForm):
             model_labels=cleaned.get("model_labels"),
             exclude_aliases=cleaned.get("exclude_aliases"),
             include=list(cleaned.get("include") or []),
+            api_fields=cleaned.get("api_fields"),
             retry_schedule=cleaned.get("retry_schedule"),
             max_attempts=cleaned.get("max_attempts"),
             **self.filter_values(),
