@@ -18,7 +18,7 @@ Each filter judges only the events it can judge, and lets the others pass:
   their collection is a listed one or below one.
 - ``CHANGED`` (field names): ``page.published`` and ``snippet.published``, when the event's
   ``data["first_publish"]`` is true or one of the fields is in ``data["changes"]``; an event
-  whose data says nothing of changes passes.
+  whose data says nothing of changes, or whose changes are unknown (``null``), passes.
 
 What costs queries is looked up once per event, for every destination at a time
 (:class:`Subject`): the sections and collections of all destinations in one query each, only
@@ -285,8 +285,8 @@ class Subject:
         data = self.data
         if not isinstance(data, Mapping) or ("changes" not in data and "first_publish" not in data):
             return True  # nothing said about changes: not judged
-        if data.get("first_publish"):
-            return True
+        if data.get("first_publish") or data.get("changes") is None:
+            return True  # a first publish, or changes that cannot be known: not filtered out
         changed = set(destination.changed)
         return any(
             isinstance(change, Mapping) and change.get("field") in changed
