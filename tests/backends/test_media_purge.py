@@ -267,3 +267,45 @@ def test_revalidation_receives_the_paths_of_the_pages_that_used_a_deleted_docume
     assert body["paths"] == sorted(page_paths(media_site["pages"][0::2]))
     [build] = frontends("/build")
     assert build["title"] == "wagtail-publish-hooks: 1 document deleted"
+
+
+# -- People and webhooks ---------------------------------------------------------------------------
+
+
+def test_a_replaced_image_is_mailed_readably_and_posted_as_json(
+    configure, httpserver, media_site, superuser_client, django_user_model, mailoutbox
+):
+    django_user_model.objects.create_user("alice", "alice@example.com")
+    configure(
+        DESTINATIONS={
+            "editors": {
+                "BACKEND": "wagtail_publish_hooks.backends.email.EmailBackend",
+                "EVENTS": ["image.*"],
+                "OPTIONS": {"TO_USERS": ["alice"]},
+            },
+            "consumer": {
+                "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
+                "EVENTS": ["image.*"],
+                "OPTIONS": {"URL": httpserver.url_for("/hooks")},
+            },
+        },
+        RETRY_SCHEDULE=[0],
+    )
+    httpserver.expect_request("/hooks").respond_with_data("ok")
+    image = media_site["image"]
+    old_url = image.file.url
+
+    edit_image(superuser_client, image, file=image_upload("sunrise.png"))
+
+    [message] = [m for m in mailoutbox if "X-Publish-Hooks-Event" in m.extra_headers]
+    assert message.to == ["alice@example.com"]
+    assert "Image changed: Sunset" in message.subject
+    assert "“Sunset” was changed (new file) by admin." in message.body
+    assert "/media/" not in message.body  # no relative link that leads nowhere
+    [(request, _)] = httpserver.log
+    body = json.loads(request.get_data())
+    assert request.headers["webhook-id"] == body["id"]
+    assert body["type"] == "image.changed"
+    assert body["data"]["image"]["title"] == "Sunset"
+    assert old_url in body["data"]["image"]["urls"]
+    assert body["data"]["changes"][0]["field"] == "file"
