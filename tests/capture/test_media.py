@@ -310,3 +310,11 @@ def test_a_collection_move_counts_once_whoever_saves(sink):
     image.save()
     image.save()  # the same again: nothing changed
     assert [event_type for event_type, _ in recorded()] == ["image.changed"]
+
+
+def test_media_namespaces_are_reserved_for_the_package():
+    from wagtail_publish_hooks.custom_events import emit
+
+    for event_type in ("image.changed", "document.signed"):
+        with pytest.raises(ValueError, match="reserved"):
+            emit(event_type, data={})
