@@ -269,6 +269,25 @@ def record_changed(kind: str, instance: Any) -> None:
     record_event(EVENT_TYPES[kind][0], data=data, instance=instance, actor=actor)
 
 
+def record_collection_move(kind: str, instance: Any, collection: Any) -> None:
+    """``*.changed`` for a media moved to ``collection`` without a save (a queryset update)."""
+    if instance.collection_id == collection.pk:
+        return
+    instance.collection = collection
+    changes = [{"field": "collection", "label": field_label(type(instance), "collection")}]
+    actor = current_actor()
+
+    def data() -> dict[str, Any]:
+        stale = rendition_urls(instance) if kind == IMAGE else []
+        return {
+            kind: media_payload(kind, instance, stale_urls=stale),
+            "actor": events.actor_payload(actor),
+            "changes": changes,
+        }
+
+    record_event(EVENT_TYPES[kind][0], data=data, instance=instance, actor=actor)
+
+
 def record_deleted(kind: str, instance: Any) -> None:
     """``*.deleted``, while the renditions still exist (``pre_delete``)."""
     actor = current_actor()
@@ -318,13 +337,31 @@ class MediaReceivers:
         def pre_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
             record_deleted(kind, instance)
 
+        @never_raises(changed)
+        def moved(sender: Any, instance: Any, collection: Any = None, **kwargs: Any) -> None:
+            record_collection_move(kind, instance, collection)
+
         self.pre_save = pre_save
         self.post_save = post_save
         self.pre_delete = pre_delete
+        self.moved = moved
 
 
 #: Kept here: signals hold their receivers by weak reference.
 RECEIVERS = {kind: MediaReceivers(kind) for kind in (IMAGE, DOCUMENT)}
+
+
+def after_bulk_action(action_type: str, objects: Any, collection: Any) -> None:
+    """Wagtail's bulk action "Add to collection" moves images and documents with a queryset
+    update, which sends no signal: each one it moved is ``*.changed`` (its ``collection``).
+    ``objects`` are the instances as they were before the move."""
+    if action_type != "add_to_collection" or collection is None:
+        return
+    kinds = media_kinds()
+    for instance in objects:
+        for kind, base in kinds.items():
+            if isinstance(instance, base):
+                RECEIVERS[kind].moved(type(instance), instance=instance, collection=collection)
 
 
 def connect() -> None:

@@ -318,3 +318,28 @@ def test_media_namespaces_are_reserved_for_the_package():
     for event_type in ("image.changed", "document.signed"):
         with pytest.raises(ValueError, match="reserved"):
             emit(event_type, data={})
+
+
+def test_bulk_actions_move_and_delete_images_with_events(sink, superuser_client):
+    images = [make_image(title="One"), make_image(title="Two", filename="two.png")]
+    press = root_collection().add_child(name="Press")
+    ids = "&".join(f"id={image.pk}" for image in images)
+
+    response = superuser_client.post(
+        f"/admin/bulk/wagtailimages/image/add_to_collection/?{ids}", {"collection": press.pk}
+    )
+    assert response.status_code == 302
+    response = superuser_client.post(f"/admin/bulk/wagtailimages/image/delete/?{ids}")
+    assert response.status_code == 302
+
+    events = recorded()
+    assert [(event_type, data["image"]["title"]) for event_type, data in events] == [
+        ("image.changed", "One"),
+        ("image.changed", "Two"),
+        ("image.deleted", "One"),
+        ("image.deleted", "Two"),
+    ]
+    for _, data in events[:2]:
+        assert data["changes"] == [{"field": "collection", "label": "collection"}]
+        assert data["image"]["collection"] == {"id": press.pk, "name": "Press"}
+        assert data["actor"]["username"] == "admin"
