@@ -302,6 +302,7 @@ def test_a_replaced_image_is_mailed_readably_and_posted_as_json(
     assert "Image changed: Sunset" in message.subject
     assert "“Sunset” was changed (new file) by admin." in message.body
     assert "/media/" not in message.body  # no relative link that leads nowhere
+    assert f"Edit it: http://testserver/admin/images/{image.pk}/" in message.body
     [(request, _)] = httpserver.log
     body = json.loads(request.get_data())
     assert request.headers["webhook-id"] == body["id"]
