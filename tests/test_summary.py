@@ -119,3 +119,12 @@ def test_chat_messages_about_media_read_well():
     card = teams.build_message(payload)["attachments"][0]["content"]
     assert "actions" not in card  # no link to a relative URL
     assert "Image changed" in str(card)
+    on_a_cdn = image_changed(url="https://cdn.example.com/sunrise.png")
+    card = teams.build_message(on_a_cdn)["attachments"][0]["content"]
+    assert card["actions"] == [
+        {
+            "type": "Action.OpenUrl",
+            "title": "View image",
+            "url": "https://cdn.example.com/sunrise.png",
+        }
+    ]
