@@ -218,9 +218,9 @@ def may_change_tracked(kind: str, update_fields: Any) -> bool:
 
 def remember(kind: str, instance: Any) -> None:
     """Keep on ``instance`` what its row was, and the URLs of its renditions (``pre_save``)."""
-    attnames = tracked_attnames(kind)
     if not is_routed(EVENT_TYPES[kind][0], type(instance)):
         return
+    attnames = tracked_attnames(kind)
     manager = type(instance)._base_manager.using(instance._state.db or "default")
     row = manager.filter(pk=instance.pk).values(*attnames).first()
     if row is None:
@@ -245,6 +245,32 @@ def changes_since(kind: str, instance: Any, old: dict[str, Any]) -> list[dict[st
     return changes
 
 
+def record_media_event(
+    event_type: str,
+    kind: str,
+    instance: Any,
+    *,
+    stale: list[str] | None = None,
+    changes: list[dict[str, Any]] | None = None,
+) -> None:
+    """Record ``event_type`` about ``instance``. ``stale``: the URLs of what is gone once saved
+    (a replaced file, its renditions); by default the renditions that exist, read if the event
+    is routed. ``changes`` for ``*.changed``."""
+    actor = current_actor()
+
+    def data() -> dict[str, Any]:
+        urls = stale if stale is not None else rendition_urls(instance) if kind == IMAGE else []
+        result: dict[str, Any] = {
+            kind: media_payload(kind, instance, stale_urls=urls),
+            "actor": events.actor_payload(actor),
+        }
+        if changes is not None:
+            result["changes"] = changes
+        return result
+
+    record_event(event_type, data=data, instance=instance, actor=actor)
+
+
 def record_changed(kind: str, instance: Any) -> None:
     """``*.changed``, if a tracked field changed since ``pre_save`` (``post_save``)."""
     before = instance.__dict__.pop(BEFORE, None)
@@ -257,16 +283,7 @@ def record_changed(kind: str, instance: Any) -> None:
     stale = list(before["renditions"])
     if old["file"] and old["file"] != current_value(instance, "file"):
         stale = own_urls(kind, with_file(instance, old["file"])) + stale
-    actor = current_actor()
-
-    def data() -> dict[str, Any]:
-        return {
-            kind: media_payload(kind, instance, stale_urls=stale),
-            "actor": events.actor_payload(actor),
-            "changes": changes,
-        }
-
-    record_event(EVENT_TYPES[kind][0], data=data, instance=instance, actor=actor)
+    record_media_event(EVENT_TYPES[kind][0], kind, instance, stale=stale, changes=changes)
 
 
 def record_collection_move(kind: str, instance: Any, collection: Any) -> None:
@@ -275,35 +292,12 @@ def record_collection_move(kind: str, instance: Any, collection: Any) -> None:
         return
     instance.collection = collection
     changes = [{"field": "collection", "label": field_label(type(instance), "collection")}]
-    actor = current_actor()
-
-    def data() -> dict[str, Any]:
-        stale = rendition_urls(instance) if kind == IMAGE else []
-        return {
-            kind: media_payload(kind, instance, stale_urls=stale),
-            "actor": events.actor_payload(actor),
-            "changes": changes,
-        }
-
-    record_event(EVENT_TYPES[kind][0], data=data, instance=instance, actor=actor)
-
-
-def record_deleted(kind: str, instance: Any) -> None:
-    """``*.deleted``, while the renditions still exist (``pre_delete``)."""
-    actor = current_actor()
-
-    def data() -> dict[str, Any]:
-        stale = rendition_urls(instance) if kind == IMAGE else []
-        return {
-            kind: media_payload(kind, instance, stale_urls=stale),
-            "actor": events.actor_payload(actor),
-        }
-
-    record_event(EVENT_TYPES[kind][1], data=data, instance=instance, actor=actor)
+    record_media_event(EVENT_TYPES[kind][0], kind, instance, changes=changes)
 
 
 class MediaReceivers:
-    """The three receivers of one kind (image or document), each never raising."""
+    """The receivers of one kind (image or document), each never raising: those of the model
+    signals, and :meth:`moved` for the bulk action that moves without saving."""
 
     def __init__(self, kind: str) -> None:
         changed, deleted = EVENT_TYPES[kind]
@@ -335,7 +329,8 @@ class MediaReceivers:
 
         @never_raises(deleted)
         def pre_delete(sender: Any, instance: Any, **kwargs: Any) -> None:
-            record_deleted(kind, instance)
+            # The renditions still exist: Django deletes them after this signal.
+            record_media_event(deleted, kind, instance)
 
         @never_raises(changed)
         def moved(sender: Any, instance: Any, collection: Any = None, **kwargs: Any) -> None:
