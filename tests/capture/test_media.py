@@ -285,7 +285,7 @@ def test_models_route_images_and_documents_apart(configure, httpserver, media_ro
 
 def test_every_installed_image_and_document_model_is_connected():
     models = {model._meta.label for _, model in media_handlers.media_models()}
-    assert {"wagtailimages.Image", "wagtaildocs.Document"} <= models
+    assert {"wagtailimages.Image", "testapp.CustomImage", "wagtaildocs.Document"} <= models
 
 
 def test_media_event_patterns_are_known(settings):
@@ -343,3 +343,52 @@ def test_bulk_actions_move_and_delete_images_with_events(sink, superuser_client)
         assert data["changes"] == [{"field": "collection", "label": "collection"}]
         assert data["image"]["collection"] == {"id": press.pk, "name": "Press"}
         assert data["actor"]["username"] == "admin"
+
+
+def test_a_custom_image_model_has_the_same_events_and_routes_by_its_label(
+    configure,
+    httpserver,
+    media_root,  # noqa: F811
+):
+    from wagtail.images.tests.utils import get_test_image_file
+
+    from tests.testapp.models import CustomImage
+
+    configure(
+        DESTINATIONS={
+            "custom": {
+                "BACKEND": WEBHOOK,
+                "EVENTS": ["image.*"],
+                "MODELS": ["testapp.CustomImage"],
+                "OPTIONS": {"URL": httpserver.url_for("/custom")},
+            },
+            "stock": {
+                "BACKEND": WEBHOOK,
+                "EVENTS": ["image.*"],
+                "MODELS": ["wagtailimages.Image"],
+                "OPTIONS": {"URL": httpserver.url_for("/stock")},
+            },
+        },
+        RETRY_SCHEDULE=[0],
+    )
+    image = CustomImage.objects.create(
+        title="Credits",
+        file=get_test_image_file(filename="credits.png"),
+        collection=root_collection(),
+    )
+    rendition = image.get_rendition("width-50")
+    assert type(rendition).__name__ == "CustomRendition"
+    image.title = "Credits, revised"
+    image.credit = "Photo: somebody"  # not tracked
+    image.save()
+    image.delete()
+
+    routed = list(Delivery.objects.order_by("pk").values_list("destination", "event__event_type"))
+    assert routed == [("custom", "image.changed"), ("custom", "image.deleted")]
+    changed, deleted = recorded()
+    assert changed[1]["image"]["type"] == "testapp.CustomImage"
+    assert changed[1]["changes"] == [
+        {"field": "title", "label": "title", "old": "Credits", "new": "Credits, revised"}
+    ]
+    assert changed[1]["image"]["urls"] == [image.file.url, rendition.url]
+    assert deleted[1]["image"]["urls"] == [image.file.url, rendition.url]

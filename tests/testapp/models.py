@@ -6,6 +6,7 @@ from wagtail.api import APIField
 from wagtail.fields import RichTextField, StreamField
 from wagtail.images import get_image_model_string
 from wagtail.images.blocks import ImageChooserBlock
+from wagtail.images.models import AbstractImage, AbstractRendition, Image
 from wagtail.models import DraftStateMixin, Page, RevisionMixin
 from wagtail.snippets.models import register_snippet
 
@@ -71,3 +72,18 @@ class MediaPage(Page):
         [("text", blocks.RichTextBlock()), ("image", ImageChooserBlock())],
         blank=True,
     )
+
+
+class CustomImage(AbstractImage):
+    """An image model of the site's own: media events cover it as they cover Wagtail's."""
+
+    credit = models.CharField(max_length=255, blank=True)
+
+    admin_form_fields = (*Image.admin_form_fields, "credit")
+
+
+class CustomRendition(AbstractRendition):
+    image = models.ForeignKey(CustomImage, on_delete=models.CASCADE, related_name="renditions")
+
+    class Meta:
+        unique_together = (("image", "filter_spec", "focal_point_key"),)
