@@ -204,6 +204,15 @@ def is_routed(event_type: str, model: type[models.Model]) -> bool:
     return bool(routes_for(event_type, model) or in_process_receivers_for(event_type, model))
 
 
+def may_be_routed(event_type: str, model: type[models.Model]) -> bool:
+    """:func:`is_routed`, asked before a savepoint is opened: saves that no destination cares
+    about cost nothing. If it fails, the receiver runs, and records the failure."""
+    try:
+        return is_routed(event_type, model)
+    except Exception:
+        return True
+
+
 def tracked_attnames(kind: str) -> list[str]:
     return [attname for names in TRACKED_FIELDS[kind].values() for attname in names]
 
@@ -314,7 +323,9 @@ class MediaReceivers:
             instance.__dict__.pop(BEFORE, None)
             if raw or instance.pk is None or instance._state.adding:
                 return  # a new image or document, or a fixture: no event
-            if may_change_tracked(kind, kwargs.get("update_fields")):
+            if may_change_tracked(kind, kwargs.get("update_fields")) and may_be_routed(
+                EVENT_TYPES[kind][0], type(instance)
+            ):
                 remember_row(sender, instance=instance)
 
         def post_save(

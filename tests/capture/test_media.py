@@ -6,6 +6,7 @@ and reads the events recorded."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 from django.core import checks
@@ -157,7 +158,8 @@ def test_a_save_that_changes_nothing_tracked_records_nothing(sink, superuser_cli
 def queries_of_save(image, **kwargs) -> list[str]:
     with CaptureQueriesContext(connection) as queries:
         image.save(**kwargs)
-    return [query["sql"] for query in queries if "SAVEPOINT" not in query["sql"]]
+    # Savepoint names differ from one save to the next; their number does not.
+    return [re.sub(r'"s\d+_x\d+"', '"savepoint"', query["sql"]) for query in queries]
 
 
 def queries_of_ours(settings, image, **kwargs) -> list[str]:
