@@ -82,3 +82,79 @@ def test_what_changed_in_words():
     # Other event types do not say what changed.
     moved = summarize({"type": "page.moved", "data": {"changes": changes("title")}})
     assert moved.changes is None
+
+
+def image_changed(**image):
+    return {
+        "id": "evt_4",
+        "type": "image.changed",
+        "data": {
+            "image": {
+                "id": 5,
+                "type": "wagtailimages.Image",
+                "title": "Sunset",
+                "url": "/media/original_images/sunrise.png",
+                "urls": ["/media/original_images/sunrise.png", "/media/original_images/sunset.png"],
+                **image,
+            },
+            "actor": {"id": 1, "username": "admin"},
+            "changes": [
+                {"field": "file", "label": "file", "old": "a.png", "new": "b.png"},
+                {"field": "title", "label": "title", "old": "Dusk", "new": "Sunset"},
+                {"field": "focal_point", "label": "focal point"},
+            ],
+        },
+    }
+
+
+def test_media_event_summary_says_what_changed():
+    summary = summarize(image_changed())
+    assert summary.sentence == "“Sunset” was changed (new file, title, focal point) by admin"
+    assert summary.label == "Image changed"
+    assert summary.object_type == "wagtailimages.Image"
+    # A relative media URL belongs to no site: no link, rather than a broken one.
+    assert summary.url is None and summary.site is None
+    on_a_cdn = summarize(image_changed(url="https://cdn.example.com/sunrise.png"))
+    assert on_a_cdn.url == "https://cdn.example.com/sunrise.png"
+    assert on_a_cdn.site == "cdn.example.com"
+
+
+def test_media_deletion_summary():
+    summary = summarize(
+        {
+            "id": "evt_5",
+            "type": "document.deleted",
+            "data": {
+                "document": {"id": 3, "type": "wagtaildocs.Document", "title": "Report"},
+                "actor": None,
+            },
+        }
+    )
+    assert summary.sentence == "“Report” was deleted"
+    assert summary.label == "Document deleted"
+    assert summary.tone == "danger"
+
+
+def test_chat_messages_about_media_read_well():
+    from wagtail_publish_hooks.backends import discord, teams
+    from wagtail_publish_hooks.backends.slack import SlackBackend
+
+    payload = image_changed()
+    sentence = "“Sunset” was changed (new file, title, focal point) by admin"
+    slack = SlackBackend(alias="team", options={"URL": "https://hooks.slack.com/x"})
+    assert slack.build_message(payload)["text"] == (
+        "*Sunset* was changed (new file, title, focal point) by admin."
+    )
+    assert discord.build_message(payload)["content"] == discord.escape_markdown(sentence)
+    card = teams.build_message(payload)["attachments"][0]["content"]
+    assert "actions" not in card  # no link to a relative URL
+    assert "Image changed" in str(card)
+    on_a_cdn = image_changed(url="https://cdn.example.com/sunrise.png")
+    card = teams.build_message(on_a_cdn)["attachments"][0]["content"]
+    assert card["actions"] == [
+        {
+            "type": "Action.OpenUrl",
+            "title": "View image",
+            "url": "https://cdn.example.com/sunrise.png",
+        }
+    ]

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("wagtail_publish_hooks")
 
 #: Namespaces of the package's own event types; :func:`emit` refuses them.
-RESERVED_NAMESPACES = ("page", "snippet", "workflow", "publish_hooks")
+RESERVED_NAMESPACES = ("page", "snippet", "workflow", "image", "document", "publish_hooks")
 
 #: The keys :func:`emit` sets in ``data``; the caller's ``data`` may not use them.
 RESERVED_DATA_KEYS = frozenset({"object", "actor", "target"})

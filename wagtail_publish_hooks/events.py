@@ -28,6 +28,15 @@ SNIPPET_UNPUBLISHED = "snippet.unpublished"
 WORKFLOW_SUBMITTED = "workflow.submitted"
 WORKFLOW_APPROVED = "workflow.approved"
 WORKFLOW_REJECTED = "workflow.rejected"
+#: Images and documents (any model of ``AbstractImage`` or ``AbstractDocument``): a file
+#: replaced, or a tracked field changed (see ``media_handlers.py``); and their deletion.
+IMAGE_CHANGED = "image.changed"
+IMAGE_DELETED = "image.deleted"
+DOCUMENT_CHANGED = "document.changed"
+DOCUMENT_DELETED = "document.deleted"
+MEDIA_CHANGED_TYPES = (IMAGE_CHANGED, DOCUMENT_CHANGED)
+MEDIA_DELETED_TYPES = (IMAGE_DELETED, DOCUMENT_DELETED)
+MEDIA_EVENT_TYPES = (*MEDIA_CHANGED_TYPES, *MEDIA_DELETED_TYPES)
 #: Sent by ``manage.py publish_hooks test ALIAS``; routed to that destination only.
 TEST = "publish_hooks.test"
 #: Operational events, about the pipeline itself (see ``operational.py``): routed only to the
@@ -45,6 +54,7 @@ BUILTIN_EVENT_TYPES = (
     WORKFLOW_SUBMITTED,
     WORKFLOW_APPROVED,
     WORKFLOW_REJECTED,
+    *MEDIA_EVENT_TYPES,
     TEST,
     *OPERATIONAL_EVENT_TYPES,
 )
@@ -200,6 +210,15 @@ def object_payload(obj: Any, *, revision: Any = None) -> dict[str, Any]:
     if hasattr(obj, "locale_id"):
         payload["locale"] = language_code(obj.locale_id)
     return payload
+
+
+def media_subject(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The image or document an event's ``data`` is about (``data.image``, ``data.document``)."""
+    for key in ("image", "document"):
+        subject = data.get(key)
+        if isinstance(subject, Mapping):
+            return subject
+    return None
 
 
 def build_body(

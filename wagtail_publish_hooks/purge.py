@@ -4,7 +4,9 @@ For a page event, the set holds the page's URLs on every site whose root contain
 with the page's ``get_cached_paths()``; for a move or slug change, its old URLs and those of its
 descendants as well; the pages above it, to a depth; the live pages that link to it (Wagtail's
 ``ReferenceIndex``); its alias pages; and whatever the page model (or the ``EXTRA_URLS`` option)
-adds, such as feeds and sitemaps. For a snippet event, the pages that use the snippet.
+adds, such as feeds and sitemaps. For a snippet event, the pages that use the snippet. For an
+image or document event, the media's own URLs (on every site, when they are relative) and the
+live pages that use it.
 
 The related pages are fetched with one query per page type, whatever their number, with the
 site root paths cached for the whole computation.
@@ -15,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from django.apps import apps
 from django.conf import settings
@@ -25,10 +27,13 @@ from django.utils import translation
 from django.utils.module_loading import import_string
 
 from .events import (
+    MEDIA_CHANGED_TYPES,
+    MEDIA_EVENT_TYPES,
     PAGE_DELETED,
     PAGE_EVENT_TYPES,
     SNIPPET_PUBLISHED,
     SNIPPET_UNPUBLISHED,
+    media_subject,
 )
 
 #: The method a page model defines to add URLs of its own to its purge set.
@@ -263,6 +268,14 @@ class PurgeSet:
             snippet = data.get("snippet")
             if isinstance(snippet, Mapping):
                 urls += self.for_snippet(snippet)
+        elif event_type in MEDIA_EVENT_TYPES:
+            media = media_subject(data)
+            if media is not None:
+                urls += self.media_urls(media)
+                # A deleted media's pages were captured with the event, while its references
+                # existed; they are looked up now only if that capture is missing.
+                if event_type in MEDIA_CHANGED_TYPES or captured is None:
+                    urls += self.for_snippet(media)
         return list(dict.fromkeys(urls))
 
     def for_page_event(self, event_type: str, data: Mapping[str, Any]) -> list[str]:
@@ -317,19 +330,43 @@ class PurgeSet:
         return urls
 
     def for_snippet(self, snippet: Mapping[str, Any]) -> list[str]:
-        """The URLs of the live pages that use the snippet."""
-        label, pk = snippet.get("type"), snippet.get("id")
+        """The URLs of the live pages that use the snippet (or image, or document)."""
+        return [url for page in self.pages_using(snippet) for url in self.page_urls(page)]
+
+    def pages_using(self, subject: Mapping[str, Any]) -> list[Any]:
+        """The live pages that use the object an event describes (its ``type`` and ``id``)."""
+        label, pk = subject.get("type"), subject.get("id")
         if not isinstance(label, str) or pk is None:
             return []
         try:
             model = apps.get_model(label)
         except (LookupError, ValueError):
             return []
+        return self.pages_referencing(model, pk)
+
+    def pages_referencing(self, model: type, pk: Any) -> list[Any]:
+        """The live pages whose content refers to the object, in a number of queries that does
+        not grow with theirs (one for the references, one per page type)."""
         ids = self.referencing_page_ids(model, pk)
         if not ids:
             return []
         _, pages = self.related_pages(referencing_ids=ids)
-        return [url for page in pages for url in self.page_urls(page)]
+        return pages
+
+    def media_urls(self, media: Mapping[str, Any]) -> list[str]:
+        """An image's or a document's own URLs (``url`` and ``urls``): a full URL as it is (a
+        CDN's), a relative one (``/media/...``, the document serve view) on every site."""
+        given = [media.get("url"), *(media.get("urls") or ())]
+        roots = list(dict.fromkeys(root.root_url for root in self.root_paths()))
+        urls: list[str] = []
+        for url in given:
+            if not isinstance(url, str) or not url:
+                continue
+            if urlsplit(url).scheme:
+                urls.append(url)
+            else:
+                urls += [urljoin(root + "/", url) for root in roots]
+        return list(dict.fromkeys(urls))
 
     def for_page_being_deleted(self, page: Any) -> list[str]:
         """Everything a page's deletion makes stale, while its rows and references still exist."""

@@ -18,6 +18,10 @@ VERBS = {
     "page.deleted": "deleted",
     "snippet.published": "published",
     "snippet.unpublished": "unpublished",
+    "image.changed": "changed",
+    "image.deleted": "deleted",
+    "document.changed": "changed",
+    "document.deleted": "deleted",
     "workflow.submitted": "submitted for moderation",
     "workflow.approved": "approved",
     "workflow.rejected": "rejected",
@@ -35,6 +39,10 @@ LABELS = {
     "page.deleted": "Page deleted",
     "snippet.published": "Snippet published",
     "snippet.unpublished": "Snippet unpublished",
+    "image.changed": "Image changed",
+    "image.deleted": "Image deleted",
+    "document.changed": "Document changed",
+    "document.deleted": "Document deleted",
     "workflow.submitted": "Submitted for moderation",
     "workflow.approved": "Workflow approved",
     "workflow.rejected": "Workflow rejected",
@@ -52,6 +60,10 @@ TONES = {
     "page.unpublished": "warning",
     "snippet.unpublished": "warning",
     "page.moved": "neutral",
+    "image.changed": "neutral",
+    "document.changed": "neutral",
+    "image.deleted": "danger",
+    "document.deleted": "danger",
     "workflow.submitted": "neutral",
     "page.deleted": "danger",
     "workflow.rejected": "danger",
@@ -112,6 +124,10 @@ def summarize(payload: Mapping[str, Any]) -> Summary:
     verb = VERBS.get(event_type, event_type.rsplit(".", 1)[-1].replace("_", " "))
     if event_type in OPERATIONAL_VERBS:
         title, verb, url = _operational(event_type, data, title, verb, url)
+    media = _mapping(data.get("image") or data.get("document"))
+    if media and not subject:
+        subject = media
+        title, url, verb = _media(event_type, data, media, verb)
     return Summary(
         event_id=str(payload.get("id", "")),
         event_type=event_type,
@@ -207,6 +223,29 @@ def _operational(
     if error:
         verb = f"{verb} ({_shorten(error)})"
     return title, verb, url
+
+
+def _media(
+    event_type: str, data: Mapping[str, Any], media: Mapping[str, Any], verb: str
+) -> tuple[str, str | None, str]:
+    """Title, link and verb of an image or document event: ``“Sunset” was changed (new file,
+    title)``. A media URL is linked only when it is a full URL: a relative one (``/media/...``)
+    belongs to no site in particular."""
+    title = _text(media.get("title")) or event_type
+    url = _text(media.get("url"))
+    if url and not url.startswith(("http://", "https://")):
+        url = None
+    changes = data.get("changes")
+    if event_type.endswith(".changed") and isinstance(changes, list | tuple):
+        what = [
+            "new file" if change.get("field") == "file" else str(change.get("label") or "")
+            for change in changes
+            if isinstance(change, Mapping)
+        ]
+        what = [part for part in what if part]
+        if what:
+            verb = f"{verb} ({', '.join(what)})"
+    return title, url, verb
 
 
 def _shorten(text: str, limit: int = 200) -> str:

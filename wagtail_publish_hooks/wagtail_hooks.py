@@ -1,5 +1,6 @@
 """Every Wagtail hook of the package, in one place: the admin's screens, the "Publish hooks" menu,
-audit log actions, the dashboard panel, and the "Deliveries" item of pages and snippets.
+audit log actions, the dashboard panel, the "Deliveries" item of pages and snippets, and the
+images and documents that a bulk action moves to another collection.
 
 Wagtail imports this module; the screens themselves live in :mod:`.admin.deliveries` and
 :mod:`.admin.destinations`.
@@ -22,6 +23,7 @@ from .admin.deliveries.viewset import DeliveriesViewSet, deliveries_menu_item
 from .admin.destinations import audit as destination_audit
 from .admin.destinations.viewset import DestinationViewSet, destinations_menu_item
 from .admin.permissions import can_view_deliveries
+from .media_handlers import after_bulk_action
 
 # -- Screens ------------------------------------------------------------------------------------
 
@@ -97,3 +99,13 @@ def page_deliveries_button(
 @hooks.register("register_snippet_listing_buttons")
 def snippet_deliveries_button(snippet: Any, user: Any, next_url: Any = None) -> Iterator[Any]:
     yield snippet_deliveries_item(snippet)
+
+
+# -- Images and documents moved by a bulk action --------------------------------------------------
+
+
+@hooks.register("after_bulk_action")
+def media_moved_by_bulk_action(request: Any, action_type: str, objects: Any, action: Any) -> None:
+    form = getattr(action, "cleaned_form", None)
+    collection = getattr(form, "cleaned_data", {}).get("collection") if form is not None else None
+    after_bulk_action(action_type, objects, collection)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from wagtail.models import Page, ReferenceIndex, Site
 
+from tests.support.media import media_root  # noqa: F401 -- a fixture
 from tests.testapp.models import Advert, BlogIndexPage, BlogPage, PromoPage
 from wagtail_publish_hooks.models import CaptureFailure, Delivery, Event
 from wagtail_publish_hooks.purge import ancestor_paths, language_variants
@@ -364,3 +365,87 @@ def test_a_capture_that_fails_never_breaks_the_delete(cdn, purged, post, monkeyp
     assert (failure.event_type, failure.destination) == ("page.deleted", "cdn")
     assert failure.object_id == str(post_pk)
     assert failure.error_type == "builtins.RuntimeError"
+
+
+# -- Images and documents ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def image(media_root):  # noqa: F811
+    from tests.support.media import make_image
+
+    return make_image()
+
+
+def media_pages(parent, image, count, start=0):
+    import json
+
+    from tests.testapp.models import MediaPage
+
+    for i in range(start, start + count):
+        fields = (
+            {"image": image}
+            if i % 2
+            else {"body": json.dumps([{"type": "image", "value": image.pk}])}
+        )
+        add_live(parent, MediaPage(title=f"Uses {i}", slug=f"uses-{i}", **fields))
+
+
+def rename(image):
+    def action():
+        image.title = f"{image.title}, renamed"
+        image.save()
+
+    return action
+
+
+def test_an_image_change_purges_its_urls_on_every_site_and_the_pages_using_it(
+    cdn, purged, site_root, image
+):
+    cdn(events=["image.*"])
+    Site.objects.create(hostname="other.localhost", root_page=site_root)
+    media_pages(site_root, image, 2)
+    rendition = image.get_rendition("fill-10x10")
+    add_live(site_root, BlogPage(title="Unrelated", slug="unrelated"))
+    assert purged(rename(image)) == {
+        f"http://{host}{path}"
+        for host in ("localhost", "other.localhost")
+        for path in (image.file.url, rendition.url, "/uses-0/", "/uses-1/")
+    }
+
+
+def test_full_media_urls_are_purged_once_and_relative_ones_on_every_site(
+    cdn, purged, site_root, image, settings
+):
+    cdn(events=["image.*"])
+    Site.objects.create(hostname="other.localhost", root_page=site_root)
+    settings.MEDIA_URL = "https://cdn.example.com/media/"
+    assert purged(rename(image)) == {f"https://cdn.example.com/media/{image.file.name}"}
+
+
+def test_pages_using_an_image_are_left_alone_without_purge_referencing_pages(
+    cdn, purged, site_root, image
+):
+    cdn(events=["image.*"], PURGE_REFERENCING_PAGES=False)
+    media_pages(site_root, image, 2)
+    assert purged(rename(image)) == {f"http://localhost{image.file.url}"}
+
+
+@pytest.mark.parametrize("count", [3, 30])
+def test_the_pages_using_an_image_cost_the_same_queries_at_3_and_30(
+    cdn, site_root, image, count, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cdn(events=["image.*"])
+    media_pages(site_root, image, count)
+    Delivery.objects.all().delete()
+    rename(image)()
+    delivery = Delivery.objects.select_related("event").get(destination="cdn")
+    backend = get_backend("cdn")
+    with CaptureQueriesContext(connection) as queries:
+        urls, _ = backend.urls_for(delivery)
+    assert {f"http://localhost/uses-{i}/" for i in range(count)} <= set(urls)
+    # Events (2), references (1), site roots (1), pages (1 + 1 per page type): not one per page.
+    assert len(queries) == 6, [query["sql"] for query in queries]

@@ -31,6 +31,17 @@ TEMPLATE_NAMES = (
     "testapp/promo_page.html",
     "wagtailcore/page.html",
 )
+#: A media page shows a rendition of its image (by foreign key or in its body) and links its
+#: document, as a real template would.
+MEDIA_PAGE_TEMPLATE = (
+    "{% load wagtailcore_tags wagtailimages_tags %}"
+    "<!doctype html><title>{{ page.title }}</title><h1>{{ page.title }}</h1>\n"
+    "{% if page.image %}{% image page.image width-100 %}{% endif %}"
+    "{% for block in page.body %}{% if block.block_type == 'image' %}"
+    "{% image block.value width-100 %}{% endif %}{% endfor %}"
+    '{% if page.document %}<a href="{{ page.document.url }}">{{ page.document.title }}</a>'
+    "{% endif %}\n"
+)
 
 
 def varnishd_available() -> bool:
@@ -61,6 +72,9 @@ def write_templates(directory: Path) -> None:
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(PAGE_TEMPLATE)
+    media_page = directory / "testapp/media_page.html"
+    media_page.parent.mkdir(parents=True, exist_ok=True)
+    media_page.write_text(MEDIA_PAGE_TEMPLATE)
 
 
 class SiteServer:

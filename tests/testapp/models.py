@@ -7,6 +7,7 @@ from wagtail.api import APIField
 from wagtail.fields import RichTextField, StreamField
 from wagtail.images import get_image_model_string
 from wagtail.images.blocks import ImageChooserBlock
+from wagtail.images.models import AbstractImage, AbstractRendition, Image
 from wagtail.models import DraftStateMixin, Orderable, Page, RevisionMixin
 from wagtail.snippets.models import register_snippet
 
@@ -85,3 +86,18 @@ class LinksPageLink(Orderable):
     page = ParentalKey(LinksPage, on_delete=models.CASCADE, related_name="links")
     title = models.CharField(max_length=255)
     url = models.URLField()
+
+
+class CustomImage(AbstractImage):
+    """An image model of the site's own: media events cover it as they cover Wagtail's."""
+
+    credit = models.CharField(max_length=255, blank=True)
+
+    admin_form_fields = (*Image.admin_form_fields, "credit")
+
+
+class CustomRendition(AbstractRendition):
+    image = models.ForeignKey(CustomImage, on_delete=models.CASCADE, related_name="renditions")
+
+    class Meta:
+        unique_together = (("image", "filter_spec", "focal_point_key"),)

@@ -53,6 +53,10 @@ _TITLE_WORDS = {
     "page.deleted": ("page", "deleted"),
     "snippet.published": ("snippet", "published"),
     "snippet.unpublished": ("snippet", "unpublished"),
+    "image.changed": ("image", "changed"),
+    "image.deleted": ("image", "deleted"),
+    "document.changed": ("document", "changed"),
+    "document.deleted": ("document", "deleted"),
 }
 
 

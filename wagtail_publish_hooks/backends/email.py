@@ -378,18 +378,29 @@ def owner_pk(delivery: Delivery) -> Any:
     )
 
 
+#: The admin's edit view of each kind of object an event is about, by the key of ``data``.
+EDIT_VIEWS = {
+    "page": "wagtailadmin_pages:edit",
+    "image": "wagtailimages:edit",
+    "document": "wagtaildocs:edit",
+}
+
+
 def admin_edit_url(payload: Mapping[str, Any]) -> str | None:
-    """The page's edit view in the Wagtail admin, when ``WAGTAILADMIN_BASE_URL`` is set."""
+    """The edit view of the page (or image, or document) in the Wagtail admin, when
+    ``WAGTAILADMIN_BASE_URL`` is set and the object was not deleted."""
     data = payload.get("data") or {}
-    page = data.get("page") or {}
     base = getattr(settings, "WAGTAILADMIN_BASE_URL", None)
-    if not base or not page.get("id") or payload.get("type") == "page.deleted":
+    if not base or str(payload.get("type", "")).endswith(".deleted"):
         return None
-    try:
-        path = reverse("wagtailadmin_pages:edit", args=[page["id"]])
-    except NoReverseMatch:
-        return None
-    return base.rstrip("/") + path
+    for key, view in EDIT_VIEWS.items():
+        subject = data.get(key)
+        if isinstance(subject, Mapping) and subject.get("id"):
+            try:
+                return base.rstrip("/") + reverse(view, args=[subject["id"]])
+            except NoReverseMatch:
+                return None
+    return None
 
 
 def message_id(event_id: str, alias: str, address: str) -> str:

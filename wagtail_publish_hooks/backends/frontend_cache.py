@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core import checks
 
-from ..events import PAGE_DELETED, TEST
+from ..events import MEDIA_DELETED_TYPES, PAGE_DELETED, TEST
 from ..exceptions import DeliveryError
 from ..http.addresses import delivery_policy
 from ..http.responses import HttpResult
@@ -315,9 +315,14 @@ class FrontendCacheBackend(BaseBackend):
         )
 
     def capture(self, event_type: str, instance: Any) -> dict[str, Any] | None:
-        """For a page being deleted: its purge set, while its rows and references exist."""
+        """For a page being deleted: its purge set, while its rows and references exist; for
+        an image or a document being deleted: the URLs of the pages that use it."""
         from wagtail.models import Page
 
+        if event_type in MEDIA_DELETED_TYPES and instance is not None:
+            purge_set = self.purge_set()
+            pages = purge_set.pages_referencing(type(instance), instance.pk)
+            return {"urls": [url for page in pages for url in purge_set.page_urls(page)]}
         if event_type != PAGE_DELETED or not isinstance(instance, Page):
             return None
         return {"urls": self.purge_set().for_page_being_deleted(instance)}

@@ -13,8 +13,11 @@ from django.core import checks
 from django.utils.module_loading import import_string
 
 from ..encoding import encode_json
+from ..events import MEDIA_DELETED_TYPES, MEDIA_EVENT_TYPES, media_subject, page_urls
 from ..exceptions import DeliveryError
 from ..http.responses import RESPONSE_EXCERPT_BYTES, HttpResult, error_for
+from ..includes import CAPTURED
+from ..purge import PurgeSet
 from ..redaction import REDACTED, describe_url
 from ..validation import check_url_option, error, warning
 from .base import check_callables_by_model
@@ -262,6 +265,27 @@ class RevalidateBackend(HttpBackend):
             tags = [tags]
         return {str(tag) for tag in tags if str(tag)}
 
+    def capture(self, event_type: str, instance: Any) -> dict[str, Any] | None:
+        """For an image or a document being deleted: the URLs of the pages that use it, while
+        its references exist."""
+        if event_type not in MEDIA_DELETED_TYPES or instance is None:
+            return None
+        pages = PurgeSet(ancestors=0).pages_referencing(type(instance), instance.pk)
+        return {"urls": [url for page in pages for url in page_urls(page)]}
+
+    def media_page_urls(self, event: Event) -> list[str]:
+        """For an image or document event, the URLs of the live pages that use it: looked up
+        now for a change, captured with the event for a deletion."""
+        if event.event_type not in MEDIA_EVENT_TYPES:
+            return []
+        captured = (event.included_data or {}).get(CAPTURED, {}).get(self.alias)
+        if isinstance(captured, Mapping):
+            return [url for url in captured.get("urls") or () if isinstance(url, str)]
+        media = media_subject(event.payload.get("data") or {})
+        if media is None:
+            return []
+        return [url for page in PurgeSet(ancestors=0).pages_using(media) for url in page_urls(page)]
+
     def endpoint_for(self, url: str) -> str | None:
         for key in _host_keys(url):
             if key in self.endpoints:
@@ -279,7 +303,7 @@ class RevalidateBackend(HttpBackend):
                 continue
             tags = self.tags_for(payload)
             targets: set[str] = set()
-            for url in event_urls(payload):
+            for url in event_urls(payload) + self.media_page_urls(event):
                 endpoint = self.endpoint_for(url)
                 path = url_to_path(url)
                 if endpoint is None or path is None:

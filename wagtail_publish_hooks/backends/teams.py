@@ -103,7 +103,9 @@ def build_card(summary: Summary, *, title_chars: int, fact_chars: int) -> dict[s
         ],
     }
     if summary.url and len(summary.url) <= MAX_URL_CHARS:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "View page", "url": summary.url}]
+        noun = summary.event_type.split(".", 1)[0]
+        title = f"View {noun}" if noun in ("image", "document") else "View page"
+        card["actions"] = [{"type": "Action.OpenUrl", "title": title, "url": summary.url}]
     return card
 
 
