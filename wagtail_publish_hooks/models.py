@@ -486,3 +486,21 @@ class Upkeep(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# Subscriptions have their own module; Django finds models through this one.
+from .subscription_models import NotificationPreferences, Subscription  # noqa: E402
+
+__all__ = [
+    "Attempt",
+    "AttemptOutcome",
+    "CaptureFailure",
+    "Delivery",
+    "DeliveryStatus",
+    "DestinationState",
+    "Event",
+    "ManagedDestination",
+    "NotificationPreferences",
+    "Subscription",
+    "Upkeep",
+]
