@@ -9,11 +9,12 @@ class WagtailPublishHooksConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, conf, media_handlers, registry, signal_handlers, tasks
+        from . import checks, conf, media_handlers, registry, signal_handlers, subscribers, tasks
 
         checks.register()
         conf.connect_setting_changed()
         registry.connect_signals()
+        subscribers.connect_signals()
         tasks.connect_signals()
         signal_handlers.connect()
         media_handlers.connect()

@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     # returning Site objects or ids. Settings only. An object of a model not listed belongs to
     # every site.
     "OBJECT_SITES": {},
+    # Whether events that subscriptions may concern are routed to the built-in fan-out
+    # destination "watchers", which tells the users who watch them (False: nobody is told).
+    "WATCHING": True,
 }
 
 #: Keys a destination may have.
@@ -105,6 +108,24 @@ RECEIVER_PREFIX = "python:"
 def is_receiver_alias(alias: str) -> bool:
     """Whether ``alias`` names a Python receiver (``@on``) rather than a destination."""
     return alias.startswith(RECEIVER_PREFIX)
+
+
+#: The built-in fan-out destination of watching: one delivery per event that subscriptions may
+#: concern; its worker records one delivery per recipient, named ``"watch:<user id>"``. Both
+#: names are reserved (check E063).
+WATCHERS_ALIAS = "watchers"
+WATCH_PREFIX = "watch:"
+
+
+def is_watch_alias(alias: str) -> bool:
+    """Whether ``alias`` names the fan-out of watching or one recipient's notifications."""
+    return alias == WATCHERS_ALIAS or alias.startswith(WATCH_PREFIX)
+
+
+def is_builtin_alias(alias: str) -> bool:
+    """Whether ``alias`` is one the package records deliveries under by itself (a Python
+    receiver, watching): no destination may take it, and the registry builds its backend."""
+    return is_receiver_alias(alias) or is_watch_alias(alias)
 
 
 #: Retry-After values beyond this are capped, so a hostile or broken endpoint cannot park a

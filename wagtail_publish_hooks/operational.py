@@ -42,7 +42,7 @@ from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from .conf import get_settings, is_receiver_alias
+from .conf import get_settings, is_builtin_alias
 from .events import (
     DELIVERY_FAILED,
     DESTINATION_DISABLED,
@@ -152,9 +152,10 @@ def _disable(alias: str, at: datetime, reason: str) -> bool:
 
 def _disable_if_failing_too_long(alias: str, now: datetime) -> bool:
     window = get_settings().DISABLE_AFTER_FAILING_FOR
-    if not window or is_receiver_alias(alias):
+    if not window or is_builtin_alias(alias):
         # A Python receiver is the site's code: a bug in it is fixed in code, not by switching
-        # it off (its failures are still reported as delivery_failed).
+        # it off; watching's deliveries are the package's own, and one user's channel failing
+        # must not silence them (their failures are still reported as delivery_failed).
         return False
     cutoff = now - timedelta(seconds=float(window))
     reason = (

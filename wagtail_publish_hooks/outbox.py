@@ -13,7 +13,7 @@ import contextvars
 import functools
 import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -471,3 +471,72 @@ def pending_on_commit(using: str | None) -> list[Callable[[], Any]]:
     if not connection.in_atomic_block:
         return []
     return [entry[1] for entry in connection.run_on_commit]
+
+
+def record_deliveries(event: Event, windows: dict[str, float], *, using: str | None = None) -> int:
+    """Record deliveries of an already recorded ``event`` to ``windows``' aliases (alias:
+    merging window in seconds), and announce them; returns how many aliases it was recorded
+    for. The fan-out of watching uses it, in the worker.
+
+    An alias with a window merges the event into its open delivery (one that is still waiting
+    out its window, not claimed) if it has one, else opens one due at the end of the window.
+    An alias that already has this event (a retried fan-out) is left alone. In a fixed number
+    of queries, whatever the number of aliases.
+    """
+    using = using or router.db_for_write(Delivery)
+    now = timezone.now()
+    through = Delivery.coalesced_events.through
+    with transaction.atomic(using=using):
+        deliveries = Delivery.objects.using(using)
+        done = set(
+            deliveries.filter(event=event, destination__in=windows).values_list(
+                "destination", flat=True
+            )
+        )
+        done.update(
+            through.objects.using(using)
+            .filter(event_id=event.pk, delivery__destination__in=windows)
+            .values_list("delivery__destination", flat=True)
+        )
+        merging = [alias for alias, window in windows.items() if window > 0 and alias not in done]
+        open_deliveries: dict[str, int] = {}
+        if merging:
+            waiting = deliveries.filter(
+                destination__in=merging,
+                status=DeliveryStatus.PENDING,
+                lease_token__isnull=True,
+                next_attempt_at__gt=now,
+            )
+            # The conditional UPDATE takes the rows (as attach_to_open_delivery does), so no
+            # worker claims them before this transaction ends; then read which it took.
+            waiting.update(updated_at=now)
+            for pk, alias in (
+                waiting.filter(updated_at=now)
+                .order_by("next_attempt_at", "pk")
+                .values_list("pk", "destination")
+            ):
+                open_deliveries.setdefault(alias, pk)
+        through.objects.using(using).bulk_create(
+            through(delivery_id=pk, event_id=event.pk) for pk in open_deliveries.values()
+        )
+        new_deliveries = [
+            Delivery(
+                event=event,
+                destination=alias,
+                next_attempt_at=now + timedelta(seconds=window),
+                created_at=now,
+            )
+            for alias, window in windows.items()
+            if alias not in done and alias not in open_deliveries
+        ]
+        deliveries.bulk_create(new_deliveries, batch_size=500)
+        if new_deliveries:
+            deliveries_recorded.send(
+                sender=Delivery,
+                using=using,
+                due_now=any(delivery.next_attempt_at <= now for delivery in new_deliveries),
+                due_later=sorted(
+                    {d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}
+                ),
+            )
+    return len(open_deliveries) + len(new_deliveries)

@@ -40,11 +40,14 @@ from django.utils.module_loading import import_string
 from .conf import (
     DEFAULTS,
     SETTING_NAME,
+    WATCHERS_ALIAS,
     RetryPolicy,
     as_list,
     bounded_schedule,
     get_settings,
+    is_builtin_alias,
     is_receiver_alias,
+    is_watch_alias,
 )
 from .encryption import DecryptionError, configured_keys
 from .http.addresses import AddressPolicy, managed_policy, settings_policy
@@ -143,11 +146,11 @@ def settings_destinations() -> dict[str, Destination]:
         if not isinstance(config, Mapping) or not isinstance(config.get("BACKEND"), str):
             logger.error("Publish hooks destination %r is malformed and is skipped", alias)
             continue
-        if is_receiver_alias(str(alias)):
+        if is_builtin_alias(str(alias)):
             logger.error(
-                "Publish hooks destination %r is skipped: %r is reserved for Python receivers",
+                "Publish hooks destination %r is skipped: the name is reserved for Python "
+                "receivers ('python:') or watching ('watchers', 'watch:')",
                 alias,
-                "python:",
             )
             continue
         destination = destination_from_config(str(alias), config)
@@ -232,17 +235,30 @@ def backend_excludes_aliases(backend_path: str) -> bool:
 def get_backend(alias: str) -> BaseBackend:
     """The backend instance for a destination alias; raises ``KeyError`` for an unknown one.
 
-    A Python receiver's name (``"python:..."``) gets the backend that calls it.
+    A Python receiver's name (``"python:..."``) gets the backend that calls it; watching's
+    fan-out (``"watchers"``) and each recipient's notifications (``"watch:<user id>"``) theirs.
     """
     if is_receiver_alias(alias):
         from .backends.python import PythonBackend
 
         return PythonBackend(alias=alias, options={})
+    if is_watch_alias(alias):
+        from .backends.watch import WatchBackend
+
+        if alias == WATCHERS_ALIAS:
+            # Above the outbox (it records deliveries): built by its path, like a destination's.
+            fan_out: BaseBackend = import_string(WATCHERS_BACKEND)(alias=alias, options={})
+            return fan_out
+        return WatchBackend(alias=alias, options={})
     destination = get_destinations()[alias]
     backend_class = import_string(destination.backend_path)
     backend = backend_class(alias=alias, options=dict(destination.options))
     backend.managed = destination.managed
     return backend
+
+
+#: The backend of watching's fan-out destination ``"watchers"``.
+WATCHERS_BACKEND = "wagtail_publish_hooks.watching.WatchersBackend"
 
 
 def retry_policy(alias: str) -> RetryPolicy:
@@ -418,7 +434,7 @@ def policy_for(alias: str) -> AddressPolicy:
     """The address policy of the destination ``alias``: the settings' for a destination of the
     settings or a Python receiver, the admin's for one managed in the admin, and the admin's
     (the stricter by default) for an alias no longer known."""
-    if is_receiver_alias(alias):
+    if is_builtin_alias(alias):
         return settings_policy()
     destination = get_destinations().get(alias)
     if destination is not None and not destination.managed:
@@ -460,8 +476,8 @@ def build_destinations(rows: Any) -> dict[str, Destination]:
     may not be built (see :func:`managed_problems`)."""
     destinations: dict[str, Destination] = {}
     for row in rows:
-        if is_receiver_alias(row.alias):
-            continue  # reported by the system checks (W014)
+        if is_builtin_alias(row.alias):
+            continue  # reported by the system checks (W014, E063)
         problems = managed_problems(row)
         if problems:
             logger.warning(

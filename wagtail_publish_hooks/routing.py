@@ -27,12 +27,14 @@ from typing import Any, NamedTuple
 from django.db import models, transaction
 from django.utils import timezone
 
+from .conf import WATCHERS_ALIAS, get_settings, is_watch_alias
 from .events import DEFAULT_EVENT_PATTERNS, OPERATIONAL_EVENT_TYPES, event_type_matches, json_safe
 from .includes import include_names
 from .limits import OPTION_LIMITS, OutOfLimits, parse_number
 from .receivers import Receiver, get_receiver, registered_receivers
 from .registry import Destination, get_backend, get_destinations
 from .route_filters import Subject, model_matches
+from .subscribers import is_subscribable, subscriptions_exist
 
 logger = logging.getLogger("wagtail_publish_hooks")
 
@@ -113,7 +115,21 @@ def routes_for(
         if receiver.durable
         and destination_matches(receiver, event_type, model, is_alias=is_alias, subject=subject)
     ]
+    if watched(event_type, is_alias=is_alias):
+        routes.append(Route(WATCHERS_ALIAS))
     return routes
+
+
+def watched(event_type: str, *, is_alias: bool = False) -> bool:
+    """Whether an event goes to watching's fan-out (``"watchers"``): one of a type
+    subscriptions may name, while ``WATCHING`` is on and some subscription exists (one cached
+    query, whatever the number of watchers). Alias pages' events only repeat their original's."""
+    return (
+        not is_alias
+        and is_subscribable(event_type)
+        and get_settings().WATCHING is not False
+        and subscriptions_exist()
+    )
 
 
 def operational_routes(event_type: str, about: str) -> list[Route]:
@@ -181,7 +197,7 @@ def capture_for_destinations(
     captured: dict[str, Any] = {}
     destinations = get_destinations()
     for alias in aliases:
-        if alias not in destinations:
+        if alias not in destinations and not is_watch_alias(alias):
             continue  # a Python receiver
         try:
             capture = getattr(get_backend(alias), "capture", None)

@@ -293,6 +293,7 @@ def workflow_event_data(state: Any, obj: Any, user: Any) -> dict[str, Any]:
             "name": state.workflow.name,
             "status": state.status,
             "requested_by": events.actor_payload(state.requested_by),
+            "task": workflow_task_payload(state),
         },
         "actor": events.actor_payload(user),
     }
@@ -301,6 +302,16 @@ def workflow_event_data(state: Any, obj: Any, user: Any) -> dict[str, Any]:
     else:
         data["snippet"] = events.object_payload(obj)
     return data
+
+
+def workflow_task_payload(state: Any) -> dict[str, Any] | None:
+    """The task the object is in (``{"id", "name"}``): subscriptions to a workflow task
+    match by it. ``None`` when the workflow has none in progress."""
+    task_state = state.current_task_state
+    task = getattr(task_state, "task", None) if task_state is not None else None
+    if task is None:
+        return None
+    return {"id": task.pk, "name": task.name}
 
 
 def workflow_handler(event_type: str) -> Callable[..., None]:

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 import wagtail_publish_hooks.operational as operational
 
-from .conf import get_settings, is_receiver_alias
+from .conf import get_settings, is_builtin_alias
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
 from .http.addresses import address_policy
@@ -337,7 +337,7 @@ def attempt_delivery(
     error: DeliveryError | None = None
     gone = False
 
-    configured = delivery.destination in get_destinations() or is_receiver_alias(
+    configured = delivery.destination in get_destinations() or is_builtin_alias(
         delivery.destination
     )
     if not configured:

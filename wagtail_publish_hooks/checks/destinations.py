@@ -16,8 +16,11 @@ from ..conf import (
     DEFAULTS,
     DESTINATION_KEYS,
     RECEIVER_PREFIX,
+    WATCH_PREFIX,
+    WATCHERS_ALIAS,
     RetryPolicy,
     is_receiver_alias,
+    is_watch_alias,
     raw_settings,
 )
 from ..custom_events import is_custom_event_pattern, is_reserved
@@ -75,6 +78,16 @@ def _check_destination(alias: Any, config: Any) -> list[checks.CheckMessage]:
                 23,
                 f"destination aliases may not start with {RECEIVER_PREFIX!r}: deliveries to "
                 "Python receivers are recorded under such names. This destination is ignored.",
+                alias=alias,
+            )
+        )
+    if is_watch_alias(alias):
+        messages.append(
+            error(
+                63,
+                f"the destination alias {WATCHERS_ALIAS!r} and aliases starting with "
+                f"{WATCH_PREFIX!r} are reserved: watching records its notifications under "
+                "such names. This destination is ignored.",
                 alias=alias,
             )
         )

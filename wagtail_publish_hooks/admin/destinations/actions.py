@@ -13,7 +13,7 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.generic import View
 
-from ...conf import is_receiver_alias
+from ...conf import is_builtin_alias
 from ...custom_events import send_test_event
 from ...models import DestinationState, ManagedDestination
 from ...registry import get_destinations, settings_destinations
@@ -31,8 +31,8 @@ class DestinationActionView(ForbiddenMixin, View):
         if not can_manage_destinations(request.user):
             return forbidden(request)
         self.alias = kwargs["alias"]
-        if is_receiver_alias(self.alias):
-            raise Http404  # Python receivers are code: nothing here acts on them
+        if is_builtin_alias(self.alias):
+            raise Http404  # Python receivers are code, watching the package's: not acted on here
         if self.alias not in get_destinations() and not (
             ManagedDestination.objects.filter(alias=self.alias).exists()
         ):
