@@ -98,13 +98,23 @@ def _subscriptions_changed(**kwargs: Any) -> None:
     transaction.on_commit(subscriptions_present.invalidate)
 
 
+def _invalidate(**kwargs: Any) -> None:
+    subscriptions_present.invalidate()
+
+
 def connect_signals() -> None:
-    from django.db.models.signals import post_delete, post_save
+    """Drop this process's answer when it saves or deletes a subscription, when the settings
+    change and after ``migrate`` or ``flush`` (rows written with ``bulk_create`` or a queryset's
+    ``update`` send no signal: they are seen within ``DESTINATIONS_REFRESH_SECONDS``)."""
+    from django.core.signals import setting_changed
+    from django.db.models.signals import post_delete, post_migrate, post_save
 
     post_save.connect(_subscriptions_changed, sender=Subscription, dispatch_uid="wph_subs_saved")
     post_delete.connect(
         _subscriptions_changed, sender=Subscription, dispatch_uid="wph_subs_deleted"
     )
+    post_migrate.connect(_invalidate, dispatch_uid="wph_subs_migrated")
+    setting_changed.connect(_invalidate, dispatch_uid="wph_subs_settings")
 
 
 # -- What an event is about ----------------------------------------------------------------------
