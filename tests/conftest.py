@@ -12,6 +12,7 @@ import pytest
 from wagtail.models import Locale, Page, Site
 
 from tests.testapp.models import BlogIndexPage, BlogPage
+from wagtail_publish_hooks.subscribers import subscriptions_present
 from wagtail_publish_hooks.worker import run_due_deliveries
 
 try:
@@ -80,6 +81,13 @@ def make_secret() -> str:
 def immediate_tasks(settings):
     """Run the real delivery task synchronously on commit, unless a test asks for a worker."""
     settings.TASKS = {"default": {"BACKEND": IMMEDIATE_BACKEND}}
+
+
+@pytest.fixture(autouse=True)
+def fresh_subscriptions_answer():
+    """Each test starts without this process's cached "is anyone watching?": a test whose
+    subscriptions were rolled back (no signal says so) must not route the next one's events."""
+    subscriptions_present.invalidate()
 
 
 @pytest.fixture

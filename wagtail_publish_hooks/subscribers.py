@@ -103,10 +103,9 @@ def _invalidate(**kwargs: Any) -> None:
 
 
 def connect_signals() -> None:
-    """Drop this process's answer when it saves or deletes a subscription, when the settings
-    change and after ``migrate`` or ``flush`` (rows written with ``bulk_create`` or a queryset's
-    ``update`` send no signal: they are seen within ``DESTINATIONS_REFRESH_SECONDS``)."""
-    from django.core.signals import setting_changed
+    """Drop this process's answer when it saves or deletes a subscription, and after
+    ``migrate`` or ``flush`` (rows written with ``bulk_create`` or a queryset's ``update`` send
+    no signal: they are seen within ``DESTINATIONS_REFRESH_SECONDS``)."""
     from django.db.models.signals import post_delete, post_migrate, post_save
 
     post_save.connect(_subscriptions_changed, sender=Subscription, dispatch_uid="wph_subs_saved")
@@ -114,7 +113,6 @@ def connect_signals() -> None:
         _subscriptions_changed, sender=Subscription, dispatch_uid="wph_subs_deleted"
     )
     post_migrate.connect(_invalidate, dispatch_uid="wph_subs_migrated")
-    setting_changed.connect(_invalidate, dispatch_uid="wph_subs_settings")
 
 
 # -- What an event is about ----------------------------------------------------------------------
