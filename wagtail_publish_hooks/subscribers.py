@@ -2,11 +2,12 @@
 see, and how each wants to be told.
 
 Everything here works on many users at once in a fixed number of queries, so that telling a
-thousand watchers costs what telling one does. Access follows the Wagtail admin: a user is told
-about a page only if they may use the admin and hold some permission on the page or a page
-above it (the pages their explorer shows them as their own), and about a snippet (or any other
-model) only if they may view or change objects of its model. Superusers see everything;
-inactive users are never told.
+thousand watchers costs what telling one does. Access follows the Wagtail admin, by the rules
+the deliveries report applies to a delivery's object: a user is told about a page only if they
+may use the admin and hold a page permission (:data:`PAGE_ACTIONS`) on the page or a page above
+it, and about a snippet (or any other model) only if they may use the admin and hold a
+permission (:data:`MODEL_ACTIONS`) on its model. Superusers see everything; inactive users are
+never told.
 
 Capture asks only :func:`subscriptions_exist`, which a process keeps in memory (dropped when it
 saves or deletes a subscription itself, looked at again at most every
@@ -44,6 +45,12 @@ FREQUENCY_SECONDS = {
     Frequency.DAILY: 86400.0,
 }
 
+
+#: Page permissions that give access to a page (and the pages below it): those that show it in
+#: Wagtail's page explorer. The deliveries report applies the same rule.
+PAGE_ACTIONS = frozenset({"add", "change", "publish", "bulk_delete", "lock", "unlock"})
+#: Model permissions that give access to a snippet (or another model's instance).
+MODEL_ACTIONS = frozenset({"add", "change", "delete", "view"})
 
 #: Wagtail's treebeard paths: four characters a level.
 STEP_LENGTH = 4
@@ -245,7 +252,9 @@ def users_with_access(user_ids: Iterable[int], target: Target) -> set[int]:
         if not target.page_path:
             return superusers
         page_groups = GroupPagePermission.objects.filter(
-            page__path__in=target.path_prefixes
+            page__path__in=target.path_prefixes,
+            permission__content_type__app_label="wagtailcore",
+            permission__codename__in=[f"{action}_page" for action in PAGE_ACTIONS],
         ).values("group_id")
         candidates = candidates.filter(groups__in=page_groups)
     else:
@@ -267,8 +276,8 @@ def _permissions(names: list[tuple[str, str]]) -> Any:
 
 
 def _model_permissions(content_type_id: int | None) -> Any:
-    """The view and change permissions of the model of ``content_type_id`` (what Wagtail's
-    snippet views require to show an object), or ``None`` for no model."""
+    """The permissions of the model of ``content_type_id`` that open it in the admin (any of
+    :data:`MODEL_ACTIONS`, as Wagtail's snippet views require), or ``None`` for no model."""
     if content_type_id is None:
         return None
     from django.contrib.contenttypes.models import ContentType
@@ -280,7 +289,7 @@ def _model_permissions(content_type_id: int | None) -> Any:
     concrete = ContentType.objects.get_for_model(model)  # permissions are on the concrete model
     name = model._meta.model_name
     return Permission.objects.filter(
-        content_type=concrete, codename__in=[f"view_{name}", f"change_{name}"]
+        content_type=concrete, codename__in=[f"{action}_{name}" for action in MODEL_ACTIONS]
     ).values("pk")
 
 

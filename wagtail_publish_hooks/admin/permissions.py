@@ -40,11 +40,9 @@ from wagtail.permissions import page_permission_policy, policy_registry
 
 from ..models import Delivery, ManagedDestination
 
-#: Page permissions that give access to a page (and the pages below it): those that show it in
-#: Wagtail's page explorer.
-PAGE_ACTIONS = frozenset({"add", "change", "publish", "bulk_delete", "lock", "unlock"})
-#: Model permissions that give access to a snippet (or another model's instance).
-MODEL_ACTIONS = frozenset({"add", "change", "delete", "view"})
+# The permissions that give access to a page (and the pages below it), or to a snippet (or
+# another model's instance): watching tells users by the same rules.
+from ..subscribers import MODEL_ACTIONS, PAGE_ACTIONS
 
 #: Where the result of :func:`visible_model_content_type_ids` is kept on the user object for
 #: the rest of the request (as Wagtail's policies keep their permissions).
