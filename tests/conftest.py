@@ -45,6 +45,7 @@ DATABASE_NEUTRAL = (
     "tests/test_sandbox.py",
     "tests/test_distribution.py",
     "tests/worker/test_soak.py",
+    "tests/watching/test_reserved_aliases.py",
 )
 DATABASE_DEPENDENT = ("tests/backends/test_purge_set.py",)
 

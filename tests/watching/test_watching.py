@@ -266,3 +266,27 @@ def test_a_bulk_publish_in_one_transaction_is_one_digest(blog_index, publisher, 
         for page in pages:
             publish(page, publisher)
     assert len(watch_deliveries(editor).get().covered_events()) == 5
+
+
+def test_section_watchers_are_told_of_a_deletion(blog_index, publisher, deliver):
+    editor = editor_of(blog_index)
+    watch(editor, page=blog_index, include_subpages=True)
+    page = add_page(blog_index, "Doomed")
+    publish(page, publisher)
+    page.delete(user=publisher)
+    deliver()
+    subjects = sorted(m.subject.split("] ")[-1] for m in mail.outbox)
+    assert subjects == ["Page deleted: Doomed", "Page published: Doomed"]
+
+
+def test_a_watched_page_is_followed_across_a_move(site_root, blog_index, publisher, deliver):
+    elsewhere = BlogIndexPage(title="Elsewhere", slug="elsewhere")
+    site_root.add_child(instance=elsewhere)
+    editor = editor_of(site_root)
+    page = add_page(blog_index, "Wanderer")
+    watch(editor, page=page, events=["page.published"])
+    page.move(elsewhere, pos="last-child", user=publisher)
+    page.refresh_from_db()
+    publish(page, publisher)
+    deliver()
+    assert [m.subject.split("] ")[-1] for m in mail.outbox] == ["Page published: Wanderer"]
