@@ -61,3 +61,20 @@ def test_watch_deliveries_are_listed_withheld_and_redeliverable(site_root, deliv
     last = Attempt.objects.filter(delivery=watch).order_by("-number").first()
     assert (last.number, last.response_body) == (2, "already sent: director@example.com")
     assert len(mail.outbox) == 1
+
+
+def test_status_names_watchings_backends(site_root, deliver):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    editor = admin_user("editor", superuser=True)
+    editor.email = "editor@example.com"
+    editor.save()
+    Subscription.objects.create(user=editor, page=site_root, events=["page.published"])
+    site_root.save_revision().publish()
+    out = StringIO()
+    call_command("publish_hooks", "status", stdout=out)
+    lines = {line.split()[0]: line for line in out.getvalue().splitlines() if line.strip()}
+    assert "WatchersBackend" in lines["watchers"]
+    assert "WatchBackend" in lines[f"watch:{editor.pk}"]

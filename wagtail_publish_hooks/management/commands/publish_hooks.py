@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from wagtail_publish_hooks.conf import get_settings
+from wagtail_publish_hooks.conf import get_settings, is_watch_alias
 from wagtail_publish_hooks.custom_events import send_test_event
 from wagtail_publish_hooks.delivery import redeliver
 from wagtail_publish_hooks.limits import SETTING_LIMITS
@@ -140,7 +140,10 @@ class Command(BaseCommand):
         header = ["destination", "backend", *statuses, "state"]
         rows = []
         for alias in aliases:
-            backend = configured.get(alias, "(not configured)")
+            backend = configured.get(alias) or (
+                # Watching's own: the fan-out and each user's notifications.
+                type(get_backend(alias)).__name__ if is_watch_alias(alias) else "(not configured)"
+            )
             state = states.get(alias)
             if state is not None and state.is_disabled:
                 health = f"disabled: {state.disabled_reason}"
