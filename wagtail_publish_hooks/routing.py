@@ -127,7 +127,7 @@ def watched(event_type: str, *, is_alias: bool = False) -> bool:
     return (
         not is_alias
         and is_subscribable(event_type)
-        and get_settings().WATCHING is not False
+        and get_settings().WATCHING is True
         and subscriptions_exist()
     )
 

@@ -34,3 +34,11 @@ def test_the_admin_form_refuses_them_too():
     assert "wagtail_publish_hooks.E063" in {m.id for m in messages}
     others = check_destination("watch", WEBHOOK)
     assert "wagtail_publish_hooks.E063" not in {m.id for m in others}
+
+
+def test_watching_must_be_a_boolean(configure):
+    configure(WATCHING="yes")
+    messages = checks.run_checks(tags=["wagtail_publish_hooks"])
+    assert [m.msg for m in messages if m.id == "wagtail_publish_hooks.E016"] == [
+        "WAGTAIL_PUBLISH_HOOKS['WATCHING']: must be True or False."
+    ]

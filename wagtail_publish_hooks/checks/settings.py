@@ -55,8 +55,9 @@ def check_settings(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
 
 def _check_globals(raw: Mapping[str, Any]) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
-    if "ENABLED" in raw and not isinstance(raw["ENABLED"], bool):
-        messages.append(error(16, "must be True or False.", keys=("ENABLED",)))
+    for key in ("ENABLED", "WATCHING"):
+        if key in raw and not isinstance(raw[key], bool):
+            messages.append(error(16, "must be True or False.", keys=(key,)))
     for key in ("MAX_ATTEMPTS", "RETENTION_DAYS", "BATCH_SIZE", "LEASE_SECONDS", "CONCURRENCY"):
         messages += check_positive_number(None, raw, key, integer=True, in_options=False)
     messages += check_positive_number(None, raw, "MAX_RUN_SECONDS", in_options=False)
