@@ -12,6 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core import mail
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import slugify
 from wagtail.models import GroupApprovalTask, GroupPagePermission, Workflow, WorkflowTask
 
 from tests.support.admin_users import admin_user
@@ -49,7 +50,7 @@ def watch(user=None, *, group=None, events=PAGE_EVENTS, **target):
 
 
 def add_page(parent, title):
-    page = BlogPage(title=title, slug=title.lower().replace(" ", "-"), live=False)
+    page = BlogPage(title=title, slug=slugify(title), live=False)
     parent.add_child(instance=page)
     return page
 
@@ -290,3 +291,29 @@ def test_a_watched_page_is_followed_across_a_move(site_root, blog_index, publish
     publish(page, publisher)
     deliver()
     assert [m.subject.split("] ")[-1] for m in mail.outbox] == ["Page published: Wanderer"]
+
+
+def test_a_slack_user_gets_one_direct_message_per_digest(
+    blog_index, publisher, deliver, monkeypatch
+):
+    # The Slack bot client is the boundary here: what watching hands it is what is checked.
+    sent = []
+    monkeypatch.setattr(
+        "wagtail_publish_hooks.slack_bot.send_direct_message",
+        lambda email, text, blocks: sent.append((email, text, blocks)),
+    )
+    user = editor_of(blog_index, "slacker", channel="slack", frequency="hourly")
+    watch(user, page=blog_index, include_subpages=True)
+    for title in ("One & two", "<Three>"):
+        publish(add_page(blog_index, title), publisher)
+    close_windows()
+    deliver()
+    [(email, text, blocks)] = sent
+    assert email == "slacker@example.com"
+    assert "“One & two” was published by publisher." in text
+    assert [block["text"]["text"].split(" <")[0] for block in blocks] == [
+        "“One &amp; two” was published by publisher. First published.",
+        "“&lt;Three&gt;” was published by publisher. First published.",
+    ]
+    assert blocks[0]["text"]["text"].endswith("/edit/|Edit>")
+    assert mail.outbox == []

@@ -34,6 +34,7 @@ from .email import (
     open_mailer,
     sent_in_earlier_attempts,
 )
+from .slack import escape_mrkdwn, mrkdwn_link
 
 if TYPE_CHECKING:
     from ..models import Delivery, Event
@@ -226,11 +227,11 @@ def _snippet_edit_url(event: Event, summary: Summary) -> str | None:
 
 def _slack_line(item: dict[str, Any]) -> str:
     summary: Summary = item["summary"]
-    line = f"{summary.sentence}."
+    line = escape_mrkdwn(f"{summary.sentence}.")
     if summary.changes:
-        line += f" {summary.changes}."
+        line += escape_mrkdwn(f" {summary.changes}.")
     if item["admin_url"]:
-        line += f" <{item['admin_url']}|Edit>"
+        line += " " + mrkdwn_link(item["admin_url"], "Edit")
     return line
 
 
