@@ -78,3 +78,19 @@ def test_status_names_watchings_backends(site_root, deliver):
     lines = {line.split()[0]: line for line in out.getvalue().splitlines() if line.strip()}
     assert "WatchersBackend" in lines["watchers"]
     assert "WatchBackend" in lines[f"watch:{editor.pk}"]
+
+
+def test_the_report_filters_watchings_deliveries(site_root):
+    editor = admin_user("editor", superuser=True)
+    Subscription.objects.create(user=editor, page=site_root, events=["page.published"])
+    site_root.save_revision().publish()
+    client = logged_in(editor)
+
+    def destinations(**query) -> set[str]:
+        listed = rows(client.get(admin_url("deliveries_results"), query))
+        return {word for row in listed for word in row.split() if word.startswith("watch")}
+
+    assert destinations(destination="-watch") == {f"watch:{editor.pk}"}
+    assert destinations(destination="watchers") == {"watchers"}
+    assert destinations(destination=f"watch:{editor.pk}") == {f"watch:{editor.pk}"}
+    assert destinations(destination="-removed") == set()

@@ -4,7 +4,9 @@ Their choices come from the configuration, never from the delivery or event tabl
 distinct values of a large table on every load would make the report as slow as the table is big.
 
 - Destinations: those configured (settings and admin-managed) and the durable Python receivers;
-  "Removed destinations" finds the deliveries to any other name (a destination since removed).
+  watching's fan-out (``watchers``) and "Watchers' notifications" (every ``watch:<user id>``;
+  one user's by its name in the URL); "Removed destinations" finds the deliveries to any other
+  name (a destination since removed).
   A name that is not configured is still accepted when it has the shape of an alias
   (:data:`FREE_ALIAS`), so that links to a removed destination (from the dashboard, a bookmark)
   keep working.
@@ -26,11 +28,12 @@ from django import forms
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import ContentTypeFilter, DateRangePickerWidget, WagtailFilterSet
 
+from ...conf import WATCH_PREFIX, WATCHERS_ALIAS
 from ...events import BUILTIN_EVENT_TYPES
 from ...models import Delivery, DeliveryStatus
 from ...receivers import registered_receivers
@@ -46,6 +49,8 @@ PERIODS = {
 
 #: The destination choice that finds deliveries to destinations no longer configured.
 REMOVED = "-removed"
+#: The destination choice that finds every user's watching notifications (``watch:<user id>``).
+WATCH_NOTIFICATIONS = "-watch"
 
 #: A destination name accepted from the URL although not configured (a removed destination):
 #: letters, digits and ``_ . : @ / + -`` and spaces, as aliases are written, up to the column's
@@ -68,6 +73,8 @@ def configured_aliases() -> list[str]:
 def destination_choices() -> list[tuple[str, str]]:
     return [
         *((alias, alias) for alias in configured_aliases()),
+        (WATCHERS_ALIAS, str(_("Watchers (the fan-out)"))),
+        (WATCH_NOTIFICATIONS, str(_("Watchers' notifications"))),
         (REMOVED, str(_("Removed destinations"))),
     ]
 
@@ -197,7 +204,11 @@ class DeliveryFilterSet(WagtailFilterSet):
 
     def filter_destination(self, queryset: QuerySet[Delivery], name: str, value: str):
         if value == REMOVED:
-            return queryset.exclude(destination__in=configured_aliases())
+            return queryset.exclude(destination__in=configured_aliases()).exclude(
+                Q(destination=WATCHERS_ALIAS) | Q(destination__startswith=WATCH_PREFIX)
+            )
+        if value == WATCH_NOTIFICATIONS:
+            return queryset.filter(destination__startswith=WATCH_PREFIX)
         return queryset.filter(destination=value)
 
     def filter_period(self, queryset: QuerySet[Delivery], name: str, value: str):
