@@ -124,7 +124,9 @@ def test_resolution_takes_a_fixed_number_of_queries(blog_index):
 
     with CaptureQueriesContext(connection) as writes:
         recorded = record_deliveries(event, {f"watch:{pk}": 3600.0 for pk in many})
-    assert len(writes) <= 12  # a handful of statements, whatever the number of recipients
+    # Bulk statements (split in batches by the database's limit on parameters), never one or
+    # more per recipient.
+    assert len(writes) < 40
     # The first watcher had theirs from the publish: a fan-out sent again records no other.
     assert recorded == 999
     assert Delivery.objects.filter(destination__startswith="watch:").count() == 1000
