@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from datetime import timedelta
 
 import pytest
 from slack_sdk.models.blocks import DividerBlock, SectionBlock
 
 from tests.support.slack_api import FakeSlackApi
 from wagtail_publish_hooks import slack_bot
+from wagtail_publish_hooks.backends.base import BaseBackend
 from wagtail_publish_hooks.block_kit import InvalidBlocks, validate_blocks
 from wagtail_publish_hooks.exceptions import DeliveryError, DestinationGone, UnsafeDestination
 from wagtail_publish_hooks.http.addresses import address_policy, managed_policy
+from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 from wagtail_publish_hooks.slack_bot import SlackUserNotFound, send_direct_message
 
 TOKEN = "xoxb-1111-2222-S3cr3tB0tT0k3n"
@@ -299,3 +303,61 @@ def test_without_slack_sdk_the_message_fails_naming_the_extra(api, monkeypatch):
     assert not caught.value.retryable
     assert "wagtail-publish-hooks[slack]" in caught.value.message
     assert api.calls == []
+
+
+# -- Through the worker ------------------------------------------------------------------------
+
+
+class DirectMessageBackend(BaseBackend):
+    """A destination that writes to one person, the way notifications to watchers do."""
+
+    def deliver(self, delivery):
+        send_direct_message(ADA, f"{delivery.event.event_type}", BLOCKS)
+
+
+@pytest.fixture
+def dm_destination(api, configure, httpserver):
+    bot = {"TOKEN": TOKEN, "API_URL": httpserver.url_for("/api/")}
+    backend = f"{__name__}.DirectMessageBackend"
+    configure(
+        SLACK_BOT=bot,
+        RETRY_SCHEDULE=[1],
+        DESTINATIONS={"dm": {"BACKEND": backend, "EVENTS": ["page.published"]}},
+    )
+    return api
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_retries_a_rate_limit_after_retry_after_and_records_no_token(
+    dm_destination, draft_blog_page
+):
+    dm_destination.answer_next(
+        "chat.postMessage",
+        {"ok": False, "error": "ratelimited"},
+        status=429,
+        headers={"Retry-After": "120"},
+    )
+    draft_blog_page.save_revision().publish()
+
+    delivery = Delivery.objects.get()
+    attempt = Attempt.objects.get()
+    assert delivery.status == DeliveryStatus.RETRYING
+    assert delivery.next_attempt_at >= attempt.started_at + timedelta(seconds=119)
+    assert attempt.status_code == 429
+    assert "chat.postMessage" in attempt.error and "ratelimited" in attempt.error
+    assert attempt.request_headers["Authorization"] == "[redacted]"
+    stored = json.dumps(
+        [attempt.error, attempt.request_headers, attempt.response_headers, attempt.response_body]
+    )
+    assert "S3cr3tB0tT0k3n" not in stored
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_fails_a_user_unknown_to_slack_at_once(dm_destination, draft_blog_page):
+    dm_destination.users.clear()
+    draft_blog_page.save_revision().publish()
+
+    delivery = Delivery.objects.get()
+    assert delivery.status == DeliveryStatus.FAILED
+    assert delivery.attempts == 1
+    assert "users_not_found" in Attempt.objects.get().error
