@@ -303,7 +303,13 @@ class SlackBot:
         if len(text) > MAX_TEXT_LENGTH:
             raise InvalidBlocks(f"the text is over Slack's {MAX_TEXT_LENGTH:,} characters")
         user_id = self.user_id(email)
-        message: dict[str, Any] = {"channel": user_id, "text": text}
+        # A digest links many pages: Slack would unfurl the first ones into previews.
+        message: dict[str, Any] = {
+            "channel": user_id,
+            "text": text,
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
         if valid_blocks:
             message["blocks"] = valid_blocks
         try:

@@ -57,6 +57,7 @@ def test_a_direct_message_reaches_the_user_found_by_email_with_its_blocks(api):
     assert lookup.params == {"email": ADA}
     assert post.method == "chat.postMessage"
     assert post.content_type == "application/json"
+    assert post.params["unfurl_links"] is False and post.params["unfurl_media"] is False
     for call in api.calls:
         assert call.headers["Authorization"] == f"Bearer {TOKEN}"
         assert call.headers["User-Agent"].startswith("wagtail-publish-hooks/")
