@@ -37,7 +37,7 @@ from urllib.parse import urlencode, urlsplit
 
 from .backends.http import rephrased
 from .backends.slack import MinimumInterval
-from .block_kit import InvalidBlocks, validate_blocks
+from .block_kit import InvalidBlocks, slack_sdk_installed, validate_blocks
 from .conf import SETTING_NAME, get_settings
 from .encoding import encode_json
 from .exceptions import DeliveryError
@@ -213,9 +213,10 @@ def bot_settings() -> BotSettings | None:
 
 
 def is_configured() -> bool:
-    """Whether the operator configured a usable Slack bot (users may choose Slack)."""
+    """Whether the operator configured a Slack bot that can send (users may choose Slack):
+    ``SLACK_BOT`` is set and well formed, and ``slack_sdk`` is installed."""
     value = get_settings().SLACK_BOT
-    return value is not None and not setting_problems(value)
+    return value is not None and not setting_problems(value) and slack_sdk_installed()
 
 
 # -- Users' ids ----------------------------------------------------------------------------------

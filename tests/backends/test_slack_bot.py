@@ -49,6 +49,7 @@ def api(httpserver, configure):
 
 
 def test_a_direct_message_reaches_the_user_found_by_email_with_its_blocks(api):
+    assert slack_bot.is_configured()
     send_direct_message(ADA, "3 pages were published", BLOCKS)
 
     lookup, post = api.calls
@@ -304,6 +305,7 @@ def test_without_slack_sdk_the_message_fails_naming_the_extra(api, monkeypatch):
     assert not caught.value.retryable
     assert "wagtail-publish-hooks[slack]" in caught.value.message
     assert api.calls == []
+    assert not slack_bot.is_configured()  # users are not offered Slack
 
 
 # -- Through the worker ------------------------------------------------------------------------
