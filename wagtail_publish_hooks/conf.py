@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     # returning Site objects or ids. Settings only. An object of a model not listed belongs to
     # every site.
     "OBJECT_SITES": {},
+    # The Slack app whose bot sends direct messages to Wagtail users (watching): {"TOKEN":
+    # "xoxb-...", "API_URL": "https://slack.com/api/"}. None: no Slack bot (see slack_bot.py).
+    "SLACK_BOT": None,
 }
 
 #: Keys a destination may have.
