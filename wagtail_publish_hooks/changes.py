@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 from django.db import DatabaseError, models
 
+from .events import json_safe
 from .redaction import looks_secret
 
 logger = logging.getLogger("wagtail_publish_hooks")
@@ -101,7 +102,17 @@ def publish_changes(instance: Any, revision: Any) -> dict[str, Any]:
     """
     if revision is None:
         return changes_by_timestamps(instance)
-    new_content = revision.content
+    try:
+        # As stored: a revision just saved still holds dates and other objects in memory, which
+        # the stored one holds as JSON, and compares unequal to them.
+        new_content = json_safe(revision.content)
+    except Exception:
+        logger.exception(
+            "Publish hooks could not read the revision of %s %s",
+            type(instance).__name__,
+            getattr(instance, "pk", None),
+        )
+        return {"first_publish": False, "changes": None}
     try:
         found, old_content = previous_published_content(instance, revision)
     except DatabaseError:

@@ -73,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
     # Whether events that subscriptions may concern are routed to the built-in fan-out
     # destination "watchers", which tells the users who watch them (False: nobody is told).
     "WATCHING": True,
+    # The Slack app whose bot sends direct messages to Wagtail users (watching): {"TOKEN":
+    # "xoxb-...", "API_URL": "https://slack.com/api/"}. None: no Slack bot (see slack_bot.py).
+    "SLACK_BOT": None,
 }
 
 #: Keys a destination may have.

@@ -18,7 +18,14 @@ from wagtail.models import PageLogEntry, Revision
 from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text
 
 from tests.conftest import WEBHOOK
-from tests.testapp.models import Advert, BlogPage, LinksPage, LinksPageLink, MediaPage
+from tests.testapp.models import (
+    Advert,
+    BlogPage,
+    EventPage,
+    LinksPage,
+    LinksPageLink,
+    MediaPage,
+)
 from wagtail_publish_hooks.changes import publish_changes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -82,6 +89,26 @@ def test_short_text_carries_old_and_new_values_and_rich_text_only_its_name(publi
         {"field": "body", "label": "body"},
         {"field": "intro", "label": "intro", "old": "Hi", "new": "Hello"},
     ]
+
+
+def test_dates_compare_as_stored_and_are_sent_as_text(published, blog_index):
+    """A revision just saved holds a ``datetime`` in memory, the stored one its JSON text: the
+    two compare as stored, and the values sent are the text."""
+    starts = timezone.now().replace(microsecond=123456)
+    page = EventPage(title="Launch", slug="launch", starts_at=starts)
+    blog_index.add_child(instance=page)
+    page.save_revision().publish()
+    edit(page).save_revision().publish()  # the same date again
+    later = starts + timedelta(days=1)
+    edit(page, starts_at=later).save_revision().publish()
+
+    first, same, moved = published()
+    assert first["first_publish"] is True
+    assert (same["first_publish"], same["changes"]) == (False, [])
+    [change] = moved["changes"]
+    assert change["field"] == "starts_at"
+    assert change["old"].startswith(starts.strftime("%Y-%m-%dT%H:%M:%S.123"))
+    assert change["new"].startswith(later.strftime("%Y-%m-%dT%H:%M:%S.123"))
 
 
 def test_drafts_saved_in_between_do_not_count(published, live_page):

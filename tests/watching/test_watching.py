@@ -249,7 +249,7 @@ def test_a_slack_user_without_a_bot_fails_only_their_delivery(blog_index, publis
     assert [m.to for m in mail.outbox] == [["mailer@example.com"]]
     failed = watch_deliveries(slack).get()
     assert failed.status == DeliveryStatus.FAILED
-    assert "Slack bot not configured" in failed.last_error
+    assert "no Slack bot is configured" in failed.last_error
 
 
 def test_watching_off_routes_nothing(configure, blog_index, publisher):

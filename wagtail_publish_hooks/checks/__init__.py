@@ -15,6 +15,7 @@ from .managed_destinations import check_managed_destinations
 from .purge import check_purge_locations
 from .receivers import check_receivers
 from .settings import check_settings
+from .slack_bot import check_slack_bot
 from .tasks import check_task_backend
 
 
@@ -26,3 +27,4 @@ def register() -> None:
     checks.register(check_task_backend, "wagtail_publish_hooks")
     checks.register(check_purge_locations, "wagtail_publish_hooks")
     checks.register(check_sqlite_transactions, "wagtail_publish_hooks")
+    checks.register(check_slack_bot, "wagtail_publish_hooks")

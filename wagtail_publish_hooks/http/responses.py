@@ -55,6 +55,10 @@ class HttpResult:
     request_headers: dict[str, str]
     duration_ms: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The body as read (at most ``RESPONSE_READ_LIMIT`` bytes, not decoded), for a caller that
+    #: must read the answer rather than its status (Slack's Web API answers ``200`` with
+    #: ``"ok": false``). Never recorded: ``response_body`` is what is kept.
+    body: bytes = field(default=b"", repr=False, compare=False)
 
 
 def raise_for_status(result: HttpResult) -> None:

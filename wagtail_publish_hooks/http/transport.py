@@ -192,6 +192,7 @@ def _exchange(
         response_body=excerpt(raw_body, response.encoding),
         request_headers=recorded_headers,
         duration_ms=duration_ms,
+        body=raw_body,
     )
     raise_for_status(result)
     return result
