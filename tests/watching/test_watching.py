@@ -16,6 +16,7 @@ from django.utils.text import slugify
 from wagtail.models import GroupApprovalTask, GroupPagePermission, Workflow, WorkflowTask
 
 from tests.support.admin_users import admin_user
+from tests.support.slack_api import FakeSlackApi
 from tests.testapp.models import Advert, BlogIndexPage, BlogPage
 from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus
 from wagtail_publish_hooks.subscription_models import NotificationPreferences, Subscription
@@ -294,26 +295,27 @@ def test_a_watched_page_is_followed_across_a_move(site_root, blog_index, publish
 
 
 def test_a_slack_user_gets_one_direct_message_per_digest(
-    blog_index, publisher, deliver, monkeypatch
+    blog_index, publisher, deliver, httpserver, configure
 ):
-    # The Slack bot client is the boundary here: what watching hands it is what is checked.
-    sent = []
-    monkeypatch.setattr(
-        "wagtail_publish_hooks.slack_bot.send_direct_message",
-        lambda email, text, blocks: sent.append((email, text, blocks)),
-    )
+    # The Slack bot's real client, against the look-alike of Slack's Web API on loopback.
+    token = "xoxb-" + "7" * 24
+    api = FakeSlackApi(token, {"slacker@example.com": "U0SLACKER"})
+    configure(SLACK_BOT={"TOKEN": token, "API_URL": api.install(httpserver)})
     user = editor_of(blog_index, "slacker", channel="slack", frequency="hourly")
     watch(user, page=blog_index, include_subpages=True)
     for title in ("One & two", "<Three>"):
         publish(add_page(blog_index, title), publisher)
     close_windows()
     deliver()
-    [(email, text, blocks)] = sent
-    assert email == "slacker@example.com"
-    assert "“One & two” was published by publisher." in text
-    assert [block["text"]["text"].split(" <")[0] for block in blocks] == [
+
+    [message] = api.messages
+    assert message["channel"] == "U0SLACKER"
+    assert "“One & two” was published by publisher." in message["text"]
+    texts = [block["text"]["text"] for block in message["blocks"]]
+    assert [text.split(" <")[0] for text in texts] == [
         "“One &amp; two” was published by publisher. First published.",
         "“&lt;Three&gt;” was published by publisher. First published.",
     ]
-    assert blocks[0]["text"]["text"].endswith("/edit/|Edit>")
+    assert texts[0].endswith("/edit/|Edit>")
+    assert watch_deliveries(user).get().status == DeliveryStatus.DELIVERED
     assert mail.outbox == []
