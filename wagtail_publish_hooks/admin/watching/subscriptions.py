@@ -16,15 +16,19 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 from django.urls import reverse_lazy
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.menu import MenuItem
 from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.views import generic
+from wagtail.admin.views.generic.history import HistoryView
+from wagtail.admin.views.generic.usage import UsageView
 from wagtail.admin.viewsets.model import ModelViewSet
 from wagtail.admin.widgets import AdminPageChooser
-from wagtail.models import Task
+from wagtail.models import Page, Task
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import policy_registry
 
@@ -129,25 +133,38 @@ class SubscriptionForm(forms.ModelForm):
         return data
 
 
-class ScopedMixin:
-    """Creating and editing: the form knows the administrator; a subscription to a page they
-    cannot see is not opened."""
+class FormForAdministratorMixin:
+    """The form knows the administrator: their access to pages bounds what they may choose."""
 
     request: Any
 
     def get_form_kwargs(self) -> dict[str, Any]:
         return {**super().get_form_kwargs(), "for_user": self.request.user}  # type: ignore[misc]
 
-    def get_object(self, queryset: QuerySet[Any] | None = None) -> Any:
-        instance = super().get_object(queryset)  # type: ignore[misc]
-        if instance.page is not None and not ObjectAccess(self.request.user).can_see_page(
-            instance.page
-        ):
-            raise PermissionDenied
-        return instance
+
+class VisibleTargetMixin:
+    """A subscription to a page the administrator cannot see is not opened (403): its screens
+    would show the page's title. Decided in ``dispatch``, under :class:`ForbiddenMixin`, since
+    some of Wagtail's views find their object in ``setup``."""
+
+    request: Any
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        pk = str(kwargs.get("pk", ""))
+        subscription = Subscription.objects.filter(pk=pk) if pk.isdigit() else None
+        page_id = (
+            subscription.values_list("page", flat=True).first()
+            if subscription is not None
+            else None
+        )
+        if page_id is not None:
+            target = Page.objects.filter(pk=page_id).first()
+            if target is not None and not ObjectAccess(request.user).can_see_page(target):
+                raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
 
 
-class SubscriptionCreateView(ForbiddenMixin, ScopedMixin, generic.CreateView):
+class SubscriptionCreateView(ForbiddenMixin, FormForAdministratorMixin, generic.CreateView):
     def save_instance(self) -> Any:
         instance = self.form.save(commit=False)
         instance.created_by = self.request.user
@@ -155,11 +172,21 @@ class SubscriptionCreateView(ForbiddenMixin, ScopedMixin, generic.CreateView):
         return instance
 
 
-class SubscriptionEditView(ForbiddenMixin, ScopedMixin, generic.EditView):
+class SubscriptionEditView(
+    ForbiddenMixin, VisibleTargetMixin, FormForAdministratorMixin, generic.EditView
+):
     pass
 
 
-class SubscriptionDeleteView(ForbiddenMixin, generic.DeleteView):
+class SubscriptionDeleteView(ForbiddenMixin, VisibleTargetMixin, generic.DeleteView):
+    pass
+
+
+class SubscriptionHistoryView(ForbiddenMixin, VisibleTargetMixin, HistoryView):
+    pass
+
+
+class SubscriptionUsageView(ForbiddenMixin, VisibleTargetMixin, UsageView):
     pass
 
 
@@ -196,12 +223,12 @@ class SubscriptionViewSet(ModelViewSet):
     add_to_admin_menu = False
     copy_view_enabled = False
     inspect_view_enabled = False
-    history_view_enabled = False
-    usage_view_enabled = False
     index_view_class = SubscriptionIndexView
     add_view_class = SubscriptionCreateView
     edit_view_class = SubscriptionEditView
     delete_view_class = SubscriptionDeleteView
+    history_view_class = SubscriptionHistoryView
+    usage_view_class = SubscriptionUsageView
 
     def get_form_class(self, for_update: bool = False) -> type[SubscriptionForm]:
         return SubscriptionForm
