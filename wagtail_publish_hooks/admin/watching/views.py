@@ -72,6 +72,13 @@ class BaseWatchView(ForbiddenMixin, WagtailAdminTemplateMixin, View):
     def get_page_subtitle(self) -> str:
         return str(self.object)
 
+    def get_breadcrumbs_items(self) -> list[dict[str, Any]]:
+        return [
+            *self.breadcrumbs_items,
+            {"url": self.object_edit_url(), "label": str(self.object)},
+            {"url": "", "label": self.get_page_title()},
+        ]
+
     def initial(self) -> dict[str, Any]:
         if self.subscription is None:
             return {"scope": THIS_PAGE, "events": [self.events[0][0]]}
@@ -184,6 +191,14 @@ class PageWatchersView(ForbiddenMixin, WagtailAdminTemplateMixin, View):
 
     def get_page_subtitle(self) -> str:
         return self.page.get_admin_display_title()
+
+    def get_breadcrumbs_items(self) -> list[dict[str, Any]]:
+        edit_url = reverse("wagtailadmin_pages:edit", args=(self.page.pk,))
+        return [
+            *self.breadcrumbs_items,
+            {"url": edit_url, "label": self.get_page_subtitle()},
+            {"url": "", "label": self.get_page_title()},
+        ]
 
     def get(self, request: HttpRequest, page_id: Any) -> HttpResponse:
         self.page = watchable_page(request.user, page_id)
