@@ -6,12 +6,14 @@ from __future__ import annotations
 import html
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import reverse
 
 from tests.support.admin_users import admin_user, logged_in
 from tests.testapp.models import Advert, BlogPage
+from wagtail_publish_hooks.admin.watching.buttons import PageWatchersMenuItem, PageWatchMenuItem
 from wagtail_publish_hooks.subscription_models import (
     Frequency,
     NotificationPreferences,
@@ -229,8 +231,13 @@ def test_a_page_without_access_is_refused_without_its_title(site_root, blog_inde
     assert not Subscription.objects.exists()
     # Missing or malformed: 404, never a 500.
     assert client.get(reverse(f"{W}watch_page", args=(999_999,))).status_code == 404
-    edit = reverse("wagtailadmin_pages:edit", args=(secret.pk,))
-    assert watch_url(secret) not in client.get(edit).content.decode()
+    # Nor are the menu items shown for it (they are for a page the user edits).
+    outsider = client.session.get("_auth_user_id")
+    user = get_user_model().objects.get(pk=outsider)
+    for item in (PageWatchMenuItem, PageWatchersMenuItem):
+        kwargs = {"user": user} if item is PageWatchMenuItem else {}
+        assert not item(page=secret, **kwargs).is_shown(user)
+        assert item(page=blog_index, **kwargs).is_shown(user)
 
 
 def test_a_snippet_without_access_is_refused_without_its_text(site_root):
