@@ -138,7 +138,8 @@ def test_snippet_editor_offers_watch_and_watching_saves_it(site_root):
     client = logged_in(user)
     edit = reverse("wagtailsnippets_testapp_advert:edit", args=(advert.pk,))
     url = reverse(f"{W}watch_snippet", args=("testapp", "advert", advert.pk))
-    assert url in client.get(edit).content.decode()
+    content = client.get(edit).content.decode()
+    assert url in content and "Watch…" in html.unescape(content) and "Watching" not in content
     response = client.get(url)
     assert response.status_code == 200
     content = response.content.decode()
@@ -147,6 +148,7 @@ def test_snippet_editor_offers_watch_and_watching_saves_it(site_root):
     response = client.post(url, {"events": ["snippet.published"]})
     assert response.status_code == 302
     assert response["Location"] == edit
+    assert "Watching" in client.get(edit).content.decode()
     subscription = Subscription.objects.get()
     assert subscription.content_type == ContentType.objects.get_for_model(Advert)
     assert subscription.object_id == str(advert.pk)
@@ -179,6 +181,15 @@ def test_slack_is_offered_only_with_a_bot(editor, settings):
     }
     content = logged_in(editor).get(reverse("wagtailadmin_account")).content.decode()
     assert "Slack direct message" in content
+
+
+def test_slack_chosen_before_the_bot_was_removed_shows_as_email(editor):
+    NotificationPreferences.objects.create(user=editor, channel="slack")
+    client = logged_in(editor)
+    response = client.get(reverse("wagtailadmin_account"))
+    form = response.context["panels_by_tab"]
+    [panel] = [p for panels in form.values() for p in panels if p.name == "publish_hooks"]
+    assert panel.get_form()["channel"].value() == "email"
 
 
 def test_slack_without_a_bot_is_refused(editor):

@@ -56,6 +56,18 @@ class SnippetWatchMenuItem(ActionMenuItem):
             return False
         return ObjectAccess(context["request"].user).can_see_instance(instance)
 
+    def get_context_data(self, parent_context: dict[str, Any]) -> dict[str, Any]:
+        context = super().get_context_data(parent_context)
+        instance = parent_context["instance"]
+        content_type = ContentType.objects.get_for_model(instance, for_concrete_model=False)
+        watching = Subscription.objects.filter(
+            user=parent_context["request"].user,
+            content_type=content_type,
+            object_id=str(instance.pk),
+        ).exists()
+        context["label"] = _("Watching") if watching else self.label
+        return context
+
     def get_url(self, parent_context: dict[str, Any]) -> str:
         instance = parent_context["instance"]
         content_type = ContentType.objects.get_for_model(instance, for_concrete_model=False)

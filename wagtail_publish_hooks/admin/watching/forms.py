@@ -53,3 +53,7 @@ class PreferencesForm(forms.ModelForm):
             channel = self.fields["channel"]
             assert isinstance(channel, forms.ChoiceField)
             channel.choices = [(Channel.EMAIL.value, Channel.EMAIL.label)]
+            # Slack chosen while a bot was configured: shown (and saved) as email, so that the
+            # account settings can still be saved.
+            if self.initial.get("channel") == Channel.SLACK:
+                self.initial["channel"] = Channel.EMAIL.value
