@@ -103,6 +103,10 @@ def test_next_outside_the_site_is_ignored(editor, blog_index):
         {"scope": "page", "events": ["page.published"], "next": "https://evil.example/"},
     )
     assert response["Location"] == reverse("wagtailadmin_pages:edit", args=(blog_index.pk,))
+    response = client.post(
+        watch_url(blog_index), {"scope": "page", "events": ["page.published"], "next": "/admin/"}
+    )
+    assert response["Location"] == "/admin/"
 
 
 def test_watchers_lists_users_and_groups_whose_subscriptions_match(

@@ -11,10 +11,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import View
 from wagtail.admin import messages
+from wagtail.admin.utils import get_valid_next_url_from_request
 from wagtail.admin.views.generic import WagtailAdminTemplateMixin
 
 from ...subscription_models import Subscription
@@ -34,12 +34,8 @@ TEMPLATES = "wagtail_publish_hooks/admin/watching/"
 
 
 def safe_next(request: HttpRequest, default: str) -> str:
-    target = request.POST.get("next") or request.GET.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return target
-    return default
+    """``next`` from the form or the query string, if it stays on this site."""
+    return get_valid_next_url_from_request(request) or default
 
 
 class BaseWatchView(ForbiddenMixin, WagtailAdminTemplateMixin, View):
