@@ -1,5 +1,6 @@
 """Watching in a real headless Chromium: an editor watches a section from the page's header
-menu, asks for an hourly digest in the account settings, then unwatches it from there."""
+menu, asks for an hourly digest in the account settings, then unwatches it from there; an
+administrator subscribes a group to a section with the page chooser."""
 
 from __future__ import annotations
 
@@ -79,3 +80,41 @@ def test_an_editor_watches_a_section_sets_a_digest_and_unwatches(
     assert "You watch nothing yet" in page.content()
     # The preferences stay.
     assert NotificationPreferences.objects.get(user=editor).frequency == Frequency.HOURLY
+
+
+def test_an_administrator_subscribes_a_group_to_a_section(
+    browser_page,  # noqa: F811
+    screenshot_dir,  # noqa: F811
+    live_server,
+    admin_user,
+    blog_index,
+):
+    from django.contrib.auth.models import Group
+
+    legal = Group.objects.create(name="Legal")
+    page = browser_page
+    base = live_server.url
+    log_in(page, base, "admin", "password")
+    page.get_by_role("button", name="Settings").click()
+    page.get_by_role("button", name="Publish hooks").click()
+    page.get_by_role("link", name="Subscriptions").click()
+    page.wait_for_url(f"{base}/admin/publish-hooks/subscriptions/")
+    page.get_by_role("link", name="Add subscription").first.click()
+    page.get_by_label("Group").select_option(label="Legal")
+    page.get_by_label("A page or section").check()
+    page.get_by_role("button", name="Choose a page").click()
+    modal = page.locator(".modal-content")
+    home = blog_index.get_parent()
+    modal.locator(f"a.navigate-pages[href*='/choose-page/{home.pk}/']").first.click()
+    modal.get_by_role("link", name="News", exact=True).first.click()
+    page.get_by_label("And its subpages").check()
+    page.get_by_label("page.published", exact=True).check()
+    page.set_viewport_size({"width": 1280, "height": 1400})
+    page.locator("main").evaluate("main => main.scrollIntoView()")
+    page.screenshot(path=str(screenshot_dir / "watch-admin-subscription.png"))
+    with page.expect_navigation():
+        page.get_by_role("button", name="Create").first.click()
+    subscription = Subscription.objects.get()
+    assert subscription.group == legal and subscription.page_id == blog_index.pk
+    assert subscription.include_subpages and subscription.events == ["page.published"]
+    assert "News and its subpages" in page.locator("table.listing").inner_text()
