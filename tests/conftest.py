@@ -41,6 +41,7 @@ DATABASE_NEUTRAL = (
     "tests/checks/",
     "tests/http/",
     "tests/admin/test_browser.py",
+    "tests/admin/test_browser_watching.py",
     "tests/admin/test_destinations.py",
     "tests/test_sandbox.py",
     "tests/test_distribution.py",

@@ -1,9 +1,10 @@
 """Every Wagtail hook of the package, in one place: the admin's screens, the "Publish hooks" menu,
-audit log actions, the dashboard panel, the "Deliveries" item of pages and snippets, and the
-images and documents that a bulk action moves to another collection.
+audit log actions, the dashboard panel, the "Deliveries", "Watch…" and "Watchers" items of pages
+and snippets, the "Publishing notifications" account settings panel, and the images and
+documents that a bulk action moves to another collection.
 
-Wagtail imports this module; the screens themselves live in :mod:`.admin.deliveries` and
-:mod:`.admin.destinations`.
+Wagtail imports this module; the screens themselves live in :mod:`.admin.deliveries`,
+:mod:`.admin.destinations` and :mod:`.admin.watching`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from .admin.deliveries.viewset import DeliveriesViewSet, deliveries_menu_item
 from .admin.destinations import audit as destination_audit
 from .admin.destinations.viewset import DestinationViewSet, destinations_menu_item
 from .admin.permissions import can_view_deliveries
+from .admin.watching.account import PublishingNotificationsPanel
+from .admin.watching.buttons import PageWatchersMenuItem, PageWatchMenuItem, snippet_watch_item
+from .admin.watching.subscriptions import SubscriptionViewSet, subscriptions_menu_item
+from .admin.watching.viewset import WatchingViewSet
 from .media_handlers import after_bulk_action
 
 # -- Screens ------------------------------------------------------------------------------------
@@ -43,16 +48,31 @@ def register_destinations_viewset() -> DestinationViewSet:
     return DestinationViewSet()
 
 
+@hooks.register("register_admin_viewset")
+def register_watching_viewset() -> WatchingViewSet:
+    return WatchingViewSet()
+
+
+@hooks.register("register_admin_viewset")
+def register_subscriptions_viewset() -> SubscriptionViewSet:
+    return SubscriptionViewSet()
+
+
 # -- The "Publish hooks" item of the Settings menu ----------------------------------------------
 
 
 def publish_hooks_menu_item() -> SubmenuMenuItem:
-    """Deliveries, Destinations and Capture failures; shown only when one of its items is
-    (Wagtail hides an empty submenu)."""
+    """Deliveries, Destinations, Subscriptions and Capture failures; shown only when one of its
+    items is (Wagtail hides an empty submenu)."""
     return SubmenuMenuItem(
         _("Publish hooks"),
         Menu(
-            items=[deliveries_menu_item(), destinations_menu_item(), capture_failures_menu_item()]
+            items=[
+                deliveries_menu_item(),
+                destinations_menu_item(),
+                subscriptions_menu_item(),
+                capture_failures_menu_item(),
+            ]
         ),
         name="publish-hooks",
         icon_name="resubmit",
@@ -96,9 +116,28 @@ def page_deliveries_button(
     yield PageDeliveriesMenuItem(page=page, priority=66)
 
 
+@hooks.register("register_page_header_buttons")
+def page_watch_buttons(page: Any, user: Any, view_name: str, next_url: Any = None) -> Iterator[Any]:
+    yield PageWatchMenuItem(page=page, user=user, priority=67)
+    yield PageWatchersMenuItem(page=page, priority=68)
+
+
 @hooks.register("register_snippet_listing_buttons")
 def snippet_deliveries_button(snippet: Any, user: Any, next_url: Any = None) -> Iterator[Any]:
     yield snippet_deliveries_item(snippet)
+
+
+@hooks.register("register_snippet_action_menu_item")
+def snippet_watch_button(model: Any) -> Any:
+    return snippet_watch_item(model)
+
+
+# -- Account settings ----------------------------------------------------------------------------
+
+
+@hooks.register("register_account_settings_panel")
+def publishing_notifications_panel(request: Any, user: Any, profile: Any) -> Any:
+    return PublishingNotificationsPanel(request, user, profile)
 
 
 # -- Images and documents moved by a bulk action --------------------------------------------------

@@ -10,7 +10,7 @@ from django.test import Client
 from wagtail.models import GroupPagePermission, Page
 
 #: Every kind of user the admin is tried with.
-KINDS = ("anonymous", "editor", "viewer", "redeliverer", "manager", "superuser")
+KINDS = ("anonymous", "editor", "viewer", "redeliverer", "manager", "subscriptions", "superuser")
 
 #: Model permissions of each kind (besides "Can access Wagtail admin").
 KIND_PERMISSIONS: dict[str, tuple[str, ...]] = {
@@ -24,6 +24,12 @@ KIND_PERMISSIONS: dict[str, tuple[str, ...]] = {
         "wagtail_publish_hooks.add_manageddestination",
         "wagtail_publish_hooks.change_manageddestination",
         "wagtail_publish_hooks.delete_manageddestination",
+    ),
+    "subscriptions": (
+        "wagtail_publish_hooks.view_subscription",
+        "wagtail_publish_hooks.add_subscription",
+        "wagtail_publish_hooks.change_subscription",
+        "wagtail_publish_hooks.delete_subscription",
     ),
 }
 

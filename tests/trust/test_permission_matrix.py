@@ -17,9 +17,10 @@ from django.urls import URLPattern, URLResolver, reverse
 from wagtail.admin import urls as admin_urls
 
 from tests.support.admin import make_delivery
-from tests.support.admin_users import KINDS, user_of_kind
+from tests.support.admin_users import KINDS, admin_user, user_of_kind
 from tests.testapp.models import Advert, BlogIndexPage
 from wagtail_publish_hooks.models import DeliveryStatus, ManagedDestination
+from wagtail_publish_hooks.subscription_models import Subscription
 
 pytestmark = pytest.mark.django_db
 
@@ -37,6 +38,7 @@ def answers(
     viewer: Any = 403,
     redeliverer: Any = 403,
     manager: Any = 403,
+    subscriptions: Any = 403,
     superuser: Any,
 ) -> dict[str, Any]:
     return {
@@ -45,6 +47,7 @@ def answers(
         "viewer": viewer,
         "redeliverer": redeliverer,
         "manager": manager,
+        "subscriptions": subscriptions,
         "superuser": superuser,
     }
 
@@ -64,8 +67,22 @@ def for_destination_managers(code: int) -> dict[str, Any]:
     return answers(manager=code, superuser=code)
 
 
+def for_subscription_admins(code: int) -> dict[str, Any]:
+    """The model permissions on Subscription open it."""
+    return answers(subscriptions=code, superuser=code)
+
+
+def for_everyone(code: int) -> dict[str, Any]:
+    """Every kind of admin user (each edits the page the URL names)."""
+    return answers(
+        editor=code, viewer=code, redeliverer=code, manager=code, subscriptions=code, superuser=code
+    )
+
+
 D = "wagtail_publish_hooks:"
 M = "publish_hooks_destinations:"
+S = "publish_hooks_subscriptions:"
+W = "publish_hooks_watching:"
 
 EXPECTED: dict[str, Row] = {
     # The deliveries report and its filter refreshes: view only.
@@ -135,6 +152,31 @@ EXPECTED: dict[str, Row] = {
         "POST": for_destination_managers(302),
     },
     f"{M}detail": {"GET": for_destination_managers(200), "POST": for_destination_managers(405)},
+    # Watching: an editor's own, for a page they can edit (an empty form is shown again with its
+    # errors); a snippet needs a permission on its model, which only the superuser has here.
+    f"{W}watch_page": {"GET": for_everyone(200), "POST": for_everyone(200)},
+    f"{W}page_watchers": {"GET": for_everyone(200), "POST": for_everyone(405)},
+    f"{W}watch_snippet": {
+        "GET": answers(superuser=200),
+        "POST": answers(superuser=200),
+    },
+    # POST only, and only one's own subscription (each user here posts their own).
+    f"{W}unwatch": {"GET": for_everyone(405), "POST": for_everyone(302)},
+    # Subscriptions: the administrators' screens.
+    f"{S}index": {"GET": for_subscription_admins(200), "POST": for_subscription_admins(405)},
+    f"{S}index_results": {
+        "GET": for_subscription_admins(200),
+        "POST": for_subscription_admins(405),
+    },
+    f"{S}add": {"GET": for_subscription_admins(200), "POST": for_subscription_admins(200)},
+    f"{S}edit": {"GET": for_subscription_admins(200), "POST": for_subscription_admins(200)},
+    f"{S}delete": {"GET": for_subscription_admins(200), "POST": for_subscription_admins(302)},
+    f"{S}history": {"GET": for_subscription_admins(200), "POST": for_subscription_admins(405)},
+    f"{S}history_results": {
+        "GET": for_subscription_admins(200),
+        "POST": for_subscription_admins(405),
+    },
+    f"{S}usage": {"GET": for_subscription_admins(200), "POST": for_subscription_admins(405)},
 }
 
 
@@ -188,9 +230,10 @@ def editor_page(site_root):
     return site_root.add_child(instance=BlogIndexPage(title="Team news", slug="team-news"))
 
 
-def url_arguments(pattern: URLPattern, editor_page) -> dict[str, Any]:
+def url_arguments(pattern: URLPattern, editor_page, user: Any = None) -> dict[str, Any]:
     """Real objects for the URL's arguments, made afresh for each request (an action may
-    change or delete them)."""
+    change or delete them). A subscription of one's own is ``user``'s (someone else's when
+    nobody is logged in)."""
     names = set(pattern.pattern.converters)
     delivery = make_delivery(status=DeliveryStatus.FAILED, instance=editor_page)
     make_delivery(status=DeliveryStatus.PENDING)
@@ -207,6 +250,12 @@ def url_arguments(pattern: URLPattern, editor_page) -> dict[str, Any]:
             values.update(app_label="testapp", model_name="advert", pk=advert.pk)
         elif "destination" in module:
             values["pk"] = destination.pk
+        elif "watching" in module:
+            owner = user or admin_user(f"owner-{Subscription.objects.count()}")
+            subscription = Subscription.objects.create(
+                user=owner, page=editor_page, events=["page.published"]
+            )
+            values["pk"] = subscription.pk
         else:
             values["pk"] = delivery.pk
     if "page_id" in names:
@@ -229,7 +278,7 @@ def test_permission_matrix(client, editor_page, name):
             client.logout()
             if users[kind] is not None:
                 client.force_login(users[kind])
-            url = reverse(name, kwargs=url_arguments(pattern, editor_page))
+            url = reverse(name, kwargs=url_arguments(pattern, editor_page, users[kind]))
             response = client.get(url) if method == "GET" else client.post(url)
             expected = EXPECTED[name][method][kind]
             got: Any = response.status_code
