@@ -23,6 +23,7 @@ from ..conf import WATCH_PREFIX
 from ..exceptions import DeliveryError
 from ..http.responses import HttpResult
 from ..includes import CAPTURED
+from ..slack_bot import is_configured as slack_bot_is_configured
 from ..subscribers import preferences_of, target_of, users_with_access
 from ..summary import Summary, summarize
 from .base import BaseBackend
@@ -97,8 +98,10 @@ class WatchBackend(BaseBackend):
         items = [_item(event) for event in visible]
         left_out = len(events) - len(visible)
         preferences = preferences_of([user.pk])[user.pk]
-        if preferences.channel == "slack":
+        if preferences.channel == "slack" and slack_bot_is_configured():
             return self._send_slack(user, items)
+        # Slack chosen while a bot was configured, since removed: email, as the account
+        # settings then show it.
         return self._send_email(delivery, user, items, left_out)
 
     def _user(self) -> Any:
