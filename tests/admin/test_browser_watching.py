@@ -4,10 +4,16 @@ administrator subscribes a group to a section with the page chooser."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.core import mail
+from django.utils import timezone
 
 from tests.support.admin_users import admin_user
 from tests.support.browser import browser_page, log_in, screenshot_dir  # noqa: F401
+from tests.testapp.models import BlogPage
+from wagtail_publish_hooks.models import Delivery, DeliveryStatus
 from wagtail_publish_hooks.subscription_models import (
     Frequency,
     NotificationPreferences,
@@ -22,6 +28,7 @@ def test_an_editor_watches_a_section_sets_a_digest_and_unwatches(
     screenshot_dir,  # noqa: F811
     live_server,
     blog_index,
+    deliver,
 ):
     editor = admin_user("eddie", pages={blog_index: ("add_page", "change_page", "publish_page")})
     editor.set_password("password")
@@ -69,6 +76,16 @@ def test_an_editor_watches_a_section_sets_a_digest_and_unwatches(
     preferences = NotificationPreferences.objects.get(user=editor)
     assert preferences.frequency == Frequency.HOURLY
 
+    # Another user publishes three pages in the section: one email, once the hour is over.
+    publisher = admin_user("pat", pages={blog_index: ("add_page", "change_page", "publish_page")})
+    publish_stories(blog_index, publisher, 1, 2, 3)
+    deliver()  # the fan-out records one digest delivery for the editor
+    assert not emails_to("eddie@example.com")  # the hour is not over
+    close_windows()
+    deliver()
+    [digest] = emails_to("eddie@example.com")
+    assert all(f"Story {n}" in digest.body for n in (1, 2, 3))
+
     # Unwatch from the same panel: one POST, CSRF token included.
     page.get_by_role("tab", name="Notifications").click()
     with page.expect_navigation():
@@ -80,6 +97,33 @@ def test_an_editor_watches_a_section_sets_a_digest_and_unwatches(
     assert "You watch nothing yet" in page.content()
     # The preferences stay.
     assert NotificationPreferences.objects.get(user=editor).frequency == Frequency.HOURLY
+
+    # The next publish tells the editor nothing.
+    mail.outbox.clear()
+    publish_stories(blog_index, publisher, 4)
+    deliver()
+    close_windows()
+    deliver()
+    assert not emails_to("eddie@example.com")
+
+
+def publish_stories(parent, user, *numbers):
+    for n in numbers:
+        story = parent.add_child(
+            instance=BlogPage(title=f"Story {n}", slug=f"story-{n}", intro="x", live=False)
+        )
+        story.save_revision(user=user).publish(user=user)
+
+
+def close_windows():
+    """As if the digest window were over."""
+    Delivery.objects.filter(status=DeliveryStatus.PENDING).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def emails_to(address):
+    return [message for message in mail.outbox if address in message.to]
 
 
 def test_an_administrator_subscribes_a_group_to_a_section(
