@@ -48,7 +48,15 @@ def test_a_publish_costs_the_same_queries_for_1_and_100_filtered_destinations(
         with CaptureQueriesContext(connection) as captured:
             revision.publish()
         assert Delivery.objects.filter(event__object_id=str(page.pk)).count() == n
-        return len(captured.captured_queries)
+        # The deliveries are one bulk insert, which the database backend may split into
+        # batches (Django 5.2 on SQLite: 999 parameters each): counted apart.
+        inserts = [
+            query
+            for query in captured.captured_queries
+            if query["sql"].startswith(f'INSERT INTO "{Delivery._meta.db_table}"')
+        ]
+        assert len(inserts) <= 1 + n // 50
+        return len(captured.captured_queries) - len(inserts)
 
     queries_for(1, "warm-up")
     assert queries_for(1, "one") == queries_for(100, "hundred")
