@@ -185,20 +185,71 @@ def _int(value: Any) -> int | None:
 # -- Who watches it ------------------------------------------------------------------------------
 
 
+def model_content_type_ids(model: type[Any] | None) -> list[int]:
+    """The content types of ``model`` and of the models it inherits from: a subscription to a
+    model concerns its subclasses too, as ``MODELS`` does. Read from Django's content type
+    cache (no query once it holds them)."""
+    if model is None:
+        return []
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import models
+
+    parents = [
+        klass
+        for klass in model.__mro__
+        if isinstance(klass, type)
+        and issubclass(klass, models.Model)
+        and klass is not models.Model
+        and not klass._meta.abstract
+    ]
+    found = ContentType.objects.get_for_models(*parents, for_concrete_models=False)
+    return sorted({content_type.pk for content_type in found.values()})
+
+
+def subscriptions_about(
+    *,
+    page_id: int | None = None,
+    page_path: str = "",
+    content_type_ids: Iterable[int] = (),
+    object_id: str = "",
+    task_id: int | None = None,
+) -> Q:
+    """Which subscriptions concern an object: on the page, on a page above it with its
+    subpages, on its model (or one it inherits from) for every object or for this one, or on
+    the workflow task it is in. The one rule of both the fan-out and the admin's watchers
+    list; event types are left to the caller."""
+    where = Q(pk__in=[])
+    if page_id is not None:
+        where |= Q(page_id=page_id)
+        if page_path:
+            prefixes = [page_path[:end] for end in range(STEP_LENGTH, len(page_path), STEP_LENGTH)]
+            where |= Q(include_subpages=True, page__path__in=prefixes)
+    content_type_ids = list(content_type_ids)
+    if content_type_ids:
+        where |= Q(content_type_id__in=content_type_ids, object_id__in=["", object_id])
+    if task_id is not None:
+        where |= Q(task_id=task_id)
+    return where
+
+
 def watchers_of(target: Target) -> set[int]:
     """The ids of the users subscribed to ``target`` (directly or through a group; each
     once), in two queries: the matching subscriptions, then the members of their groups."""
-    where = Q()
-    if target.page_id is not None:
-        where |= Q(page_id=target.page_id)
-        if target.page_path:
-            where |= Q(include_subpages=True, page__path__in=target.path_prefixes)
+    model = None
     if target.content_type_id is not None:
-        where |= Q(content_type_id=target.content_type_id, object_id__in=["", target.object_id])
-    if target.task_id is not None:
-        where |= Q(task_id=target.task_id)
-    if not where:
-        return set()
+        from django.contrib.contenttypes.models import ContentType
+
+        model = ContentType.objects.get_for_id(target.content_type_id).model_class()
+    content_type_ids = model_content_type_ids(model)
+    if not content_type_ids and target.content_type_id is not None:
+        content_type_ids = [target.content_type_id]  # a model no longer installed
+    where = subscriptions_about(
+        page_id=target.page_id,
+        page_path=target.page_path,
+        content_type_ids=content_type_ids,
+        object_id=target.object_id,
+        task_id=target.task_id,
+    )
     users: set[int] = set()
     groups: set[int] = set()
     for user_id, group_id, events in Subscription.objects.filter(where).values_list(

@@ -316,3 +316,26 @@ def test_a_slack_user_gets_one_direct_message_per_digest(
     assert texts[0].endswith("/edit/|Edit>")
     assert watch_deliveries(user).get().status == DeliveryStatus.DELIVERED
     assert mail.outbox == []
+
+
+def test_a_model_subscription_covers_its_subclasses_here_and_in_the_watchers_list(
+    blog_index, publisher, deliver
+):
+    """A subscription to ``BasePage`` reaches a ``BlogPage`` publish (subclasses match, as
+    ``MODELS`` does), and the page's watchers list names the same subscriber: one rule."""
+    from tests.testapp.models import BasePage
+    from wagtail_publish_hooks.admin.watching.targets import subscriptions_matching_page
+
+    editor = editor_of(blog_index)
+    subscription = watch(
+        editor, content_type=ContentType.objects.get_for_model(BasePage), events=["page.published"]
+    )
+    page = add_page(blog_index, "Inherited")
+    assert list(subscriptions_matching_page(page)) == [subscription]
+    assert list(subscriptions_matching_page(blog_index)) == []  # not a BasePage
+
+    publish(page, publisher)
+    deliver()
+    [message] = mail.outbox
+    assert message.to == ["editor@example.com"]
+    assert "“Inherited” was published" in message.body

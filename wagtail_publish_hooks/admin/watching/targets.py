@@ -7,11 +7,12 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404
 from django.utils.translation import gettext_lazy as _
 from wagtail.models import DraftStateMixin, Page, WorkflowMixin
 
+from ...subscribers import model_content_type_ids, subscriptions_about
 from ...subscription_models import Subscription
 from ..deliveries.selection import find_instance
 from ..permissions import ObjectAccess, is_snippet_model
@@ -84,20 +85,13 @@ def own_object_subscription(user: Any, instance: Any) -> Subscription | None:
 
 
 def subscriptions_matching_page(page: Page) -> QuerySet[Subscription]:
-    """The subscriptions that concern ``page``: on it, on a page above it with its subpages, or
-    on its model (or a model it inherits from), for every object or for this one."""
-    ancestors = Page.objects.ancestor_of(page, inclusive=False).values("pk")
-    models = [
-        klass
-        for klass in type(page.specific_deferred).__mro__
-        if isinstance(klass, type) and issubclass(klass, Page) and not klass._meta.abstract  # type: ignore[attr-defined]
-    ]
-    content_types = ContentType.objects.get_for_models(*models, for_concrete_models=False)
+    """The subscriptions that concern ``page``, by the fan-out's own rule
+    (:func:`~wagtail_publish_hooks.subscribers.subscriptions_about`)."""
     return Subscription.objects.filter(
-        Q(page=page)
-        | Q(page__in=ancestors, include_subpages=True)
-        | Q(
-            content_type__in=list(content_types.values()),
-            object_id__in=["", str(page.pk)],
+        subscriptions_about(
+            page_id=page.pk,
+            page_path=page.path,
+            content_type_ids=model_content_type_ids(type(page.specific_deferred)),
+            object_id=str(page.pk),
         )
     )
