@@ -339,3 +339,19 @@ def test_a_model_subscription_covers_its_subclasses_here_and_in_the_watchers_lis
     [message] = mail.outbox
     assert message.to == ["editor@example.com"]
     assert "“Inherited” was published" in message.body
+
+
+def test_subscriptions_are_removed_with_their_user_and_group(blog_index, publisher, deliver):
+    editor = editor_of(blog_index)
+    team = Group.objects.create(name="Desk")
+    watch(editor, page=blog_index, include_subpages=True)
+    watch(group=team, page=blog_index)
+    NotificationPreferences.objects.create(user=editor, frequency="daily")
+    editor.delete()
+    team.delete()
+    assert not Subscription.objects.exists()
+    assert not NotificationPreferences.objects.exists()
+    publish(add_page(blog_index, "After"), publisher)
+    deliver()
+    assert not Delivery.objects.filter(destination__startswith="watch:").exists()
+    assert mail.outbox == []
