@@ -44,7 +44,8 @@ class HourlyOutcomes:
     def totals(self) -> Counter[str]:
         total: Counter[str] = Counter()
         for hour in self.hours:
-            total.update(hour)
+            for outcome, count in hour.items():
+                total[outcome] += count
         return total
 
     def summary(self) -> str:
@@ -81,9 +82,10 @@ def hourly_outcomes(
     for (destination, hour), counts in hours.items():
         index = int((hour - start).total_seconds() // 3600)
         if destination in series and 0 <= index < HOURS:
-            series[destination].hours[index].update(
-                {outcome: count for outcome, count in counts.items() if count}
-            )
+            bar = series[destination].hours[index]
+            for outcome, count in counts.items():
+                if count:
+                    bar[outcome] = count  # each destination's hour comes once
     return series
 
 
