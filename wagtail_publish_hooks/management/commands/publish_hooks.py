@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import connections, router
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from wagtail_publish_hooks.conf import get_settings, is_watch_alias
 from wagtail_publish_hooks.custom_events import send_test_event
 from wagtail_publish_hooks.delivery import redeliver
 from wagtail_publish_hooks.limits import SETTING_LIMITS
+from wagtail_publish_hooks.management.overview import counts_by_destination, kept_deliveries
 from wagtail_publish_hooks.models import (
     Delivery,
     DeliveryStatus,
@@ -136,16 +135,7 @@ class Command(BaseCommand):
             window = parse_duration(since)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        # Never a count of the whole table (millions of rows on a busy site): those still to be
-        # sent are few, each through the status indexes; the others, over the window.
-        counts: dict[str, dict[str, int]] = defaultdict(dict)
-        for selection in (
-            Q(status__in=OPEN_STATUSES),
-            Q(status__in=FINAL_STATUSES, created_at__gte=timezone.now() - window),
-        ):
-            grouped = Delivery.objects.filter(selection).values("destination", "status")
-            for count in grouped.annotate(n=Count("pk")).order_by():
-                counts[count["destination"]][count["status"]] = count["n"]
+        counts = counts_by_destination(window)
         states = {state.alias: state for state in DestinationState.objects.all()}
         configured = {
             alias: destination.backend_path.rsplit(".", 1)[-1]
@@ -455,26 +445,6 @@ class Command(BaseCommand):
                 "previous SECRET_KEY into SECRET_KEY_FALLBACKS, or the previous key into "
                 "ENCRYPTION_KEYS), or enter their secrets again in the admin."
             )
-
-
-OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
-FINAL_STATUSES = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
-
-
-def kept_deliveries() -> tuple[int, bool]:
-    """How many deliveries the table holds, and whether that is PostgreSQL's estimate (kept
-    by ``ANALYZE`` and autovacuum: counting millions of rows takes seconds)."""
-    connection = connections[router.db_for_read(Delivery)]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT reltuples FROM pg_class WHERE oid = %s::regclass",
-                [connection.ops.quote_name(Delivery._meta.db_table)],
-            )
-            row = cursor.fetchone()
-        if row is not None and row[0] >= 0:  # -1: never analysed yet
-            return int(row[0]), True
-    return Delivery.objects.count(), False
 
 
 def _when(value: Any) -> str:
