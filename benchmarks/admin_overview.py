@@ -241,7 +241,9 @@ def print_plans(scenarios: list[Scenario]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=["quick", "full"], default="quick")
-    parser.add_argument("--requests", type=int, default=20, help="timed runs per scenario")
+    parser.add_argument(
+        "--requests", type=int, help="timed runs per scenario (default: 10 quick, 20 full)"
+    )
     parser.add_argument("--warmup", type=int, default=3, help="untimed runs per scenario first")
     parser.add_argument("--show-plans", action="store_true", help="print every EXPLAIN")
     parser.add_argument(
@@ -250,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         help="with DATABASE_URL: use the history already there instead of loading one",
     )
     args = parser.parse_args(argv)
+    if args.requests is None:
+        args.requests = 10 if args.size == "quick" else 20
     with benchmark_database("postgres", hooks=HOOKS) as description:
         from wagtail_publish_hooks.models import Delivery
 

@@ -851,6 +851,10 @@ def test_the_chart_counts_attempts_per_hour_and_outcome_keeping_the_hours_that_a
     assert "4 attempts to a in the last 7 days: 2 succeeded, 1 will be retried, 1 failed." in svg
     assert svg.count("<rect") == 3  # one hour of successes; one of a retry and a failure
     assert "2026-11-21 10:00 UTC: 1 will retry, 1 failure" in svg
+    # The list's small charts: a path per outcome, the totals in the text alternative.
+    small = str(chart_svg(a, hour_labels=False))
+    assert small.count("<path") == 3 and "<rect" not in small and "UTC:" not in small
+    assert "4 attempts to a in the last 7 days" in small
     assert "No attempts to c in the last 7 days." in str(chart_svg(series["c"]))
 
 

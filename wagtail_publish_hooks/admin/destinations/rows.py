@@ -62,7 +62,7 @@ class DestinationRow:
 
     @cached_property
     def chart(self) -> SafeString:
-        return chart_svg(self.outcomes)
+        return chart_svg(self.outcomes, hour_labels=False)
 
     @property
     def detail_url(self) -> str:
