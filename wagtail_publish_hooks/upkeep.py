@@ -287,7 +287,7 @@ def prune(
             candidates = _candidates(cursor, t, after=after, cutoff=cutoff, limit=limit)
         if not candidates:
             return total
-        batch = _fill(candidates, size)
+        batch, limit_asked = _fill(candidates, size), limit
         started = time.monotonic()
         done = _prune_batch(connection, t, batch, size)
         rest = max(pause, (time.monotonic() - started) * PRUNE_REST) if pause > 0 else 0
@@ -301,6 +301,8 @@ def prune(
             limit = min(size, len(batch) * 5 // 4 + 1)
         if progress is not None:
             progress(total)
+        if len(batch) == len(candidates) < limit_asked:
+            return total  # the last of them
         if max_seconds is not None and time.monotonic() - began >= max_seconds:
             total.finished = False
             return total
@@ -315,4 +317,4 @@ def prune_now() -> PruneResult | str:
     days = settings.RETENTION_DAYS
     if not isinstance(days, int) or days < 0:
         return "skipped: RETENTION_DAYS is not set"
-    return prune(days, max_seconds=settings.MAX_RUN_SECONDS)
+    return prune(days, batch_size=PRUNE_BATCH_SIZE, max_seconds=settings.MAX_RUN_SECONDS)
