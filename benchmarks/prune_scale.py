@@ -105,8 +105,10 @@ def _scans(connection: Any, sql: str, params: Any) -> list[str]:
     return [name for name in found if name.endswith(BIG_TABLES)]
 
 
-def prune_child(days: int, pipe: Any) -> None:
-    """Run the prune with its defaults, timing every statement and every batch."""
+def prune_child(days: int, pipe: Any, paused: Any, idle: Any) -> None:
+    """Run the prune with its defaults, timing every statement and every batch. Between two
+    batches it holds still while ``paused`` is set (saying so with ``idle``), so that publishes
+    can be timed without it in the middle of its run."""
     from django.db import connection
 
     from wagtail_publish_hooks import upkeep
@@ -157,10 +159,11 @@ def prune_child(days: int, pipe: Any) -> None:
         pipe.send({"pid": cursor.fetchone()[0]})
     with connection.execute_wrapper(wrapper):
         began = time.perf_counter()
-        result = upkeep.prune(days)
+        result = upkeep.prune(days, progress=lambda done: hold(paused, idle))
         elapsed = time.perf_counter() - began
     deletes = [s for s in statements if s[1] >= 0]
     longest = max(statements, default=(0.0, 0, ""))
+    durations = [s[0] for s in statements]
     pipe.send(
         {
             "elapsed": elapsed,
@@ -172,6 +175,11 @@ def prune_child(days: int, pipe: Any) -> None:
             "statements": len(statements),
             "longest_statement": longest[0],
             "longest_statement_sql": longest[2],
+            "p99_statement": percentile(durations, 0.99) if durations else 0.0,
+            "slowest": [
+                (round(took * 1000, 1), sql.split("(")[0].strip())
+                for took, _, sql in sorted(statements, reverse=True)[:3]
+            ],
             "longest_transaction": max(transactions, default=0.0),
             "p95_transaction": percentile(transactions, 0.95) if transactions else 0.0,
             "longest_wait": max(waits, default=0.0),
@@ -190,6 +198,14 @@ def prune_child(days: int, pipe: Any) -> None:
     connection.close()
 
 
+def hold(paused: Any, idle: Any) -> None:
+    if paused.is_set():
+        idle.set()
+        while paused.is_set():
+            time.sleep(0.005)
+        idle.clear()
+
+
 # -- The publishes, and the watch on the prune's backend ------------------------------------------
 
 
@@ -205,6 +221,37 @@ def publish_for(page: Any, seconds: float, gap: float, until: Any = None) -> lis
     return times
 
 
+def publish_alternating(
+    page: Any, child: Any, paused: Any, idle: Any, gap: float, phase: tuple[float, float]
+) -> tuple[list[float], list[float]]:
+    """While the prune runs, let it work for ``phase[0]`` seconds, then hold it for
+    ``phase[1]``, and so on, publishing all along: the times of the publishes made while it
+    worked (its pauses between batches included), and of those made while it was held."""
+    during: list[float] = []
+    held: list[float] = []
+    switch = time.monotonic() + phase[0]
+    while child.is_alive():
+        if time.monotonic() >= switch:
+            if paused.is_set():
+                paused.clear()
+                switch = time.monotonic() + phase[0]
+            else:
+                paused.set()
+                switch = time.monotonic() + phase[1]
+        state = "held" if paused.is_set() and idle.is_set() else "" if paused.is_set() else "on"
+        began = time.perf_counter()
+        page.save_revision().publish()
+        took = time.perf_counter() - began
+        after = "held" if paused.is_set() and idle.is_set() else "" if paused.is_set() else "on"
+        if state == after == "on":
+            during.append(took)
+        elif state == after == "held":
+            held.append(took)
+        time.sleep(gap)
+    paused.clear()
+    return during, held
+
+
 class Watch(threading.Thread):
     """Samples, from a connection of its own, the age of the prune backend's transaction and
     whether any backend waits for a lock (PostgreSQL)."""
@@ -214,6 +261,8 @@ class Watch(threading.Thread):
         self.pid, self.stop = pid, threading.Event()
         self.oldest = 0.0
         self.waiting = 0
+        self.samples = 0
+        self.vacuuming = 0
 
     def run(self) -> None:
         from django.db import connection
@@ -230,10 +279,18 @@ class Watch(threading.Thread):
                     self.oldest = max(self.oldest, float(row[0]))
                 cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
                 self.waiting = max(self.waiting, cursor.fetchone()[0])
+                cursor.execute(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE backend_type = "
+                    "'autovacuum worker' AND query LIKE '%%wagtail_publish_hooks%%'"
+                )
+                self.samples += 1
+                self.vacuuming += bool(cursor.fetchone()[0])
         connection.close()
 
 
-def run_one(database: str, size: str, days: int, gap: float, baseline: float) -> dict[str, Any]:
+def run_one(
+    database: str, size: str, days: int, gap: float, baseline: float, phase: tuple[float, float]
+) -> dict[str, Any]:
     with benchmark_database(database, hooks=hooks()) as description:
         from django.db import connection
 
@@ -254,14 +311,15 @@ def run_one(database: str, size: str, days: int, gap: float, baseline: float) ->
         connection.close()  # the child must not share this process's connection
         context = multiprocessing.get_context("fork")
         here, there = context.Pipe()
-        child = context.Process(target=prune_child, args=(days, there))
+        paused, idle = context.Event(), context.Event()
+        child = context.Process(target=prune_child, args=(days, there, paused, idle))
         child.start()
         pid = here.recv()["pid"]
         watch = None
         if connection.vendor == "postgresql":
             watch = Watch(pid)
             watch.start()
-        during = publish_for(page, 0, gap, until=child.is_alive)
+        during, held = publish_alternating(page, child, paused, idle, gap, phase)
         child.join()
         result = here.recv() if here.poll(5) else {}
         if watch is not None:
@@ -280,6 +338,7 @@ def run_one(database: str, size: str, days: int, gap: float, baseline: float) ->
         "prune": result,
         "oldest_transaction_seen": watch.oldest if watch else None,
         "lock_waits_seen": watch.waiting if watch else None,
+        "autovacuum_share": watch.vacuuming / max(watch.samples, 1) if watch else None,
         "publishes": {
             "quiet": len(quiet),
             "during": len(during),
@@ -287,6 +346,9 @@ def run_one(database: str, size: str, days: int, gap: float, baseline: float) ->
             "quiet_p95_ms": percentile(quiet, 0.95) * 1000,
             "during_median_ms": statistics.median(during) * 1000,
             "during_p95_ms": percentile(during, 0.95) * 1000,
+            "held": len(held),
+            "held_median_ms": statistics.median(held) * 1000 if held else float("nan"),
+            "held_p95_ms": percentile(held, 0.95) * 1000 if held else float("nan"),
         },
     }
 
@@ -317,19 +379,35 @@ def report(figures: dict[str, Any]) -> list[str]:
         f"{prune['longest_transaction'] * 1000:.1f} ms "
         f"(p95 {prune['p95_transaction'] * 1000:.1f} ms)"
     )
+    print(
+        f"  statements: p99 {prune['p99_statement'] * 1000:.1f} ms; slowest "
+        + ", ".join(f"{ms} ms ({sql})" for ms, sql in prune["slowest"])
+    )
+    if prune.get("longest_wait"):
+        print(f"  longest wait for SQLite's write lock: {prune['longest_wait'] * 1000:.1f} ms")
     if figures["oldest_transaction_seen"] is not None:
         print(
             f"  sampled from pg_stat_activity: oldest transaction of the prune "
             f"{figures['oldest_transaction_seen'] * 1000:.1f} ms; "
-            f"most backends seen waiting for a lock: {figures['lock_waits_seen']}"
+            f"most backends seen waiting for a lock: {figures['lock_waits_seen']}; "
+            f"autovacuum at work on the tables in {figures['autovacuum_share']:.0%} of the samples"
         )
     print(
-        f"  publishes: {pubs['quiet']} without the prune, {pubs['during']} during it; "
+        f"  publishes: {pubs['quiet']} before and after the prune, {pubs['during']} during it; "
         f"median {pubs['quiet_median_ms']:.2f} → {pubs['during_median_ms']:.2f} ms "
         f"(**{pubs['during_median_ms'] / pubs['quiet_median_ms']:.2f} x**), "
         f"p95 {pubs['quiet_p95_ms']:.2f} → {pubs['during_p95_ms']:.2f} ms "
         f"({pubs['during_p95_ms'] / pubs['quiet_p95_ms']:.2f} x)"
     )
+    if pubs["held"]:
+        print(
+            f"  interleaved: {pubs['during']} publishes while it worked, {pubs['held']} while it "
+            f"was held between batches: median {pubs['held_median_ms']:.2f} → "
+            f"{pubs['during_median_ms']:.2f} ms "
+            f"(**{pubs['during_median_ms'] / pubs['held_median_ms']:.2f} x**), p95 "
+            f"{pubs['held_p95_ms']:.2f} → {pubs['during_p95_ms']:.2f} ms "
+            f"({pubs['during_p95_ms'] / pubs['held_p95_ms']:.2f} x)"
+        )
     failed = []
     if prune["most_rows"] > prune["batch_size"]:
         failed.append(
@@ -369,6 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="Seconds of publishing before and after the prune (default: 3 quick, 20 full).",
     )
+    parser.add_argument(
+        "--phase",
+        default="4,2",
+        help="Seconds the prune works, then is held between two batches, in turn, while "
+        "publishes are timed (default 4,2).",
+    )
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON too.")
     args = parser.parse_args(argv)
     database = args.database or ("both" if args.size == "quick" else "postgres")
@@ -383,7 +467,8 @@ def main(argv: list[str] | None = None) -> int:
             status |= subprocess.call(command)
         return status
     days = args.days if args.days is not None else (50 if args.size == "quick" else 6)
-    figures = run_one(database, args.size, days, args.gap, baseline)
+    on, off = (float(part) for part in args.phase.split(","))
+    figures = run_one(database, args.size, days, args.gap, baseline, (on, off))
     if args.json:
         print(json.dumps(figures, indent=2, default=str))
     failed = report(figures)
