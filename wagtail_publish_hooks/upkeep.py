@@ -254,8 +254,31 @@ def _prune_batch(connection: Any, t: _Tables, batch: list[_Candidate], size: int
             cursor, t.attempt, "delivery_id", deliveries, expected=attempts, size=size
         )
         done.links = _delete(cursor, t.link, "delivery_id", deliveries, expected=links, size=size)
-        done.links += _delete(cursor, t.link, "event_id", events, expected=links, size=size)
-        done.events = _delete(cursor, t.event, "id", events, expected=len(events), size=size)
+        # An event that something still needs after all (a delivery recorded for it, or one it
+        # was merged into redelivered, since the selection) stays, with its links.
+        opened = [str(status) for status in OPEN_STATUSES]
+        for table, column in ((t.link, "event_id"), (t.event, "id")):
+            unneeded = f"""
+                AND NOT EXISTS (
+                    SELECT 1 FROM {t.delivery} o WHERE o.event_id = {table}.{column})
+                AND NOT EXISTS (
+                    SELECT 1 FROM {t.link} m INNER JOIN {t.delivery} o ON o.id = m.delivery_id
+                    WHERE m.event_id = {table}.{column} AND o.status IN ({_marks(opened)}))
+            """  # noqa: S608
+            deleted = _delete(
+                cursor,
+                table,
+                column,
+                events,
+                expected=links if table == t.link else len(events),
+                size=size,
+                condition=unneeded,
+                params=opened,
+            )
+            if table == t.link:
+                done.links += deleted
+            else:
+                done.events = deleted
     return done
 
 
@@ -283,12 +306,12 @@ def prune(
     total = PruneResult()
     after, limit = 0, min(size, 100)
     while True:
+        started = time.monotonic()  # the rest is measured on the selection and the batch
         with connection.cursor() as cursor:
             candidates = _candidates(cursor, t, after=after, cutoff=cutoff, limit=limit)
         if not candidates:
             return total
         batch, limit_asked = _fill(candidates, size), limit
-        started = time.monotonic()
         done = _prune_batch(connection, t, batch, size)
         rest = max(pause, (time.monotonic() - started) * PRUNE_REST) if pause > 0 else 0
         for name in ("events", "deliveries", "attempts", "links", "batches"):

@@ -175,6 +175,25 @@ def test_a_delivery_redelivered_after_the_selection_stays_with_its_event_and_att
     assert not Delivery.objects.filter(pk=gone.pk).exists()
 
 
+def test_an_event_merged_into_a_delivery_redelivered_after_the_selection_stays():
+    old = event()
+    delivery(old)
+    carrier = delivery(event(age=timedelta(days=1)))
+    carrier.coalesced_events.add(old)
+    with connection.cursor() as cursor:
+        tables = upkeep._Tables(connection)
+        cutoff = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=30))
+        candidates = upkeep._candidates(cursor, tables, after=0, cutoff=cutoff, limit=10)
+    assert [c.event for c in candidates] == [old.pk]
+    Delivery.objects.filter(pk=carrier.pk).redeliver()
+
+    done = upkeep._prune_batch(connection, tables, candidates, 100)
+
+    # Its own delivery was finished and goes; the event stays with the delivery carrying it.
+    assert (done.events, done.deliveries, done.links) == (0, 1, 0)
+    assert list(carrier.coalesced_events.all()) == [old]
+
+
 def test_the_prune_reads_and_deletes_through_indexes():
     for _ in range(5):
         old = event()
