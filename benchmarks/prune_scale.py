@@ -82,7 +82,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def _shape(sql: str) -> str:
     """A statement with its literals taken out: one plan is looked at per shape."""
-    return re.sub(r"\b\d+\b", "N", re.sub(r"IN \([\d, ]+\)", "IN (…)", sql)).split()[0:12].__str__()
+    return " ".join(re.sub(r"\b\d+\b", "N", re.sub(r"IN \([\d, ]+\)", "IN (…)", sql)).split())
 
 
 def _scans(connection: Any, sql: str, params: Any) -> list[str]:
@@ -209,11 +209,11 @@ def hold(paused: Any, idle: Any) -> None:
 # -- The publishes, and the watch on the prune's backend ------------------------------------------
 
 
-def publish_for(page: Any, seconds: float, gap: float, until: Any = None) -> list[float]:
-    """Publish ``page`` every ``gap`` seconds for ``seconds`` (or while ``until()``); the times."""
+def publish_for(page: Any, seconds: float, gap: float) -> list[float]:
+    """Publish ``page`` every ``gap`` seconds for ``seconds``; the times."""
     times = []
     stop = time.monotonic() + seconds
-    while (until() if until else time.monotonic() < stop) or (until and len(times) < 3):
+    while time.monotonic() < stop:
         began = time.perf_counter()
         page.save_revision().publish()
         times.append(time.perf_counter() - began)
