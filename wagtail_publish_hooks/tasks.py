@@ -30,7 +30,16 @@ from .conf import get_settings
 from .models import Upkeep
 from .outbox import pending_on_commit
 from .signals import deliveries_recorded
-from .upkeep import ENSURE_EVERY, GRACE, INTERVALS, SweepResult, prune_now, sweep
+from .upkeep import (
+    ENSURE_EVERY,
+    GRACE,
+    INTERVALS,
+    PRUNE_CONTINUE_AFTER,
+    PruneResult,
+    SweepResult,
+    prune_now,
+    sweep,
+)
 from .worker import RunSummary, run_due_deliveries
 
 try:  # Django 6.0+
@@ -343,8 +352,15 @@ def run_scheduled(name: str, token: str) -> dict[str, Any]:
         return {"job": name, "ran": False}
     if not Upkeep.objects.filter(name=name, token=current).exists():
         return {"job": name, "ran": False}
+    interval = INTERVALS[name]
     try:
-        result = str(run_sweep()) if name == "sweep" else prune_now()
+        if name == "sweep":
+            result = str(run_sweep())
+        else:
+            pruned = prune_now()
+            result = str(pruned)
+            if isinstance(pruned, PruneResult) and not pruned.finished:
+                interval = PRUNE_CONTINUE_AFTER  # old rows left: go on soon, in a new run
     except Exception as exc:
         logger.exception("Publish hooks upkeep job %r failed", name)
         result = f"failed: {type(exc).__name__}"
@@ -352,5 +368,5 @@ def run_scheduled(name: str, token: str) -> dict[str, Any]:
     Upkeep.objects.filter(name=name, token=current).update(
         last_run_at=now, last_result=result[:255]
     )
-    schedule(name, expected=current, run_after=now + timedelta(seconds=INTERVALS[name]))
+    schedule(name, expected=current, run_after=now + timedelta(seconds=interval))
     return {"job": name, "ran": True, "result": result}

@@ -10,12 +10,17 @@ missing start it once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connections, router, transaction
+from django.db.models import Exists, OuterRef
 
 from .attempt_counts import keep_settled_hours
 from .conf import get_settings
-from .models import Delivery, DeliveryStatus, Event, retention_cutoff
+from .models import Attempt, Delivery, DeliveryStatus, Event, retention_cutoff
 
 #: Seconds between two runs of each job.
 INTERVALS = {"sweep": 60, "prune": 24 * 3600}
@@ -26,8 +31,6 @@ GRACE = {"sweep": 300, "prune": 3600}
 
 #: Seconds between two looks, by one process, at whether the jobs are pending.
 ENSURE_EVERY = 60
-
-PRUNE_CHUNK = 1000
 
 
 @dataclass
@@ -52,31 +55,292 @@ def sweep() -> SweepResult:
     return SweepResult(released=released, due=Delivery.objects.due().count())
 
 
+# -- The prune ----------------------------------------------------------------------------------
+
+#: The most rows one statement of the prune deletes from each table (events, deliveries,
+#: attempts, coalesced links): a batch is a run of old events, in id order, whose rows stay
+#: within it, deleted in one short transaction.
+PRUNE_BATCH_SIZE = 2000
+
+#: Seconds the prune waits between two batches, at least; and how many times as long as the
+#: batch took, at least: so that it takes a share of the database (a quarter of one
+#: connection's time) and leaves the rest to publishes and workers, however slow the machine.
+PRUNE_PAUSE = 0.05
+PRUNE_REST = 3.0
+
+#: Seconds between a prune task run that stopped at ``MAX_RUN_SECONDS`` with old events left
+#: and the run that goes on with them: a worker shared with deliveries is never held for long,
+#: even by the first prune of a big table.
+PRUNE_CONTINUE_AFTER = 10
+
+FINAL_STATUSES = (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
+#: The statuses of a delivery still to be sent: its event, and the events merged into it, stay.
+OPEN_STATUSES = tuple(status for status in DeliveryStatus if status not in FINAL_STATUSES)
+
+
 def old_finished_events(days: int):
-    """Events older than ``days`` days none of whose deliveries is still to be sent."""
-    unfinished = Delivery.objects.exclude(
-        status__in=(DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.CANCELLED)
-    ).values("event_id")
-    return Event.objects.filter(created_at__lt=retention_cutoff(days)).exclude(pk__in=unfinished)
+    """Events older than ``days`` days that nothing still to be sent needs: none of their
+    deliveries is open, and they were not merged into a delivery that is."""
+    open_deliveries = Delivery.objects.filter(event=OuterRef("pk"), status__in=OPEN_STATUSES)
+    merged_into_open = Delivery.coalesced_events.through.objects.filter(
+        event=OuterRef("pk"), delivery__status__in=OPEN_STATUSES
+    )
+    return Event.objects.filter(created_at__lt=retention_cutoff(days)).exclude(
+        Exists(open_deliveries) | Exists(merged_into_open)
+    )
 
 
-def prune(days: int, *, progress: Callable[[int], None] | None = None) -> int:
-    """Delete finished events older than ``days`` days, a chunk per transaction. The count."""
-    old = old_finished_events(days)
+@dataclass
+class PruneResult:
+    """What a prune deleted, and whether it got to the end."""
+
+    events: int = 0
+    deliveries: int = 0
+    attempts: int = 0
+    links: int = 0
+    batches: int = 0
+    #: ``False`` when it stopped at ``max_seconds`` with old events left.
+    finished: bool = True
+
+    @property
+    def rows(self) -> int:
+        return self.events + self.deliveries + self.attempts + self.links
+
+    def __str__(self) -> str:
+        return f"{self.events} event(s) deleted" + ("" if self.finished else ", more to delete")
+
+
+@dataclass
+class _Candidate:
+    event: int
+    deliveries: list[int] = field(default_factory=list)
+    attempts: int = 0
+    links: int = 0
+
+
+class _Tables:
+    """The quoted names of the outbox's tables on ``connection``."""
+
+    def __init__(self, connection: Any) -> None:
+        quote = connection.ops.quote_name
+        self.event = quote(Event._meta.db_table)
+        self.delivery = quote(Delivery._meta.db_table)
+        self.attempt = quote(Attempt._meta.db_table)
+        self.link = quote(Delivery.coalesced_events.through._meta.db_table)
+
+
+def _ints(ids: Iterable[int]) -> str:
+    # Ids read from the tables themselves, written inline: no limit on bound parameters, and
+    # int() makes anything else impossible.
+    return ", ".join(str(int(pk)) for pk in ids)
+
+
+def _marks(values: Sequence[Any]) -> str:
+    return ", ".join(["%s"] * len(values))
+
+
+def _candidates(cursor: Any, t: _Tables, *, after: int, cutoff: Any, limit: int) -> list:
+    """The next ``limit`` prunable events after id ``after``, each with its deliveries and the
+    number of rows hanging on them. The open-delivery checks use the event index of the
+    deliveries and of the links; the walk goes by primary key, never over the table."""
+    opened = [str(status) for status in OPEN_STATUSES]
+    sql = f"""
+        SELECT c.id, d.id,
+            (SELECT COUNT(*) FROM {t.attempt} a WHERE a.delivery_id = d.id),
+            (SELECT COUNT(*) FROM {t.link} l WHERE l.delivery_id = d.id),
+            (SELECT COUNT(*) FROM {t.link} l WHERE l.event_id = c.id)
+        FROM (
+            SELECT e.id FROM {t.event} e
+            WHERE e.id > %s AND e.created_at < %s
+            AND NOT EXISTS (
+                SELECT 1 FROM {t.delivery} o
+                WHERE o.event_id = e.id AND o.status IN ({_marks(opened)}))
+            AND NOT EXISTS (
+                SELECT 1 FROM {t.link} m INNER JOIN {t.delivery} o ON o.id = m.delivery_id
+                WHERE m.event_id = e.id AND o.status IN ({_marks(opened)}))
+            ORDER BY e.id
+            LIMIT %s
+        ) c
+        LEFT OUTER JOIN {t.delivery} d ON d.event_id = c.id
+        ORDER BY c.id, d.id
+    """  # noqa: S608 (the package's own table names; values are parameters)
+    cursor.execute(sql, [after, cutoff, *opened, *opened, limit])
+    found: dict[int, _Candidate] = {}
+    for event, delivery, attempts, delivery_links, event_links in cursor.fetchall():
+        candidate = found.get(event)
+        if candidate is None:
+            candidate = found[event] = _Candidate(event, links=event_links)
+        if delivery is not None:
+            candidate.deliveries.append(delivery)
+            candidate.attempts += attempts
+            candidate.links += delivery_links
+    return list(found.values())
+
+
+def _fill(candidates: list[_Candidate], size: int) -> list[_Candidate]:
+    """The longest run of ``candidates`` whose rows stay within ``size`` in each table (at
+    least one: an event with more rows than that is deleted by several statements)."""
+    taken: list[_Candidate] = []
+    deliveries = attempts = links = 0
+    for candidate in candidates:
+        deliveries += len(candidate.deliveries)
+        attempts += candidate.attempts
+        links += candidate.links
+        if taken and (len(taken) >= size or max(deliveries, attempts, links) > size):
+            break
+        taken.append(candidate)
+    return taken
+
+
+def _delete(
+    cursor: Any,
+    table: str,
+    column: str,
+    ids: list[int],
+    *,
+    expected: int,
+    size: int,
+    condition: str = "",
+    params: Sequence[Any] = (),
+) -> int:
+    """Delete the rows of ``table`` whose ``column`` is in ``ids`` (and ``condition``): one
+    statement when at most ``size`` are expected, else statements of ``size`` rows each."""
+    if not ids:
+        return 0
+    where = f"{column} IN ({_ints(ids)}){condition}"
+    if expected <= size:
+        cursor.execute(f"DELETE FROM {table} WHERE {where}", params)  # noqa: S608
+        return max(cursor.rowcount, 0)
     deleted = 0
     while True:
-        ids = list(old.order_by("pk").values_list("pk", flat=True)[:PRUNE_CHUNK])
-        if not ids:
+        cursor.execute(
+            f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {where} LIMIT {size})",  # noqa: S608
+            params,
+        )
+        deleted += max(cursor.rowcount, 0)
+        if cursor.rowcount < size:
             return deleted
-        Event.objects.filter(pk__in=ids).delete()
-        deleted += len(ids)
+
+
+def _prune_batch(connection: Any, t: _Tables, batch: list[_Candidate], size: int) -> PruneResult:
+    """Delete ``batch``'s events with their deliveries, attempts and links, in one transaction.
+
+    The deliveries go first, on the condition that they are still final: on PostgreSQL that
+    row-locks them, so a redelivery made meanwhile waits for the commit and then finds nothing,
+    or has already won and keeps its delivery (and with it the event); on SQLite that first
+    write takes the write lock at once (a transaction that read first could not take it while
+    a publish writes). The foreign keys are checked at commit, so the order within is free."""
+    deliveries = [pk for candidate in batch for pk in candidate.deliveries]
+    events = [candidate.event for candidate in batch]
+    final = [str(status) for status in FINAL_STATUSES]
+    done = PruneResult(batches=1)
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        done.deliveries = _delete(
+            cursor,
+            t.delivery,
+            "id",
+            deliveries,
+            expected=len(deliveries),
+            size=size,
+            condition=f" AND status IN ({_marks(final)})",
+            params=final,
+        )
+        if done.deliveries < len(deliveries):  # redelivered meanwhile: it stays
+            ids = _ints(deliveries)
+            cursor.execute(f"SELECT id, event_id FROM {t.delivery} WHERE id IN ({ids})")  # noqa: S608
+            kept = cursor.fetchall()
+            deliveries = sorted(set(deliveries) - {pk for pk, _ in kept})
+            events = sorted(set(events) - {event for _, event in kept})
+        attempts = sum(candidate.attempts for candidate in batch)
+        links = sum(candidate.links for candidate in batch)
+        done.attempts = _delete(
+            cursor, t.attempt, "delivery_id", deliveries, expected=attempts, size=size
+        )
+        done.links = _delete(cursor, t.link, "delivery_id", deliveries, expected=links, size=size)
+        # An event that something still needs after all (a delivery recorded for it, or one it
+        # was merged into redelivered, since the selection) stays, with its links.
+        opened = [str(status) for status in OPEN_STATUSES]
+        for table, column in ((t.link, "event_id"), (t.event, "id")):
+            unneeded = f"""
+                AND NOT EXISTS (
+                    SELECT 1 FROM {t.delivery} o WHERE o.event_id = {table}.{column})
+                AND NOT EXISTS (
+                    SELECT 1 FROM {t.link} m INNER JOIN {t.delivery} o ON o.id = m.delivery_id
+                    WHERE m.event_id = {table}.{column} AND o.status IN ({_marks(opened)}))
+            """  # noqa: S608
+            deleted = _delete(
+                cursor,
+                table,
+                column,
+                events,
+                expected=links if table == t.link else len(events),
+                size=size,
+                condition=unneeded,
+                params=opened,
+            )
+            if table == t.link:
+                done.links += deleted
+            else:
+                done.events = deleted
+    return done
+
+
+def prune(
+    days: int,
+    *,
+    batch_size: int = PRUNE_BATCH_SIZE,
+    pause: float = PRUNE_PAUSE,
+    max_seconds: float | None = None,
+    progress: Callable[[PruneResult], None] | None = None,
+    using: str | None = None,
+) -> PruneResult:
+    """Delete finished events older than ``days`` days (:func:`old_finished_events`), with
+    their deliveries, attempts and coalesced links, in batches of at most ``batch_size`` rows
+    per table, each in its own short transaction, ``pause`` seconds apart.
+
+    Set-based ``DELETE``\\ s by primary key: no row is loaded into Python and no delete signal
+    is sent. A link from a delivery that stays to an event that goes is removed, as Django's
+    cascade would. ``max_seconds``: stop after that long (``finished`` is then ``False``)."""
+    size = max(1, int(batch_size))
+    connection = connections[using or router.db_for_write(Event)]
+    t = _Tables(connection)
+    cutoff = connection.ops.adapt_datetimefield_value(retention_cutoff(days))
+    began = time.monotonic()
+    total = PruneResult()
+    after, limit = 0, min(size, 100)
+    while True:
+        started = time.monotonic()  # the rest is measured on the selection and the batch
+        with connection.cursor() as cursor:
+            candidates = _candidates(cursor, t, after=after, cutoff=cutoff, limit=limit)
+        if not candidates:
+            return total
+        batch, limit_asked = _fill(candidates, size), limit
+        done = _prune_batch(connection, t, batch, size)
+        rest = max(pause, (time.monotonic() - started) * PRUNE_REST) if pause > 0 else 0
+        for name in ("events", "deliveries", "attempts", "links", "batches"):
+            setattr(total, name, getattr(total, name) + getattr(done, name))
+        after = batch[-1].event
+        # Ask next time for about as many events as fit in a batch at this one's density.
+        if len(batch) == len(candidates):
+            limit = min(size, limit * 2)
+        else:
+            limit = min(size, len(batch) * 5 // 4 + 1)
         if progress is not None:
-            progress(deleted)
+            progress(total)
+        if len(batch) == len(candidates) < limit_asked:
+            return total  # the last of them
+        if max_seconds is not None and time.monotonic() - began >= max_seconds:
+            total.finished = False
+            return total
+        if rest:
+            time.sleep(rest)
 
 
-def prune_now() -> str:
-    """The prune of ``RETENTION_DAYS``, as the upkeep task runs it; a short text of what it did."""
-    days = get_settings().RETENTION_DAYS
+def prune_now() -> PruneResult | str:
+    """The prune of ``RETENTION_DAYS``, as the upkeep task runs it, for at most
+    ``MAX_RUN_SECONDS``: what it did, or a short text saying why it did nothing."""
+    settings = get_settings()
+    days = settings.RETENTION_DAYS
     if not isinstance(days, int) or days < 0:
         return "skipped: RETENTION_DAYS is not set"
-    return f"{prune(days)} event(s) deleted"
+    return prune(days, batch_size=PRUNE_BATCH_SIZE, max_seconds=settings.MAX_RUN_SECONDS)

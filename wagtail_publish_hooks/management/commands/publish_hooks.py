@@ -30,7 +30,14 @@ from wagtail_publish_hooks.tasks import (
     ensure_upkeep,
     run_sweep,
 )
-from wagtail_publish_hooks.upkeep import INTERVALS, PRUNE_CHUNK, old_finished_events, prune
+from wagtail_publish_hooks.upkeep import (
+    INTERVALS,
+    PRUNE_BATCH_SIZE,
+    PRUNE_PAUSE,
+    PruneResult,
+    old_finished_events,
+    prune,
+)
 from wagtail_publish_hooks.worker import run_due_deliveries
 
 
@@ -86,6 +93,21 @@ class Command(BaseCommand):
         prune = sub.add_parser("prune", help="Delete finished events older than RETENTION_DAYS.")
         prune.add_argument("--days", type=int, help="Override RETENTION_DAYS.")
         prune.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
+        prune.add_argument(
+            "--batch-size",
+            type=int,
+            default=PRUNE_BATCH_SIZE,
+            metavar="ROWS",
+            help="The most rows one statement deletes from each table, in a transaction of "
+            f"its own (default: {PRUNE_BATCH_SIZE}).",
+        )
+        prune.add_argument(
+            "--pause",
+            type=float,
+            default=PRUNE_PAUSE,
+            metavar="SECONDS",
+            help=f"Wait this long between two batches (default: {PRUNE_PAUSE}).",
+        )
 
         reconcile = sub.add_parser(
             "reconcile",
@@ -351,13 +373,25 @@ class Command(BaseCommand):
 
     # -- prune -----------------------------------------------------------------------------------
 
-    def handle_prune(self, *, days: int | None, dry_run: bool, **options: Any) -> None:
+    def handle_prune(
+        self,
+        *,
+        days: int | None,
+        dry_run: bool,
+        batch_size: int,
+        pause: float,
+        **options: Any,
+    ) -> None:
         days = days if days is not None else get_settings().RETENTION_DAYS
         if days is None or days < 0:
             raise CommandError("--days must be zero or more.")
         most = int(SETTING_LIMITS["RETENTION_DAYS"].maximum)
         if days > most:
             raise CommandError(f"--days must be at most {most}.")
+        if not 1 <= batch_size <= 100_000:
+            raise CommandError("--batch-size must be between 1 and 100000.")
+        if not 0 <= pause <= 60:
+            raise CommandError("--pause must be between 0 and 60 seconds.")
         cutoff = retention_cutoff(days)
         total = old_finished_events(days).count()
         if dry_run:
@@ -366,17 +400,21 @@ class Command(BaseCommand):
         if not total:
             self.info(f"No finished events older than {days} day(s).")
             return
+        shown = [0]
 
-        def progress(deleted: int) -> None:
-            if total > PRUNE_CHUNK:
-                self.info(f"  {deleted}/{total} events deleted")
+        def progress(done: PruneResult) -> None:
+            # A line per tenth of the way, however many batches that takes.
+            if done.batches > 1 and done.events * 10 // total > shown[0]:
+                shown[0] = done.events * 10 // total
+                self.info(f"  {done.events}/{total} events deleted")
 
-        deleted = prune(days, progress=progress)
+        done = prune(days, batch_size=batch_size, pause=pause, progress=progress)
         self.info(
             self.style.SUCCESS(
-                f"Deleted {deleted} event(s) older than {days} day(s) "
-                f"(before {timezone.localtime(cutoff):%Y-%m-%d %H:%M}), with their deliveries "
-                "and attempts."
+                f"Deleted {done.events} event(s) older than {days} day(s) "
+                f"(before {timezone.localtime(cutoff):%Y-%m-%d %H:%M}), with their "
+                f"{done.deliveries} deliveries and {done.attempts} attempts, "
+                f"in {done.batches} batch(es)."
             )
         )
 

@@ -1,0 +1,271 @@
+"""``publish_hooks prune`` at any size: batches of set-based deletes, each bounded and short.
+
+What goes is exactly what Django's cascade from the old, finished events would delete (their
+deliveries, attempts and coalesced links, in both directions), except that an event merged into
+a delivery still to be sent stays with it. The statements are counted and their rows bounded;
+their plans use indexes. The speed is measured in ``benchmarks/prune_scale.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import timedelta
+from itertools import count
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from wagtail_publish_hooks import tasks, upkeep
+from wagtail_publish_hooks.models import Attempt, Delivery, DeliveryStatus, Event, Upkeep
+from wagtail_publish_hooks.upkeep import PruneResult, old_finished_events, prune
+
+pytestmark = pytest.mark.django_db
+
+OLD = timedelta(days=40)
+LINKS = Delivery.coalesced_events.through
+_numbers = count(1)
+
+
+def event(age: timedelta = OLD) -> Event:
+    return Event.objects.create(
+        event_type="page.published",
+        object_repr=f"Page {next(_numbers)}",
+        payload={},
+        created_at=timezone.now() - age,
+    )
+
+
+def delivery(of: Event, status: str = DeliveryStatus.DELIVERED, attempts: int = 1) -> Delivery:
+    made = Delivery.objects.create(
+        event=of, destination=f"dest-{next(_numbers)}", status=status, attempts=attempts
+    )
+    Attempt.objects.bulk_create(
+        Attempt(delivery=made, number=n, outcome="success") for n in range(1, attempts + 1)
+    )
+    return made
+
+
+def pks(queryset) -> set[int]:
+    return set(queryset.values_list("pk", flat=True))
+
+
+def command(*args: str) -> str:
+    out = io.StringIO()
+    call_command("publish_hooks", "prune", *args, stdout=out)
+    return out.getvalue()
+
+
+class Rowcounts:
+    """The rows each ``DELETE`` of a block removed, by table."""
+
+    def __init__(self) -> None:
+        self.deletes: list[tuple[str, int]] = []
+
+    def __call__(self, execute, sql, params, many, context):
+        result = execute(sql, params, many, context)
+        if sql.lstrip().upper().startswith("DELETE"):
+            table = re.search(r'DELETE FROM "?(\w+)', sql).group(1)
+            self.deletes.append((table, context["cursor"].rowcount))
+        return result
+
+
+def test_exactly_the_old_finished_events_go_with_what_hangs_on_them():
+    finished = event()
+    finished_deliveries = [
+        delivery(finished, DeliveryStatus.DELIVERED, attempts=2),
+        delivery(finished, DeliveryStatus.FAILED, attempts=3),
+        delivery(finished, DeliveryStatus.CANCELLED, attempts=0),
+    ]
+    no_deliveries = event()
+    unfinished = event()
+    delivery(unfinished, DeliveryStatus.DELIVERED)
+    open_ones = [
+        delivery(unfinished, status, attempts=1)
+        for status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.RETRYING)
+    ]
+    recent = event(age=timedelta(days=1))
+    recent_delivery = delivery(recent)
+    # Links, as a coalescing destination writes them: a kept delivery carrying an event that
+    # goes (the link goes, as with Django's cascade), an old delivery that goes carrying a kept
+    # event (likewise), and an old event merged into a delivery still to be sent (it stays).
+    merged_old = event()
+    delivery(merged_old)
+    recent_delivery.coalesced_events.add(merged_old)
+    finished_deliveries[0].coalesced_events.add(recent)
+    waiting_old = event()
+    delivery(waiting_old)
+    still_open = delivery(event(age=timedelta(days=1)), DeliveryStatus.PENDING, attempts=0)
+    still_open.coalesced_events.add(waiting_old)
+    kept_events = {unfinished.pk, recent.pk, waiting_old.pk, still_open.event_id}
+
+    assert pks(old_finished_events(30)) == {finished.pk, no_deliveries.pk, merged_old.pk}
+    done = prune(30, pause=0)
+
+    assert (done.events, done.deliveries, done.attempts, done.links) == (3, 4, 6, 2)
+    assert done.finished
+    assert pks(Event.objects.all()) == kept_events
+    assert not Delivery.objects.filter(pk__in=[d.pk for d in finished_deliveries]).exists()
+    assert {d.pk for d in open_ones} <= pks(Delivery.objects.all())
+    assert Attempt.objects.filter(delivery__event=unfinished).count() == 4
+    assert not Attempt.objects.filter(delivery__event_id=finished.pk).exists()
+    assert list(recent_delivery.coalesced_events.all()) == []
+    assert list(still_open.coalesced_events.all()) == [waiting_old]
+    assert LINKS.objects.count() == 1
+    # Nothing dangles: every delivery has its event, every attempt its delivery.
+    assert not Delivery.objects.exclude(event_id__in=Event.objects.values("pk")).exists()
+    assert not Attempt.objects.exclude(delivery_id__in=Delivery.objects.values("pk")).exists()
+
+
+def test_batches_are_bounded_and_counted():
+    for _ in range(30):
+        delivery(event(), attempts=1)
+    counts = Rowcounts()
+    with connection.execute_wrapper(counts), CaptureQueriesContext(connection) as queries:
+        done = prune(30, batch_size=10, pause=0)
+
+    assert done.batches == 3 and done.events == 30 and done.attempts == 30
+    assert not Event.objects.exists() and not Attempt.objects.exists()
+    # Each batch: one selection, then five DELETEs (deliveries, attempts, the links from
+    # either side, events), each of at most 10 rows; and one selection finding nothing. The
+    # first statement of a batch's transaction is a write: SQLite takes its write lock there,
+    # and never has to turn a read lock into a write lock while a publish writes.
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    work = [s for s in statements if s in ("SELECT", "DELETE")]
+    assert work == (["SELECT"] + ["DELETE"] * 5) * 3 + ["SELECT"]
+    assert len(counts.deletes) == 15
+    assert max(rows for _, rows in counts.deletes) == 10
+
+
+def test_an_event_with_more_rows_than_a_batch_goes_in_several_bounded_statements():
+    big = event()
+    delivery(big, attempts=25)
+    for _ in range(3):
+        delivery(event(), attempts=1)
+    counts = Rowcounts()
+    with connection.execute_wrapper(counts):
+        done = prune(30, batch_size=10, pause=0)
+
+    assert (done.events, done.attempts) == (4, 28)
+    assert not Attempt.objects.exists()
+    assert max(rows for _, rows in counts.deletes) <= 10
+    assert sum(rows for table, rows in counts.deletes if table.endswith("_attempt")) == 28
+
+
+def test_a_delivery_redelivered_after_the_selection_stays_with_its_event_and_attempts():
+    old = event()
+    gone = delivery(old)
+    redelivered = delivery(old, attempts=2)
+    with connection.cursor() as cursor:
+        tables = upkeep._Tables(connection)
+        cutoff = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=30))
+        candidates = upkeep._candidates(cursor, tables, after=0, cutoff=cutoff, limit=10)
+    assert [c.event for c in candidates] == [old.pk]
+    Delivery.objects.filter(pk=redelivered.pk).redeliver()  # between selection and delete
+
+    done = upkeep._prune_batch(connection, tables, candidates, 100)
+
+    assert (done.events, done.deliveries, done.attempts) == (0, 1, 1)
+    assert pks(Event.objects.all()) == {old.pk}
+    assert pks(Delivery.objects.all()) == {redelivered.pk}
+    assert Attempt.objects.filter(delivery=redelivered).count() == 2
+    assert not Delivery.objects.filter(pk=gone.pk).exists()
+
+
+def test_an_event_merged_into_a_delivery_redelivered_after_the_selection_stays():
+    old = event()
+    delivery(old)
+    carrier = delivery(event(age=timedelta(days=1)))
+    carrier.coalesced_events.add(old)
+    with connection.cursor() as cursor:
+        tables = upkeep._Tables(connection)
+        cutoff = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=30))
+        candidates = upkeep._candidates(cursor, tables, after=0, cutoff=cutoff, limit=10)
+    assert [c.event for c in candidates] == [old.pk]
+    Delivery.objects.filter(pk=carrier.pk).redeliver()
+
+    done = upkeep._prune_batch(connection, tables, candidates, 100)
+
+    # Its own delivery was finished and goes; the event stays with the delivery carrying it.
+    assert (done.events, done.deliveries, done.links) == (0, 1, 0)
+    assert list(carrier.coalesced_events.all()) == [old]
+
+
+def test_the_prune_reads_and_deletes_through_indexes():
+    for _ in range(5):
+        old = event()
+        delivery(old, attempts=2).coalesced_events.add(event())
+    with CaptureQueriesContext(connection) as queries:
+        prune(30, batch_size=4, pause=0)
+    statements = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith(("SELECT", "DELETE"))
+    ]
+    assert statements
+    big = ("_event", "_delivery", "_attempt")
+    with connection.cursor() as cursor:
+        for sql in statements:
+            if connection.vendor == "postgresql":
+                # A table this small is read whole; with that made dear, every read of a big
+                # table must find an index to use.
+                cursor.execute("SET enable_seqscan = off")
+                cursor.execute("EXPLAIN " + sql)
+                plan = [row[0] for row in cursor.fetchall()]
+                scans = [m for line in plan for m in re.findall(r"Seq Scan on (\w+)", line)]
+            else:
+                cursor.execute("EXPLAIN QUERY PLAN " + sql)
+                plan = [str(row[-1]) for row in cursor.fetchall()]
+                scans = [
+                    line.split()[1]
+                    for line in plan
+                    if line.startswith("SCAN ") and " USING " not in line
+                ]
+            assert not [s for s in scans if s.endswith(big)], (sql, plan)
+        if connection.vendor == "postgresql":
+            cursor.execute("SET enable_seqscan = on")
+
+
+def test_a_run_of_the_task_stops_in_time_and_the_next_goes_on_soon(settings, monkeypatch):
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+    settings.WAGTAIL_PUBLISH_HOOKS = {"DESTINATIONS": {}, "RETENTION_DAYS": 30}
+    for _ in range(3):
+        delivery(event())
+    assert prune(30, batch_size=1, pause=0, max_seconds=0) == PruneResult(
+        events=1, deliveries=1, attempts=1, links=0, batches=1, finished=False
+    )
+
+    settings.WAGTAIL_PUBLISH_HOOKS = {**settings.WAGTAIL_PUBLISH_HOOKS, "MAX_RUN_SECONDS": 1e-9}
+    monkeypatch.setattr(upkeep, "PRUNE_BATCH_SIZE", 1)
+    tasks.ensure_upkeep(force=True)
+    token = str(Upkeep.objects.get(name="prune").token)
+    before = timezone.now()
+    result = tasks.run_scheduled("prune", token)
+    assert result["result"] == "1 event(s) deleted, more to delete"
+    row = Upkeep.objects.get(name="prune")
+    assert row.next_run_at < before + timedelta(seconds=upkeep.PRUNE_CONTINUE_AFTER + 5)
+    assert Event.objects.count() == 1
+
+
+def test_the_command_prunes_in_batches_and_says_so(settings):
+    settings.WAGTAIL_PUBLISH_HOOKS = {"DESTINATIONS": {}, "RETENTION_DAYS": 30}
+    for _ in range(4):
+        delivery(event(), attempts=2)
+    recent = event(age=timedelta(days=2))
+    output = command("--batch-size", "4", "--pause", "0")
+    assert "Deleted 4 event(s) older than 30 day(s)" in output
+    assert "with their 4 deliveries and 8 attempts, in 2 batch(es)." in output
+    assert pks(Event.objects.all()) == {recent.pk}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "0"], "--batch-size must be between 1 and 100000."),
+        (["--pause", "-1"], "--pause must be between 0 and 60 seconds."),
+    ],
+)
+def test_the_command_refuses_a_batch_size_or_pause_out_of_bounds(args, message):
+    with pytest.raises(CommandError, match=re.escape(message)):
+        command(*args)
