@@ -118,7 +118,7 @@ STORAGES = {
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 WAGTAILSEARCH_BACKENDS: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "wagtail.search.backends.database"}
