@@ -92,6 +92,8 @@ if os.environ.get("DATABASE_URL"):
     import dj_database_url
 
     DATABASES = {"default": dict(dj_database_url.parse(os.environ["DATABASE_URL"]))}
+    # Persistent connections for the benchmarks' workers, as a deployment would set them.
+    DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("PUBLISH_HOOKS_TEST_CONN_MAX_AGE", 0))
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         INSTALLED_APPS.append("django.contrib.postgres")  # Wagtail's search index needs it
     if os.environ.get("PUBLISH_HOOKS_TEST_DB_IS_TEST") == "1":
@@ -116,7 +118,7 @@ STORAGES = {
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+TASKS: dict[str, dict[str, Any]] = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 WAGTAILSEARCH_BACKENDS: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "wagtail.search.backends.database"}
@@ -147,16 +149,21 @@ if os.environ.get("PUBLISH_HOOKS_TEST_SETTINGS"):
 # Subprocesses started by the RQ tests (real rqworker processes) use that Redis as task queue.
 if os.environ.get("PUBLISH_HOOKS_TEST_REDIS_URL"):
     INSTALLED_APPS.append("django_rq")
-    RQ_QUEUES = {"default": {"URL": os.environ["PUBLISH_HOOKS_TEST_REDIS_URL"]}}
+    # "hooks": a queue of the package's own (QUEUE_NAME), as benchmarks/worker_throughput.py uses.
+    RQ_QUEUES = {
+        name: {"URL": os.environ["PUBLISH_HOOKS_TEST_REDIS_URL"]} for name in ("default", "hooks")
+    }
     RQ = {"JOB_CLASS": "django_tasks_rq.Job"}
-    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend"}}
+    TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default", "hooks"]}}
 
 # Subprocesses started by the Celery tests (real ``celery worker`` processes, app
 # ``tests.support.celery_app``) use that Redis as broker, through django-tasks-fennel.
 if os.environ.get("PUBLISH_HOOKS_TEST_CELERY_BROKER"):
     INSTALLED_APPS.append("django_tasks_fennel")
     CELERY_BROKER_URL = os.environ["PUBLISH_HOOKS_TEST_CELERY_BROKER"]
-    TASKS = {"default": {"BACKEND": "django_tasks_fennel.CeleryBackend"}}
+    TASKS = {
+        "default": {"BACKEND": "django_tasks_fennel.CeleryBackend", "QUEUES": ["default", "hooks"]}
+    }
     import json
 
     # More Celery settings for one test, by name without the prefix: {"TASK_TIME_LIMIT": 5}.

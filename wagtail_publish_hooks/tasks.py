@@ -56,6 +56,10 @@ IMMEDIATE_BACKENDS = (
 )
 
 
+#: django-tasks-db's backend: tasks are rows in a database.
+DATABASE_BACKENDS = ("django_tasks_db.backend.DatabaseBackend",)
+
+
 def get_task_backend(alias: str | None = None) -> Any:
     return task_backends[alias or get_settings().TASK_BACKEND]
 
@@ -86,10 +90,12 @@ def _default_backend_alias() -> str:
 @task(backend=_default_backend_alias())
 def deliver_due_deliveries() -> dict[str, int]:
     """Send every delivery that is due, in batches, until none is left or time runs out."""
-    # The worker keeps the sweep and the prune running, where the backend can defer tasks.
-    ensure_upkeep()
     summary = run_due_deliveries()
     enqueue_follow_ups(summary)
+    # The worker keeps the sweep and the prune running, where the backend can defer tasks;
+    # after the sends, so that the first request never waits for it (a worker that forks per
+    # task, as RQ's does, looks every time).
+    ensure_upkeep()
     return summary.as_dict()
 
 
@@ -102,20 +108,25 @@ def run_upkeep(name: str, token: str) -> dict[str, Any]:
 # -- Enqueueing delivery runs ----------------------------------------------------------------------
 
 
+#: The priority of delivery runs on django-tasks-db, whose ``db_worker`` takes the highest
+#: first: above Wagtail's own tasks (search and reference index updates, priority 0, four of
+#: them enqueued before the delivery run by each publish), so that a delivery does not wait
+#: for them. Other backends keep the default: RQ's cannot set one, and Celery's maps it to a
+#: number that the Redis broker reads the other way round.
+DATABASE_QUEUE_PRIORITY = 50
+
+
 def _enqueue(run_after: datetime | None = None) -> bool:
     settings = get_settings()
     backend = get_task_backend(settings.TASK_BACKEND)
+    options: dict[str, Any] = {"backend": settings.TASK_BACKEND, "queue_name": settings.QUEUE_NAME}
     if run_after is not None and run_after > timezone.now():
         if not getattr(backend, "supports_defer", False):
             return False
-        prepared = deliver_due_deliveries.using(
-            backend=settings.TASK_BACKEND, queue_name=settings.QUEUE_NAME, run_after=run_after
-        )
-    else:
-        prepared = deliver_due_deliveries.using(
-            backend=settings.TASK_BACKEND, queue_name=settings.QUEUE_NAME
-        )
-    prepared.enqueue()
+        options["run_after"] = run_after
+    if isinstance(backend, _classes(DATABASE_BACKENDS)):
+        options["priority"] = DATABASE_QUEUE_PRIORITY
+    deliver_due_deliveries.using(**options).enqueue()
     return True
 
 
@@ -125,7 +136,7 @@ def enqueues_in_transaction(using: str) -> bool:
         backend = get_task_backend()
     except Exception:
         return False
-    database_backends = _classes(("django_tasks_db.backend.DatabaseBackend",))
+    database_backends = _classes(DATABASE_BACKENDS)
     if not database_backends or not isinstance(backend, database_backends):
         return False
     from django_tasks_db.models import DBTaskResult

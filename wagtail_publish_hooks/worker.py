@@ -169,12 +169,14 @@ def send_in_order(
 ) -> bool:
     """Send claimed deliveries one after the other. Returns whether time ran out.
 
-    Before each send the claim is confirmed and extended (:meth:`Lease.confirm`), together
-    with the claims of the outcomes still waiting for their commit: a delivery whose claim
-    was lost (the batch waited longer than ``LEASE_SECONDS`` and another worker took it) is
-    left to that worker, unsent and unrecorded here.
+    Before each send the claim is confirmed (:meth:`Lease.confirm`), together with the claims
+    of the outcomes still waiting for their commit, and extended when it could run out before
+    the send and its record are done: a delivery whose claim was lost (the batch waited
+    longer than ``LEASE_SECONDS`` and another worker took it) is left to that worker, unsent
+    and unrecorded here.
     """
     recorder = OutcomeRecorder(lease.token, summary)
+    send_seconds = longest_send_seconds(deliveries[0].destination) if deliveries else None
     try:
         for index, delivery in enumerate(deliveries):
             if recorder.is_due():
@@ -183,7 +185,8 @@ def send_in_order(
                 recorder.flush()
                 release_deliveries(deliveries[index:], lease.token)
                 return True
-            if not lease.confirm(delivery, [outcome.delivery for outcome in recorder.pending]):
+            pending = [outcome.delivery for outcome in recorder.pending]
+            if not lease.confirm(delivery, pending, send_seconds=send_seconds):
                 logger.info(
                     "Publish hooks: the claim on event %s to %r ran out and was taken over; "
                     "not sent by this run",
@@ -197,6 +200,14 @@ def send_in_order(
     finally:
         recorder.flush()
     return False
+
+
+def longest_send_seconds(alias: str) -> float | None:
+    """The longest one send to ``alias`` can take, if its backend can say (else ``None``)."""
+    try:
+        return get_backend(alias).longest_send_seconds()
+    except Exception:
+        return None  # not configured (any more): recorded as such by attempt_delivery()
 
 
 @dataclass

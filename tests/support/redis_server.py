@@ -7,6 +7,7 @@ temporary one removed afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -37,11 +38,11 @@ def _ping(port: int) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """The URL of a running redis-server on 127.0.0.1; stopped at the end of the session."""
+@contextlib.contextmanager
+def running_redis() -> Iterator[str]:
+    """A redis-server on 127.0.0.1 for the block; yields its URL. ``REDIS_SERVER`` must be set."""
     if REDIS_SERVER is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
+        raise RuntimeError("redis-server is not installed (Debian package redis-server)")
     workdir = tempfile.mkdtemp(prefix="wph-redis-")
     port = _free_port()
     process = subprocess.Popen(
@@ -78,3 +79,12 @@ def redis_url() -> Iterator[str]:
             process.kill()
             process.wait()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The URL of a running redis-server on 127.0.0.1; stopped at the end of the session."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server)")
+    with running_redis() as url:
+        yield url

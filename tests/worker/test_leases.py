@@ -295,3 +295,101 @@ def test_a_managed_destination_slower_than_the_lease_is_a_warning(configure):
         "the claim runs out, so slower responses never count, and another worker could send it "
         "at the same time."
     ]
+
+
+# -- Confirming a claim in the database only when it could run out --------------------------------
+
+
+def _statements(function, *args, **kwargs):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        result = function(*args, **kwargs)
+    return result, len(captured)
+
+
+def test_a_claim_with_time_left_for_the_send_is_held_without_a_statement(deliveries):
+    token, batch = claim_due_deliveries(10, lease_seconds=300)
+    lease = Lease(token, 300, claimed_at=time.monotonic())
+    # 15 s of send and the record margin fit well within the 300 s claim.
+    held, statements = _statements(lease.confirm, batch[1], [batch[0]], send_seconds=15)
+    assert (held, statements) == (True, 0)
+
+
+def test_a_claim_that_could_run_out_during_the_send_is_confirmed_and_extended(deliveries):
+    token, batch = claim_due_deliveries(10, lease_seconds=60)
+    # Claimed 50 s ago (as this worker measures it): 10 s left, less than a 15 s send needs.
+    lease = Lease(token, 60, claimed_at=time.monotonic() - 50)
+    before = timezone.now()
+    held, statements = _statements(lease.confirm, batch[0], send_seconds=15)
+    assert held is True and statements >= 1
+    assert Delivery.objects.get(pk=batch[0].pk).lease_expires_at >= before + timedelta(seconds=59)
+    assert lease.send_by(batch[0]) > time.monotonic() + 15
+
+
+def test_a_claim_taken_over_after_it_ran_out_is_not_held(deliveries):
+    token, batch = claim_due_deliveries(10, lease_seconds=60)
+    lease = Lease(token, 60, claimed_at=time.monotonic() - 61)  # ran out: taken over
+    Delivery.objects.filter(pk=batch[0].pk).update(lease_token=uuid.uuid4())
+    assert lease.confirm(batch[0], send_seconds=1) is False
+
+
+def test_a_pending_outcome_whose_claim_is_short_makes_the_confirm_ask(deliveries):
+    """The claims of outcomes waiting for their commit count too: one close to its end is
+    extended with the delivery's."""
+    token, batch = claim_due_deliveries(10, lease_seconds=60)
+    lease = Lease(token, 60, claimed_at=time.monotonic())
+    lease.expires[batch[0].pk] = time.monotonic() + 5  # confirmed long ago
+    held, statements = _statements(lease.confirm, batch[1], [batch[0]], send_seconds=15)
+    assert held is True and statements >= 1
+    assert lease.expires_at(batch[0]) > time.monotonic() + 50
+
+
+def test_a_backend_that_cannot_say_how_long_it_sends_is_confirmed_every_time(deliveries):
+    token, batch = claim_due_deliveries(10, lease_seconds=300)
+    lease = Lease(token, 300, claimed_at=time.monotonic())
+    held, statements = _statements(lease.confirm, batch[0], send_seconds=None)
+    assert held is True and statements >= 1
+
+
+def test_a_webhook_promises_its_timeout_and_other_backends_nothing(configure):
+    from wagtail_publish_hooks.registry import get_backend
+
+    configure(
+        DESTINATIONS={
+            "hook": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": "https://x.example/", "TIMEOUT": 7}},
+            "team": {"BACKEND": SLACK, "OPTIONS": {"URL": "https://hooks.slack.com/services/x"}},
+        }
+    )
+    assert get_backend("hook").longest_send_seconds() == 7
+    assert get_backend("team").longest_send_seconds() is None
+
+
+def test_a_run_to_a_webhook_confirms_no_claim_with_the_default_lease(configure):
+    """With LEASE_SECONDS 300 and a 1.5 s timeout, no delivery's claim is confirmed by an
+    UPDATE of its own: the statements do not grow with the deliveries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with Sink() as sink:
+        configure(
+            DESTINATIONS={
+                "a": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": sink.url("/a"), "TIMEOUT": 1.5}}
+            },
+            CONCURRENCY=1,
+            TASK_BACKEND="missing",
+        )
+        seed(10, ["a"], runs=0)
+        with CaptureQueriesContext(connection) as captured:
+            summary = run_due_deliveries(max_seconds=30, enqueue_successor=False)
+        assert summary.delivered == 10 and len(sink.snapshot()) == 10
+    prefix = 'UPDATE "wagtail_publish_hooks_delivery" SET "lease_expires_at" = '
+    extensions = [
+        q["sql"]
+        for q in captured
+        if q["sql"].startswith(prefix)
+        # (SQLite's lock-taking no-op in the outcome recorder sets the column to itself.)
+        and not q["sql"][len(prefix) :].startswith('"wagtail_publish_hooks_delivery"')
+    ]
+    assert extensions == []

@@ -122,6 +122,13 @@ class BaseBackend:
         """A short, secret-free description of where this destination sends to."""
         return type(self).__name__
 
+    def longest_send_seconds(self) -> float | None:
+        """The longest one :meth:`deliver` can take, when the backend can promise it (its one
+        request's deadline); ``None`` when it cannot say. The worker confirms its claim in
+        the database before each send, but may skip that when the claim has longer than this
+        to run."""
+        return None
+
 
 def check_callables_by_model(
     number: int,

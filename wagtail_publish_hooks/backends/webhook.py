@@ -88,6 +88,10 @@ class WebhookBackend(HttpBackend):
             headers["webhook-signature"] = sign(self.secrets, event.event_id, timestamp, body)
         return body, headers
 
+    def longest_send_seconds(self) -> float:
+        # One request, whose whole exchange ends within TIMEOUT (the guarded client's deadline).
+        return self.timeout
+
     def deliver(self, delivery: Delivery) -> HttpResult:
         body, headers = self.build_request(delivery)
         return self.send(body, headers)

@@ -88,7 +88,10 @@ class _Watchdog:
                 )
                 self._thread.start()
             heapq.heappush(self._heap, (watch.deadline, next(self._counter), watch))
-            self._condition.notify()
+            # The thread sleeps until the earliest deadline: only a new earliest one needs to
+            # wake it (one wake-up per request would cost a thread switch per request).
+            if self._heap[0][2] is watch:
+                self._condition.notify()
 
     def _run(self) -> None:
         while True:
