@@ -29,6 +29,8 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("purge_set.py", []),
     ("admin_overview.py", []),
+    ("prune_scale.py", []),
+    ("worker_throughput.py", []),
 ]
 
 
