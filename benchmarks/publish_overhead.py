@@ -365,10 +365,22 @@ class Breakdown:
         ("wagtail_publish_hooks.signal_handlers", "page_event_data", "building the payload"),
         (
             "wagtail_publish_hooks.signal_handlers",
-            "record_event",
-            "outbox write (Event + Delivery rows, its transaction)",
+            "publish_changes",
+            "what changed (the log entry read and the comparison)",
         ),
-        ("wagtail_publish_hooks.tasks", "enqueue_delivery_run", "enqueue (the task row)"),
+        ("wagtail_publish_hooks.outbox", "routes_for", "routing"),
+        ("wagtail_publish_hooks.outbox", "plan_routes", "planning (backends, merging windows)"),
+        (
+            "wagtail_publish_hooks.outbox",
+            "write_deliveries",
+            "outbox rows (Event, Delivery rows, merging)",
+        ),
+        ("wagtail_publish_hooks.tasks", "_enqueue", "enqueue (the task row)"),
+        (
+            "wagtail_publish_hooks.signal_handlers",
+            "record_event",
+            "the rest of capture, the transaction and its commit",
+        ),
     )
 
     def __init__(self) -> None:
@@ -430,6 +442,8 @@ def profile_plugin(scenario: Scenario, publish: Publisher, n: int) -> None:
     print(f"\ncProfile of {n} plugin publishes, the plugin's and the task queue's functions:")
     stats = pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative")
     stats.print_stats(r"wagtail_publish_hooks|django_tasks_db", 25)
+    print("What the outbox write and the capture call, by cumulative time:")
+    stats.sort_stats("cumulative").print_callees(r"write_deliveries|_capture|bulk_create", 12)
 
 
 SIZES: dict[str, dict[str, int]] = {
