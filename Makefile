@@ -61,10 +61,12 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 docs: $(STAMP) ## Build the documentation, strict (warnings fail)
 	$(BIN)/sphinx-build -E -W --keep-going -n -b html docs docs/_build/html
 
+# BENCH_SIZE=quick: small data, checks statement counts and plans (CI); full: the docs' figures.
+BENCH_SIZE ?= quick
+
 .PHONY: bench
-bench: $(STAMP) ## Run the benchmarks (figures as ratios)
-	$(BIN)/python benchmarks/publish_overhead.py
-	$(BIN)/python benchmarks/purge_set.py
+bench: $(STAMP) ## Run the benchmarks (figures as ratios); BENCH_SIZE=quick (default) or full
+	$(BIN)/python benchmarks/run.py --size $(BENCH_SIZE)
 
 .PHONY: dist
 dist: $(STAMP) ## Build the sdist and the wheel into dist/ and check them with twine

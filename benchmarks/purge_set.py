@@ -165,12 +165,28 @@ def count_queries(function: Callable[[], int]) -> tuple[int, int]:
     return len(captured.captured_queries), urls
 
 
-def main() -> None:
+#: ``--size``: the defaults of ``--linking``, ``--iterations`` and ``--warmup``.
+SIZES = {"quick": (100, 3, 1), "full": (1000, 20, 2)}
+#: The purge set's statements, whatever the number of linking pages (see docs/performance.md).
+MAX_PURGE_SET_STATEMENTS = 6
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--linking", type=int, default=1000, help="pages linking to the post")
-    parser.add_argument("--iterations", type=int, default=20, help="timed runs per scenario")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed runs per scenario")
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="full",
+        help="quick: 100 linking pages and a few runs (CI); full: the figures of the docs",
+    )
+    parser.add_argument("--linking", type=int, help="pages linking to the post")
+    parser.add_argument("--iterations", type=int, help="timed runs per scenario")
+    parser.add_argument("--warmup", type=int, help="untimed runs per scenario")
     args = parser.parse_args()
+    linking, iterations, warmup = SIZES[args.size]
+    args.linking = args.linking or linking
+    args.iterations = args.iterations or iterations
+    args.warmup = warmup if args.warmup is None else args.warmup
 
     workdir = Path(tempfile.mkdtemp(prefix="wph-bench-purge-"))
     try:
@@ -202,9 +218,21 @@ def main() -> None:
             count, urls = queries[name]
             print(f"{name:<42} {urls:>6} {count:>8} {median:>10.2f} {median / base:>7.2f}x")
         print(f"\nRatios are against '{BASELINE}', measured in the same run.")
+        statements = queries[PURGE_SET][0]
+        if statements > MAX_PURGE_SET_STATEMENTS:
+            print(
+                f"REGRESSION: the purge set took {statements} statements for {args.linking} "
+                f"linking pages (at most {MAX_PURGE_SET_STATEMENTS}, whatever their number)."
+            )
+            return 1
+        print(
+            f"Check: the purge set takes {statements} statements "
+            f"(at most {MAX_PURGE_SET_STATEMENTS})."
+        )
+        return 0
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
