@@ -37,11 +37,9 @@ import cProfile
 import gc
 import os
 import pstats
-import shutil
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +50,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from capture_plans import (
     added_statements,
     capture_plans,
@@ -59,6 +59,9 @@ from capture_plans import (
     short,
     statement_count,
 )
+
+from benchmarks.scale_data import SIZES as HISTORY_SIZES
+from benchmarks.scale_data import Size, benchmark_database, populate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -155,44 +158,6 @@ def endpoint_urls(sink: Sink, refused_port: int) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def setup_database(kind: str, tmpdir: Path, stack: ExitStack) -> None:
-    """Point ``tests.settings`` at a new SQLite file or at a throwaway PostgreSQL cluster."""
-    for name in ("TEST_SQLITE_PATH", "PUBLISH_HOOKS_TEST_DB", "PUBLISH_HOOKS_TEST_SETTINGS"):
-        os.environ.pop(name, None)
-    if kind == "postgres":
-        if not os.environ.get("DATABASE_URL"):
-            from tests.support.pgcluster import start_cluster
-
-            print("Starting a throwaway PostgreSQL cluster...", file=sys.stderr)
-            cluster = start_cluster()
-            stack.callback(cluster.stop)
-            os.environ["DATABASE_URL"] = cluster.url("wph")
-        os.environ["PUBLISH_HOOKS_TEST_DB_IS_TEST"] = "1"  # use the URL's database as it is
-    else:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["TEST_SQLITE_PATH"] = str(tmpdir / "bench.sqlite3")
-
-
-def setup_django(kind: str, tmpdir: Path) -> None:
-    sys.path.insert(0, str(REPO_ROOT))
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-
-    import django
-    from django.conf import settings
-    from django.core.management import call_command
-
-    django.setup()
-    engine = settings.DATABASES["default"]["ENGINE"]
-    expected = "postgresql" if kind == "postgres" else "sqlite3"
-    if not engine.endswith(expected) or (
-        kind == "sqlite" and settings.DATABASES["default"]["NAME"] != str(tmpdir / "bench.sqlite3")
-    ):
-        # tests/settings.py reads TEST_SQLITE_PATH / DATABASE_URL; never touch another database.
-        raise RuntimeError(f"expected a new {kind} database, got {settings.DATABASES}")
-    call_command("migrate", verbosity=0, interactive=False)
-
-
 def build_pages() -> Any:
     """A live BlogPage under a blog index under the default site's home page."""
     from benchmark_site import draft_blog_page
@@ -208,20 +173,24 @@ def webhook(url: str) -> dict[str, Any]:
 
 
 def destinations(sink: Sink, refused_port: int, count: int) -> dict[str, dict[str, Any]]:
-    """``count`` destinations: one slow (2 s), one refusing connections, one build hook that
-    merges events (``COALESCE_SECONDS``, so that each publish looks for its open delivery),
-    and signed webhooks to the fast sink for the rest."""
+    """``count`` destinations: a build hook that merges events (``COALESCE_SECONDS``, so that
+    each publish looks for its open delivery), one slow (2 s), one refusing connections, and
+    signed webhooks to the fast sink for the rest.
+
+    Named as the generated history's destinations are (``dest-00``, the busiest, is the
+    merging one), so that the lookups by destination meet their history.
+    """
     if count < 3:
-        raise ValueError("at least 3 destinations: the slow, the refused and the merging one")
+        raise ValueError("at least 3 destinations: the merging, the slow and the refused one")
     hooks = {
-        "slow": webhook(sink.url("/slow")),
-        "refused": webhook(f"http://{LOOPBACK}:{refused_port}/refused"),
-        "build": {
+        "dest-00": {
             "BACKEND": BUILD_HOOK,
             "OPTIONS": {"URL": sink.url("/fast/build"), "COALESCE_SECONDS": COALESCE_SECONDS},
         },
+        "dest-01": webhook(sink.url("/slow")),
+        "dest-02": webhook(f"http://{LOOPBACK}:{refused_port}/refused"),
     }
-    hooks.update({f"fast{n}": webhook(sink.url(f"/fast/{n}")) for n in range(count - 3)})
+    hooks.update({f"dest-{n:02d}": webhook(sink.url(f"/fast/{n}")) for n in range(3, count)})
     return hooks
 
 
@@ -449,7 +418,7 @@ def profile_plugin(scenario: Scenario, publish: Publisher, n: int) -> None:
 SIZES: dict[str, dict[str, int]] = {
     # For CI: checks statement counts and plans (exit 1 on a regression), never timings.
     "quick": {
-        "iterations": 30,
+        "iterations": 20,
         "naive_iterations": 0,
         "warmup": 5,
         "query_samples": 3,
@@ -477,11 +446,12 @@ class Phase:
 
     history: int
     scenarios: list[Scenario]
+    samples: dict[str, list[float]] = field(default_factory=dict)
     queries: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
     plans: dict[str, list[tuple[str, str, list[str]]]] = field(default_factory=dict)
 
     def median(self, name: str) -> float:
-        return statistics.median(next(s for s in self.scenarios if s.name == name).samples)
+        return statistics.median(self.samples[name])
 
 
 def run_phase(
@@ -503,6 +473,7 @@ def run_phase(
         file=sys.stderr,
     )
     run_rounds(scenarios, publish, rounds)
+    phase.samples = {scenario.name: list(scenario.samples) for scenario in scenarios}
     for scenario in scenarios:
         if scenario.receiver is None:
             phase.queries[scenario.name] = count_queries(scenario, publish, query_samples)
@@ -527,11 +498,12 @@ def print_phase(phase: Phase, counts: list[int]) -> None:
     print(header)
     print("-" * len(header))
     for scenario in phase.scenarios:
-        median = statistics.median(scenario.samples)
-        p95 = percentile(scenario.samples, 0.95)
+        samples = phase.samples[scenario.name]
+        median = statistics.median(samples)
+        p95 = percentile(samples, 0.95)
         count = str(phase.queries[scenario.name][0]) if scenario.name in phase.queries else "-"
         print(
-            f"{scenario.name:<30} {len(scenario.samples):>10} {median:>10.2f} {p95:>9.2f} "
+            f"{scenario.name:<30} {len(samples):>10} {median:>10.2f} {p95:>9.2f} "
             f"{median / base_median:>6.2f}x {count:>8}"
         )
     print("(ratio: median / the plugin-off (ENABLED False) median of this phase)")
@@ -586,11 +558,18 @@ def print_plans(phase: Phase, counts: list[int], vendor: str) -> None:
             print("    ^ SCANS A BIG TABLE")
 
 
-def fill_history(rows: int) -> None:
-    """Fill the outbox tables with ``rows`` delivery rows of a year-like history."""
-    from scale_data import populate  # benchmarks/scale_data.py
-
-    populate(deliveries=rows)
+def fill_history(rows: int, page: Any) -> dict[str, int]:
+    """Add ``rows`` delivery rows of a year-like history (``benchmarks/scale_data.py``, in the
+    proportions of its sizes), the published page getting events of its own."""
+    full = HISTORY_SIZES["full"]
+    scale = rows / full.deliveries
+    size = Size(
+        deliveries=rows,
+        events=max(1, round(full.events * scale)),
+        attempts=max(1, round(full.attempts * scale)),
+        events_per_page=max(1, round(full.events_per_page * scale)),
+    )
+    return populate(size, pages=[page])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -651,9 +630,6 @@ def main(argv: list[str] | None = None) -> int:
         default="delete",
         help="SQLite journal mode (delete: SQLite's and Django's default)",
     )
-    parser.add_argument(
-        "--keep-db", action="store_true", help="keep the temporary SQLite database, print its path"
-    )
     args = parser.parse_args(argv)
     for key, value in SIZES[args.size].items():
         if getattr(args, key) is None:
@@ -661,19 +637,15 @@ def main(argv: list[str] | None = None) -> int:
     counts = sorted({int(part) for part in args.destinations.split(",") if part.strip()})
     rounds = max(1, min(args.rounds or args.iterations, args.iterations))
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="wph-bench-"))
     started = time.monotonic()
     with ExitStack() as stack:
-        if not args.keep_db:
-            stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
         sink = Sink().start()
         stack.callback(sink.stop)
         refused_port = closed_loopback_port()
         urls = endpoint_urls(sink, refused_port)
 
-        setup_database(args.database, tmpdir, stack)
         print(f"Setting up Django and migrating a new {args.database} database...", file=sys.stderr)
-        setup_django(args.database, tmpdir)
+        stack.enter_context(benchmark_database(args.database))
 
         import django
         import wagtail
@@ -734,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.history > 0:
             print(f"Filling {args.history:,} delivery rows of history...", file=sys.stderr)
             filling = time.monotonic()
-            fill_history(args.history)
+            written = fill_history(args.history, page)
+            print(f"  {written}", file=sys.stderr)
             print(f"  filled in {time.monotonic() - filling:.0f} s", file=sys.stderr)
             phases.append(
                 run_phase(args.history, [baseline, *plugins], publish, vendor=vendor, **options)
@@ -784,8 +757,6 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.profile > 0:
             profile_plugin(largest, publish, args.profile)
-        if args.keep_db and vendor == "sqlite":
-            print(f"\nDatabase kept at {tmpdir / 'bench.sqlite3'}")
         print(f"\nTotal run time: {time.monotonic() - started:.0f} s", file=sys.stderr)
     if problems:
         print("\nREGRESSION (statement counts or plans):")
