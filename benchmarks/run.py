@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 #: (script, extra arguments) in the order they run.
 BENCHMARKS: list[tuple[str, list[str]]] = [
     ("purge_set.py", []),
+    ("admin_overview.py", []),
 ]
 
 

@@ -239,6 +239,8 @@ class Attempt(models.Model):
         verbose_name = _("attempt")
         verbose_name_plural = _("attempts")
         ordering = ["delivery", "number"]
+        # The destinations' charts count the attempts of the last hours (see attempt_hours).
+        indexes = [models.Index(fields=["started_at"], name="wph_attempt_started")]
 
     def __str__(self) -> str:
         return f"attempt {self.number} of delivery {self.delivery_id}: {self.outcome}"
@@ -488,11 +490,14 @@ class Upkeep(models.Model):
         return self.name
 
 
-# Subscriptions have their own module; Django finds models through this one.
+# Subscriptions and the charts' hourly counts have their own modules; Django finds models
+# through this one.
+from .attempt_hours import AttemptHour  # noqa: E402
 from .subscription_models import NotificationPreferences, Subscription  # noqa: E402
 
 __all__ = [
     "Attempt",
+    "AttemptHour",
     "AttemptOutcome",
     "CaptureFailure",
     "Delivery",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .attempt_counts import keep_settled_hours
 from .conf import get_settings
 from .models import Delivery, DeliveryStatus, Event, retention_cutoff
 
@@ -44,8 +45,10 @@ class SweepResult:
 
 
 def sweep() -> SweepResult:
-    """Put deliveries whose worker died back in line, and count those due."""
+    """Put deliveries whose worker died back in line, and count those due; keep the counts of
+    the attempts of the hours that are over, for the destinations' charts."""
     released = Delivery.objects.release_expired_leases()
+    keep_settled_hours()
     return SweepResult(released=released, due=Delivery.objects.due().count())
 
 

@@ -24,6 +24,7 @@ from wagtail_publish_hooks.admin.destinations.secret_options import KEPT_SECRET,
 from wagtail_publish_hooks.admin.destinations.viewset import destinations_menu_item
 from wagtail_publish_hooks.models import (
     Attempt,
+    AttemptHour,
     AttemptOutcome,
     Delivery,
     DeliveryStatus,
@@ -817,16 +818,25 @@ def attempts_at(alias: str, when: datetime, outcomes: list[str]) -> None:
         Attempt.objects.create(delivery=delivery, number=number, started_at=when, outcome=outcome)
 
 
-def test_the_chart_counts_attempts_per_hour_and_outcome_in_one_query(
-    django_assert_num_queries,
+def test_the_chart_counts_attempts_per_hour_and_outcome_keeping_the_hours_that_are_over(
+    django_assert_num_queries, django_assert_max_num_queries
 ):
     now = datetime(2026, 11, 21, 12, 30, tzinfo=UTC)
     attempts_at("a", now - timedelta(minutes=20), ["success", "success"])
     attempts_at("a", now - timedelta(hours=2, minutes=5), ["retry", "failure"])
     attempts_at("b", now - timedelta(hours=5), ["retry", "retry", "success"])
     attempts_at("a", now - timedelta(days=8), ["failure"])  # outside the window
-    with django_assert_num_queries(1):
+    # The first chart counts every hour and keeps those that are over (a read, a count, and
+    # one transaction that writes them); the next ones read them and count the last hours.
+    with django_assert_max_num_queries(6):
+        first = hourly_outcomes(["a", "b", "c"], now=now)
+    kept = AttemptHour.objects.filter(destination="")
+    assert kept.count() == HOURS - 1  # not this hour: attempts may still be recorded in it
+    with django_assert_num_queries(2):
         series = hourly_outcomes(["a", "b", "c"], now=now)
+    assert {alias: s.hours for alias, s in series.items()} == {
+        alias: s.hours for alias, s in first.items()
+    }
     a = series["a"]
     assert a.start == datetime(2026, 11, 14, 13, 0, tzinfo=UTC)
     assert a.hours[HOURS - 1] == {"success": 2}
@@ -841,6 +851,10 @@ def test_the_chart_counts_attempts_per_hour_and_outcome_in_one_query(
     assert "4 attempts to a in the last 7 days: 2 succeeded, 1 will be retried, 1 failed." in svg
     assert svg.count("<rect") == 3  # one hour of successes; one of a retry and a failure
     assert "2026-11-21 10:00 UTC: 1 will retry, 1 failure" in svg
+    # The list's small charts: a path per outcome, the totals in the text alternative.
+    small = str(chart_svg(a, hour_labels=False))
+    assert small.count("<path") == 3 and "<rect" not in small and "UTC:" not in small
+    assert "4 attempts to a in the last 7 days" in small
     assert "No attempts to c in the last 7 days." in str(chart_svg(series["c"]))
 
 

@@ -274,3 +274,36 @@ def test_sweep_from_cron_also_starts_the_upkeep_tasks(settings, db):
         "sweep",
         "prune",
     }
+
+
+def test_status_counts_finished_deliveries_of_a_window_and_every_one_still_to_be_sent(db):
+    from tests.support.admin import make_delivery
+
+    long_ago = timezone.now() - timedelta(days=2)
+    make_delivery(destination="consumer", status=DeliveryStatus.DELIVERED, created_at=long_ago)
+    make_delivery(destination="consumer", status=DeliveryStatus.FAILED, created_at=long_ago)
+    make_delivery(destination="consumer", status=DeliveryStatus.RETRYING, created_at=long_ago)
+    make_delivery(destination="consumer", status=DeliveryStatus.DELIVERED)
+
+    def row(output: str) -> dict[str, str]:
+        lines = output.splitlines()
+        header = lines[0].split()
+        consumer = next(line.split() for line in lines if line.startswith("consumer"))
+        first = next(i for i, cell in enumerate(consumer) if cell.isdigit())  # after the backend
+        return dict(zip(header[2:8], consumer[first : first + 6], strict=True))
+
+    output = command("status")
+    assert row(output) == {
+        "pending": "0",
+        "sending": "0",
+        "delivered": "1",
+        "retrying": "1",
+        "failed": "0",
+        "cancelled": "0",
+    }
+    assert "Delivered, failed and cancelled: created in the last 24h" in output
+    assert "4 deliveries kept in all." in output or "About " in output
+    assert row(command("status", "--since", "3d"))["delivered"] == "2"
+    assert row(command("status", "--since", "3d"))["failed"] == "1"
+    with pytest.raises(CommandError):
+        command("status", "--since", "soon")

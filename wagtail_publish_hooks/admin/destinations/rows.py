@@ -3,7 +3,8 @@ retry policy and chart, for those of the settings and those managed in the admin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.http import Http404
@@ -35,7 +36,7 @@ class DestinationRow:
     backend_path: str
     description: str
     state: DestinationState | None
-    outcomes: HourlyOutcomes
+    outcomes: HourlyOutcomes = field(repr=False)
     #: The admin-managed destination, or ``None`` for one defined in settings.
     instance: ManagedDestination | None = None
     #: An admin-managed destination ignored because settings define the same alias.
@@ -43,6 +44,9 @@ class DestinationRow:
     #: Why an admin-managed destination is not built (it names code, or its secrets cannot
     #: be decrypted), or ``""``.
     problem: str = ""
+
+    def __str__(self) -> str:
+        return self.alias
 
     @property
     def managed(self) -> bool:
@@ -56,9 +60,9 @@ class DestinationRow:
     def is_disabled(self) -> bool:
         return self.state is not None and self.state.is_disabled
 
-    @property
+    @cached_property
     def chart(self) -> SafeString:
-        return chart_svg(self.outcomes)
+        return chart_svg(self.outcomes, hour_labels=False)
 
     @property
     def detail_url(self) -> str:

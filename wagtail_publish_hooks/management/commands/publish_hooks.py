@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from wagtail_publish_hooks.conf import get_settings, is_watch_alias
 from wagtail_publish_hooks.custom_events import send_test_event
 from wagtail_publish_hooks.delivery import redeliver
 from wagtail_publish_hooks.limits import SETTING_LIMITS
+from wagtail_publish_hooks.management.overview import counts_by_destination, kept_deliveries
 from wagtail_publish_hooks.models import (
     Delivery,
     DeliveryStatus,
@@ -40,7 +40,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
-        sub.add_parser("status", help="Deliveries per destination and state, and health.")
+        status = sub.add_parser("status", help="Deliveries per destination and state, and health.")
+        status.add_argument(
+            "--since",
+            default="24h",
+            metavar="DURATION",
+            help="Count the delivered, failed and cancelled deliveries created this far back: "
+            "30m, 2h, 7d (default: 24h). Those still to be sent are all counted.",
+        )
 
         test = sub.add_parser("test", help="Send a test event to one destination.")
         test.add_argument("alias", help="The destination alias.")
@@ -121,10 +128,14 @@ class Command(BaseCommand):
 
     # -- status ----------------------------------------------------------------------------------
 
-    def handle_status(self, **options: Any) -> None:
-        counts: dict[str, dict[str, int]] = defaultdict(dict)
-        for count in Delivery.objects.values("destination", "status").annotate(n=Count("pk")):
-            counts[count["destination"]][count["status"]] = count["n"]
+    def handle_status(self, *, since: str = "24h", **options: Any) -> None:
+        from wagtail_publish_hooks.reconcile import parse_duration
+
+        try:
+            window = parse_duration(since)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        counts = counts_by_destination(window)
         states = {state.alias: state for state in DestinationState.objects.all()}
         configured = {
             alias: destination.backend_path.rsplit(".", 1)[-1]
@@ -164,6 +175,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 "  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
             )
+        total, estimated = kept_deliveries()
+        self.stdout.write(
+            f"Delivered, failed and cancelled: created in the last {since}; pending, sending "
+            f"and retrying: all. {'About ' if estimated else ''}{total:,} deliveries kept in all."
+        )
         self.write_capture_failures()
         if not get_settings().ENABLED:
             self.stdout.write(self.style.WARNING("Capture is disabled (ENABLED is False)."))

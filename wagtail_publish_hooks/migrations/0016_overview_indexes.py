@@ -1,0 +1,74 @@
+"""The destinations' charts: an index on the attempts' start, and the hours already counted.
+
+The index is built with ``CREATE INDEX CONCURRENTLY`` on PostgreSQL, so that a site with millions
+of attempts keeps recording them while it is built (hence a migration outside a transaction); on
+other databases it is an ordinary ``CREATE INDEX``.
+"""
+
+from django.db import migrations, models
+
+
+class AddIndexConcurrentlyOnPostgreSQL(migrations.AddIndex):
+    """``AddIndex``, built without locking out writes on PostgreSQL."""
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().database_forwards(app_label, schema_editor, from_state, to_state)
+        # Imported here: it needs psycopg, which a site on SQLite may not have.
+        from django.contrib.postgres.operations import AddIndexConcurrently
+
+        operation = AddIndexConcurrently(self.model_name, self.index)
+        return operation.database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state):
+        if schema_editor.connection.vendor != "postgresql":
+            return super().database_backwards(app_label, schema_editor, from_state, to_state)
+        from django.contrib.postgres.operations import AddIndexConcurrently
+
+        operation = AddIndexConcurrently(self.model_name, self.index)
+        return operation.database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class Migration(migrations.Migration):
+    atomic = False
+
+    dependencies = [
+        ("wagtail_publish_hooks", "0015_subscriptions"),
+    ]
+
+    operations = [
+        migrations.CreateModel(
+            name="AttemptHour",
+            fields=[
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("hour", models.DateTimeField(verbose_name="hour")),
+                (
+                    "destination",
+                    models.CharField(blank=True, max_length=100, verbose_name="destination"),
+                ),
+                ("success", models.PositiveIntegerField(default=0, verbose_name="succeeded")),
+                ("retry", models.PositiveIntegerField(default=0, verbose_name="will be retried")),
+                ("failure", models.PositiveIntegerField(default=0, verbose_name="failed")),
+            ],
+            options={
+                "verbose_name": "attempts in an hour",
+                "verbose_name_plural": "attempts per hour",
+                "default_permissions": (),
+            },
+        ),
+        migrations.AddConstraint(
+            model_name="attempthour",
+            constraint=models.UniqueConstraint(
+                fields=("hour", "destination"), name="wph_attempt_hour_unique"
+            ),
+        ),
+        AddIndexConcurrentlyOnPostgreSQL(
+            model_name="attempt",
+            index=models.Index(fields=["started_at"], name="wph_attempt_started"),
+        ),
+    ]
