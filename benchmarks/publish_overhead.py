@@ -37,15 +37,11 @@ import cProfile
 import gc
 import os
 import pstats
-import re
-import shutil
 import socket
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -54,17 +50,31 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from capture_plans import (
+    added_statements,
+    capture_plans,
+    describe_database,
+    short,
+    statement_count,
+)
+
+from benchmarks.scale_data import SIZES as HISTORY_SIZES
+from benchmarks.scale_data import Size, benchmark_database, populate
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 SLOW_SECONDS = 2.0
 NAIVE_TIMEOUT = 5.0
-GOAL_RATIO = 1.15
+GOAL_RATIO = 1.05
 WEBHOOK = "wagtail_publish_hooks.backends.webhook.WebhookBackend"
+BUILD_HOOK = "wagtail_publish_hooks.backends.build_hook.BuildHookBackend"
+COALESCE_SECONDS = 600
 SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # a fixed, throwaway test secret
 
 BASELINE = "plugin off (ENABLED False)"
 OFF_EMPTY = "plugin off (no destinations)"
-PLUGIN = "plugin, 10 webhooks"
 NAIVE = "naive receiver, 10 POSTs"
 
 
@@ -148,22 +158,6 @@ def endpoint_urls(sink: Sink, refused_port: int) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def setup_django(db_path: Path) -> None:
-    sys.path.insert(0, str(REPO_ROOT))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    os.environ["TEST_SQLITE_PATH"] = str(db_path)
-
-    import django
-    from django.conf import settings
-    from django.core.management import call_command
-
-    django.setup()
-    # tests/settings.py reads TEST_SQLITE_PATH; never touch any other database.
-    if settings.DATABASES["default"]["NAME"] != str(db_path):
-        raise RuntimeError(f"expected the database {db_path}, got {settings.DATABASES}")
-    call_command("migrate", verbosity=0, interactive=False)
-
-
 def build_pages() -> Any:
     """A live BlogPage under a blog index under the default site's home page."""
     from benchmark_site import draft_blog_page
@@ -174,12 +168,30 @@ def build_pages() -> Any:
     return page
 
 
-def destinations(urls: list[str]) -> dict[str, dict[str, Any]]:
-    names = ["slow", "refused", *(f"fast{n}" for n in range(len(urls) - 2))]
-    return {
-        name: {"BACKEND": WEBHOOK, "OPTIONS": {"URL": url, "SECRET": SECRET, "TIMEOUT": 5}}
-        for name, url in zip(names, urls, strict=True)
+def webhook(url: str) -> dict[str, Any]:
+    return {"BACKEND": WEBHOOK, "OPTIONS": {"URL": url, "SECRET": SECRET, "TIMEOUT": 5}}
+
+
+def destinations(sink: Sink, refused_port: int, count: int) -> dict[str, dict[str, Any]]:
+    """``count`` destinations: a build hook that merges events (``COALESCE_SECONDS``, so that
+    each publish looks for its open delivery), one slow (2 s), one refusing connections, and
+    signed webhooks to the fast sink for the rest.
+
+    Named as the generated history's destinations are (``dest-00``, the busiest, is the
+    merging one), so that the lookups by destination meet their history.
+    """
+    if count < 3:
+        raise ValueError("at least 3 destinations: the merging, the slow and the refused one")
+    hooks = {
+        "dest-00": {
+            "BACKEND": BUILD_HOOK,
+            "OPTIONS": {"URL": sink.url("/fast/build"), "COALESCE_SECONDS": COALESCE_SECONDS},
+        },
+        "dest-01": webhook(sink.url("/slow")),
+        "dest-02": webhook(f"http://{LOOPBACK}:{refused_port}/refused"),
     }
+    hooks.update({f"dest-{n:02d}": webhook(sink.url(f"/fast/{n}")) for n in range(3, count)})
+    return hooks
 
 
 def naive_receiver(urls: list[str]) -> Callable[..., None]:
@@ -296,38 +308,23 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def count_queries(scenario: Scenario, publish: Publisher, n: int) -> tuple[int, list[str]]:
-    """Median SQL statements per publish, and the statements of the last publish."""
+    """Median SQL statements per publish, and the statements of a publish with that many.
+
+    A publish now and then issues a statement more: the look for changed admin-managed
+    destinations and subscriptions, at most every ``DESTINATIONS_REFRESH_SECONDS``.
+    """
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    counts = []
-    statements: list[str] = []
+    samples: list[list[str]] = []
     with scenario.active():
-        for _ in range(n):
+        for _ in range(max(1, n)):
             with CaptureQueriesContext(connection) as ctx:
                 publish()
-            counts.append(len(ctx.captured_queries))
-            statements = [q["sql"] for q in ctx.captured_queries]
-    return int(statistics.median(counts)), statements
-
-
-def _normalise(sql: str) -> str:
-    sql = re.sub(r"'[^']*'", "?", sql)
-    sql = re.sub(r'"s\d+_x\d+"', '"sp"', sql)  # savepoint names
-    return re.sub(r"\b\d+\b", "?", sql)
-
-
-def added_statements(baseline: list[str], other: list[str]) -> list[str]:
-    """The statements of ``other`` that ``baseline`` does not have, in order."""
-    remaining = Counter(_normalise(sql) for sql in baseline)
-    added = []
-    for sql in other:
-        key = _normalise(sql)
-        if remaining[key] > 0:
-            remaining[key] -= 1
-        else:
-            added.append(sql)
-    return added
+            samples.append([q["sql"] for q in ctx.captured_queries])
+    samples.sort(key=len)
+    median = samples[(len(samples) - 1) // 2]
+    return len(median), median
 
 
 class Breakdown:
@@ -341,10 +338,22 @@ class Breakdown:
         ("wagtail_publish_hooks.signal_handlers", "page_event_data", "building the payload"),
         (
             "wagtail_publish_hooks.signal_handlers",
-            "record_event",
-            "outbox write (Event + Delivery rows, its transaction)",
+            "publish_changes",
+            "what changed (the log entry read and the comparison)",
         ),
-        ("wagtail_publish_hooks.tasks", "enqueue_delivery_run", "enqueue (the task row)"),
+        ("wagtail_publish_hooks.outbox", "routes_for", "routing"),
+        ("wagtail_publish_hooks.outbox", "plan_routes", "planning (backends, merging windows)"),
+        (
+            "wagtail_publish_hooks.outbox",
+            "write_deliveries",
+            "outbox rows (Event, Delivery rows, merging)",
+        ),
+        ("wagtail_publish_hooks.tasks", "_enqueue", "enqueue (the task row)"),
+        (
+            "wagtail_publish_hooks.signal_handlers",
+            "record_event",
+            "the rest of capture, the transaction and its commit",
+        ),
     )
 
     def __init__(self) -> None:
@@ -406,18 +415,235 @@ def profile_plugin(scenario: Scenario, publish: Publisher, n: int) -> None:
     print(f"\ncProfile of {n} plugin publishes, the plugin's and the task queue's functions:")
     stats = pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative")
     stats.print_stats(r"wagtail_publish_hooks|django_tasks_db", 25)
+    print("What the outbox write and the capture call, by cumulative time:")
+    stats.sort_stats("cumulative").print_callees(r"write_deliveries|_capture|bulk_create", 12)
+
+
+SIZES: dict[str, dict[str, int]] = {
+    # For CI: checks statement counts and plans (exit 1 on a regression), never timings.
+    "quick": {
+        "iterations": 20,
+        "naive_iterations": 0,
+        "warmup": 5,
+        "query_samples": 5,
+        "breakdown": 0,
+        "history": 50_000,
+    },
+    "full": {
+        "iterations": 200,
+        "naive_iterations": 10,
+        "warmup": 20,
+        "query_samples": 5,
+        "breakdown": 50,
+        "history": 1_000_000,
+    },
+}
+
+
+def plugin_name(count: int) -> str:
+    return f"plugin, {count} destinations"
+
+
+@dataclass
+class Phase:
+    """One set of interleaved rounds, and what was counted and explained after it."""
+
+    history: int
+    scenarios: list[Scenario]
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    queries: dict[str, tuple[int, list[str]]] = field(default_factory=dict)
+    plans: dict[str, list[tuple[str, str, list[str]]]] = field(default_factory=dict)
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.samples[name])
+
+
+def run_phase(
+    history: int,
+    scenarios: list[Scenario],
+    publish: Publisher,
+    *,
+    rounds: int,
+    query_samples: int,
+    counts: list[int],
+    vendor: str,
+) -> Phase:
+    for scenario in scenarios:
+        scenario.samples = []
+    phase = Phase(history, scenarios)
+    print(
+        f"Timing {len(scenarios)} scenarios in {rounds} interleaved rounds "
+        f"({history:,} delivery rows of history)...",
+        file=sys.stderr,
+    )
+    run_rounds(scenarios, publish, rounds)
+    phase.samples = {scenario.name: list(scenario.samples) for scenario in scenarios}
+    for scenario in scenarios:
+        if scenario.receiver is None:
+            phase.queries[scenario.name] = count_queries(scenario, publish, query_samples)
+    # Plans: on PostgreSQL with tables too small for an index to pay, the planner scans them
+    # anyway; with no history, ask it with sequential scans disabled, which shows whether an
+    # index can serve the statement at all.
+    seqscan = history > 0 or vendor != "postgresql"
+    for count in counts:
+        name = plugin_name(count)
+        added = added_statements(phase.queries[BASELINE][1], phase.queries[name][1])
+        phase.plans[name] = capture_plans(added, vendor=vendor, seqscan=seqscan)
+    return phase
+
+
+def print_phase(phase: Phase, counts: list[int]) -> None:
+    base_median = phase.median(BASELINE)
+    print(f"\nWith {phase.history:,} delivery rows of history:\n")
+    header = (
+        f"{'scenario':<30} {'iterations':>10} {'median ms':>10} {'p95 ms':>9} "
+        f"{'ratio':>7} {'queries':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for scenario in phase.scenarios:
+        samples = phase.samples[scenario.name]
+        median = statistics.median(samples)
+        p95 = percentile(samples, 0.95)
+        count = str(phase.queries[scenario.name][0]) if scenario.name in phase.queries else "-"
+        print(
+            f"{scenario.name:<30} {len(samples):>10} {median:>10.2f} {p95:>9.2f} "
+            f"{median / base_median:>6.2f}x {count:>8}"
+        )
+    print("(ratio: median / the plugin-off (ENABLED False) median of this phase)")
+    for count in counts:
+        median = phase.median(plugin_name(count))
+        ratio = median / base_median
+        verdict = "met" if ratio <= GOAL_RATIO else "MISSED"
+        print(
+            f"Goal, {count} destinations: plugin <= {GOAL_RATIO:.2f} x plugin-off. Measured: "
+            f"{ratio:.2f} x (+{median - base_median:.2f} ms per publish): {verdict}."
+        )
+
+
+def check_statements(phases: list[Phase], counts: list[int]) -> list[str]:
+    """The structural regressions: statement counts that depend on the number of destinations
+    or on history, and plans that scan a big table. Timings are never checked."""
+    problems = []
+    shapes: dict[tuple[int, int], int] = {}
+    for phase in phases:
+        base = phase.queries[BASELINE][1]
+        for count in counts:
+            added = added_statements(base, phase.queries[plugin_name(count)][1])
+            shapes[(phase.history, count)] = statement_count(added)
+            for sql, _plan, scans in phase.plans[plugin_name(count)]:
+                if scans:
+                    problems.append(
+                        f"{count} destinations, {phase.history:,} rows of history: "
+                        f"{'; '.join(scans)} in the plan of: {short(sql, 90)}"
+                    )
+    print("\nStatements the plugin adds (a bulk insert the driver split counted once):")
+    for (history, count), value in shapes.items():
+        print(f"  {count:>4} destinations, {history:>9,} rows of history: {value}")
+    if len(set(shapes.values())) > 1:
+        problems.append(f"the statement count varies: {shapes}")
+    return problems
+
+
+def print_plans(phase: Phase, counts: list[int], vendor: str) -> None:
+    name = plugin_name(max(counts))
+    base = phase.queries[BASELINE][1]
+    added = added_statements(base, phase.queries[name][1])
+    print(f"\nStatements the plugin adds to a publish ({name}, {phase.history:,} rows):")
+    for sql in added:
+        print("  " + short(sql))
+    note = "" if phase.history > 0 or vendor != "postgresql" else " (enable_seqscan off)"
+    print(f"\nPlans of the statements that read or update rows{note}:")
+    for sql, plan, scans in phase.plans[name]:
+        print(f"\n  {short(sql, 150)}")
+        for line in plan.splitlines():
+            print(f"    {line}")
+        if scans:
+            print("    ^ SCANS A BIG TABLE")
+
+
+def fill_history(rows: int, page: Any) -> dict[str, int]:
+    """Add ``rows`` delivery rows of a year-like history (``benchmarks/scale_data.py``, in the
+    proportions of its sizes), the published page getting events of its own."""
+    full = HISTORY_SIZES["full"]
+    scale = rows / full.deliveries
+    size = Size(
+        deliveries=rows,
+        events=max(1, round(full.events * scale)),
+        attempts=max(1, round(full.attempts * scale)),
+        events_per_page=max(1, round(full.events_per_page * scale)),
+    )
+    written = populate(size, pages=[page])
+    written["page log entries"] = fill_page_log(rows // 5)
+    return written
+
+
+def fill_page_log(rows: int) -> int:
+    """Add ``rows`` entries of other pages to Wagtail's page log, over 60 days: the table that
+    capture's "what changed" read looks in grows with a site's history too."""
+    import random
+    from datetime import timedelta
+
+    from django.contrib.contenttypes.models import ContentType
+    from django.db import connection
+    from django.utils import timezone
+    from wagtail.models import PageLogEntry
+
+    from tests.testapp.models import BlogPage
+
+    rng = random.Random(20261201)
+    now = timezone.now()
+    content_type = ContentType.objects.get_for_model(BlogPage)
+    actions = ["wagtail.publish"] * 4 + ["wagtail.edit"] * 5 + ["wagtail.unpublish"]
+    PageLogEntry.objects.bulk_create(
+        (
+            PageLogEntry(
+                content_type=content_type,
+                label=f"Page {n}",
+                action=rng.choice(actions),
+                timestamp=now - timedelta(seconds=rng.uniform(0, 60 * 86400)),
+                page_id=100_000 + rng.randrange(20_000),
+            )
+            for n in range(rows)
+        ),
+        batch_size=2000,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'ANALYZE "wagtailcore_pagelogentry"' if connection.vendor == "postgresql" else "ANALYZE"
+        )
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iterations", type=int, default=200, help="publishes per fast scenario")
+    parser.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        default="full",
+        help="quick: small, for CI (exits 1 on a statement-count or plan regression); full",
+    )
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument(
+        "--destinations",
+        default="10,100",
+        help="comma-separated destination counts, one plugin scenario each (at least 3)",
+    )
+    parser.add_argument(
+        "--history",
+        type=int,
+        default=None,
+        help="delivery rows of history for the second phase (0 skips it; quick 50,000, "
+        "full 1,000,000)",
+    )
+    parser.add_argument("--iterations", type=int, default=None, help="publishes per scenario")
     parser.add_argument(
         "--naive-iterations",
         type=int,
-        default=10,
+        default=None,
         help="publishes for the naive receiver (each waits ~2 s; 0 skips it)",
     )
-    parser.add_argument("--warmup", type=int, default=20, help="untimed publishes per scenario")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed publishes per scenario")
     parser.add_argument(
         "--rounds",
         type=int,
@@ -425,12 +651,12 @@ def main(argv: list[str] | None = None) -> int:
         help="interleaved rounds (default: as many as --iterations, one publish per round)",
     )
     parser.add_argument(
-        "--query-samples", type=int, default=5, help="publishes whose SQL queries are counted"
+        "--query-samples", type=int, default=None, help="publishes whose SQL queries are counted"
     )
     parser.add_argument(
         "--breakdown",
         type=int,
-        default=50,
+        default=None,
         help="plugin publishes timed with the plugin's functions instrumented (0 to skip)",
     )
     parser.add_argument(
@@ -447,24 +673,22 @@ def main(argv: list[str] | None = None) -> int:
         default="delete",
         help="SQLite journal mode (delete: SQLite's and Django's default)",
     )
-    parser.add_argument(
-        "--keep-db", action="store_true", help="keep the temporary database and print its path"
-    )
     args = parser.parse_args(argv)
+    for key, value in SIZES[args.size].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    counts = sorted({int(part) for part in args.destinations.split(",") if part.strip()})
     rounds = max(1, min(args.rounds or args.iterations, args.iterations))
 
-    tmpdir = Path(tempfile.mkdtemp(prefix="wph-bench-"))
     started = time.monotonic()
     with ExitStack() as stack:
-        if not args.keep_db:
-            stack.callback(shutil.rmtree, tmpdir, ignore_errors=True)
         sink = Sink().start()
         stack.callback(sink.stop)
         refused_port = closed_loopback_port()
         urls = endpoint_urls(sink, refused_port)
 
-        print("Setting up Django and migrating a temporary SQLite database...", file=sys.stderr)
-        setup_django(tmpdir / "bench.sqlite3")
+        print(f"Setting up Django and migrating a new {args.database} database...", file=sys.stderr)
+        stack.enter_context(benchmark_database(args.database))
 
         import django
         import wagtail
@@ -472,8 +696,11 @@ def main(argv: list[str] | None = None) -> int:
         from django.test import override_settings
 
         stack.callback(connections.close_all)
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA journal_mode={args.journal_mode}")
+        vendor = connection.vendor
+        if vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA journal_mode={args.journal_mode}")
+        database = describe_database()["label"]
         stack.enter_context(
             override_settings(TASKS={"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}})
         )
@@ -481,8 +708,12 @@ def main(argv: list[str] | None = None) -> int:
         publish = Publisher(page, atomic=args.atomic)
 
         allow = ["127.0.0.0/8"]
-        ten = destinations(urls)
-        off = {"ENABLED": False, "DESTINATIONS": ten, "ALLOW_PRIVATE_NETWORKS": allow}
+        hooks = {count: destinations(sink, refused_port, count) for count in counts}
+        off = {
+            "ENABLED": False,
+            "DESTINATIONS": hooks[max(counts)],
+            "ALLOW_PRIVATE_NETWORKS": allow,
+        }
         baseline = Scenario(BASELINE, off, args.iterations, args.warmup)
         off_empty = Scenario(
             OFF_EMPTY,
@@ -490,12 +721,15 @@ def main(argv: list[str] | None = None) -> int:
             args.iterations,
             args.warmup,
         )
-        plugin = Scenario(
-            PLUGIN,
-            {"DESTINATIONS": ten, "ALLOW_PRIVATE_NETWORKS": allow},
-            args.iterations,
-            args.warmup,
-        )
+        plugins = [
+            Scenario(
+                plugin_name(count),
+                {"DESTINATIONS": hooks[count], "ALLOW_PRIVATE_NETWORKS": allow},
+                args.iterations,
+                args.warmup,
+            )
+            for count in counts
+        ]
         naive = Scenario(
             NAIVE,
             off,
@@ -503,67 +737,55 @@ def main(argv: list[str] | None = None) -> int:
             min(1, args.naive_iterations),
             receiver=naive_receiver(urls),
         )
-        scenarios = [baseline, off_empty, plugin]
+        scenarios = [baseline, off_empty, *plugins]
         if args.naive_iterations > 0:
             scenarios.append(naive)
-
-        estimate = (SLOW_SECONDS + 0.1) * (args.naive_iterations + min(1, args.naive_iterations))
-        print(
-            f"Timing {len(scenarios)} scenarios in {rounds} interleaved rounds "
-            f"(the naive receiver alone takes ~{estimate:.0f} s: the 2 s endpoint)...",
-            file=sys.stderr,
-        )
-        run_rounds(scenarios, publish, rounds)
-
-        queries = {s.name: count_queries(s, publish, args.query_samples) for s in scenarios[:3]}
-        breakdown = breakdown_plugin(plugin, publish, args.breakdown) if args.breakdown else None
+            estimate = (SLOW_SECONDS + 0.1) * (args.naive_iterations + 1)
+            print(f"The naive receiver alone takes ~{estimate:.0f} s.", file=sys.stderr)
+        options = {"rounds": rounds, "query_samples": args.query_samples, "counts": counts}
+        phases = [run_phase(0, scenarios, publish, vendor=vendor, **options)]
+        largest = plugins[-1]
+        breakdown = breakdown_plugin(largest, publish, args.breakdown) if args.breakdown else None
+        if args.history > 0:
+            print(f"Filling {args.history:,} delivery rows of history...", file=sys.stderr)
+            filling = time.monotonic()
+            written = fill_history(args.history, page)
+            print(f"  {written}", file=sys.stderr)
+            print(f"  filled in {time.monotonic() - filling:.0f} s", file=sys.stderr)
+            phases.append(
+                run_phase(args.history, [baseline, *plugins], publish, vendor=vendor, **options)
+            )
 
         print()
         print(
             f"wagtail-publish-hooks publish overhead, {date.today().isoformat()} "
             f"(Python {sys.version.split()[0]}, Django {django.get_version()}, "
-            f"Wagtail {wagtail.__version__}, SQLite {_sqlite_version()} "
-            f"journal_mode={args.journal_mode}, {os.cpu_count()} CPUs)"
+            f"Wagtail {wagtail.__version__}, {database}, {os.cpu_count()} CPUs)"
         )
         print(
             "Operation: page.save_revision().publish() of a BlogPage, a fresh revision each time"
             + (", inside transaction.atomic()." if args.atomic else " (autocommit, as the admin).")
         )
-        print()
-        base_median = statistics.median(baseline.samples)
-        header = (
-            f"{'scenario':<30} {'iterations':>10} {'median ms':>10} {'p95 ms':>9} "
-            f"{'ratio':>7} {'queries':>8}"
-        )
-        print(header)
-        print("-" * len(header))
-        for scenario in scenarios:
-            median = statistics.median(scenario.samples)
-            p95 = percentile(scenario.samples, 0.95)
-            count = str(queries[scenario.name][0]) if scenario.name in queries else "-"
-            print(
-                f"{scenario.name:<30} {len(scenario.samples):>10} {median:>10.2f} {p95:>9.2f} "
-                f"{median / base_median:>6.2f}x {count:>8}"
-            )
-        print("(ratio: median / the plugin-off (ENABLED False) median of this run)")
-        plugin_median = statistics.median(plugin.samples)
-        ratio = plugin_median / base_median
-        verdict = "met" if ratio <= GOAL_RATIO else "MISSED"
-        print()
-        print(
-            f"Goal: plugin <= {GOAL_RATIO:.2f} x plugin-off. Measured: {ratio:.2f} x "
-            f"(+{plugin_median - base_median:.2f} ms per publish): {verdict}."
-        )
-        added = added_statements(queries[BASELINE][1], queries[PLUGIN][1])
-        print(f"\nStatements the plugin adds to a publish ({len(added)}):")
-        for sql in added:
-            print("  " + (sql if len(sql) <= 110 else sql[:107] + "..."))
+        for phase in phases:
+            print_phase(phase, counts)
+        if len(phases) > 1:
+            print(f"\nHistory: {args.history:,} rows against none (plugin medians; ratios):")
+            for count in counts:
+                name = plugin_name(count)
+                before, after = phases[0], phases[-1]
+                print(
+                    f"  {name:<30} {after.median(name) / before.median(name):.2f} x the "
+                    f"median; ratio to plugin-off {after.median(name) / after.median(BASELINE):.2f}"
+                    f" x against {before.median(name) / before.median(BASELINE):.2f} x"
+                )
+        problems = check_statements(phases, counts)
+        print_plans(phases[-1], counts, vendor)
 
         if breakdown is not None:
             median, parts = breakdown
             n = args.breakdown
             print(
-                f"\nWhere the plugin's time goes ({n} more plugin publishes, median "
+                f"\nWhere the plugin's time goes ({n} more publishes, {largest.name}, median "
                 f"{median:.2f} ms; median ms per call, exclusive of nested parts):"
             )
             total = 0.0
@@ -574,29 +796,18 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {label:<55} {value:6.2f}")
             print(f"  {'sum':<55} {total:6.2f}")
 
-        from django_tasks_db.models import DBTaskResult
-
-        from wagtail_publish_hooks.models import Delivery, Event
-
-        print(
-            f"\nRows left: {Event.objects.count()} events, {Delivery.objects.count()} deliveries,"
-            f" {DBTaskResult.objects.count()} queued tasks (no worker ran; Wagtail queues its own"
-            " search and reference-index tasks too)."
-        )
-        print(f"Sink requests (all from the naive receiver): {_requests(sink)}.")
+        print(f"\nSink requests (all from the naive receiver): {_requests(sink)}.")
 
         if args.profile > 0:
-            profile_plugin(plugin, publish, args.profile)
-        if args.keep_db:
-            print(f"\nDatabase kept at {tmpdir / 'bench.sqlite3'}")
+            profile_plugin(largest, publish, args.profile)
         print(f"\nTotal run time: {time.monotonic() - started:.0f} s", file=sys.stderr)
+    if problems:
+        print("\nREGRESSION (statement counts or plans):")
+        for problem in problems:
+            print(f"  {problem}")
+        return 1
+    print("\nStatement counts and plans: as expected.")
     return 0
-
-
-def _sqlite_version() -> str:
-    import sqlite3
-
-    return sqlite3.sqlite_version
 
 
 def _requests(sink: Sink) -> str:

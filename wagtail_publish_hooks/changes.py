@@ -24,6 +24,8 @@ import logging
 from typing import Any, NamedTuple
 
 from django.db import DatabaseError, models
+from django.db.models import OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 from .events import json_safe
 from .redaction import looks_secret
@@ -148,7 +150,7 @@ def previous_published_content(instance: Any, revision: Any) -> tuple[bool, Any]
     no revision, or one that was purged.
     """
     from wagtail.log_actions import registry as log_registry
-    from wagtail.models import Page, PageLogEntry
+    from wagtail.models import Page, PageLogEntry, Revision
 
     log_model = log_registry.get_log_model_for_instance(instance)
     if log_model is None:
@@ -159,10 +161,16 @@ def previous_published_content(instance: Any, revision: Any) -> tuple[bool, Any]
         entries = log_model.objects.filter(page_id=int(revision.object_id or instance.pk))
     else:
         entries = log_model.objects.for_instance(instance)
+    # Ordered by an expression, not by the column: with the column, PostgreSQL may walk the
+    # whole log backwards by time (its timestamp index) until it meets an entry of this object,
+    # which costs as much as the site's history when the object was published long ago, or
+    # never. By the expression, it looks the object's own entries up (an index) and sorts them;
+    # the revision's content is then read by its key, for the one entry kept.
+    content = Revision.objects.filter(pk=OuterRef("revision_id")).values("content")[:1]
     latest = list(
         entries.filter(action__in=PUBLISH_ACTIONS)
-        .order_by("-timestamp", "-pk")
-        .values_list("revision__content", flat=True)[:1]
+        .order_by(Coalesce("timestamp", "timestamp").desc(), "-pk")
+        .values_list(Subquery(content), flat=True)[:1]
     )
     return (True, latest[0]) if latest else (False, None)
 

@@ -21,6 +21,7 @@ from django.db import models, router, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from .bulk_insert import can_insert_rows, insert_rows
 from .capture_failures import capture_failed_data, write_capture_failure
 from .conf import capture_enabled
 from .events import CAPTURE_FAILED, build_body, new_event_id
@@ -312,7 +313,9 @@ def write_deliveries(
     one-statement way has failed).
     """
     event.save(force_insert=True, using=using)
-    new_deliveries = []
+    # (alias, due, include) of each new delivery, and the pk of each one written.
+    new_rows: list[tuple[str, datetime, list[str]]] = []
+    pks: list[int] = []
     merged_into = []
     through = Delivery.coalesced_events.through
     for route in routes:
@@ -331,42 +334,62 @@ def write_deliveries(
                         else:
                             merged_into.append(open_delivery)
                         continue
-                delivery = Delivery(
-                    event=event,
-                    destination=alias,
-                    next_attempt_at=plan.due[alias],
-                    created_at=now,
-                    include=[name for name in route.include if name in event.included_data],
+                row = (
+                    alias,
+                    plan.due[alias],
+                    [name for name in route.include if name in event.included_data]
+                    if route.include
+                    else [],
                 )
                 if isolated:
-                    delivery.save(force_insert=True, using=using)
-                new_deliveries.append(delivery)
+                    pks.append(insert_deliveries(event, [row], now, using=using)[0])
+                new_rows.append(row)
         except Exception as exc:
             if not isolated:
                 raise
             plan.refused[alias] = failure_text(exc, "its delivery could not be written ({})")
             logger.exception("Publish hooks could not record a delivery to %r", alias)
     if not isolated:
-        Delivery.objects.using(using).bulk_create(new_deliveries)
-    for delivery in new_deliveries:
-        if delivery.destination in plan.windows and delivery.pk is not None:
-            transaction.on_commit(
-                functools.partial(delivery_opened, delivery.destination, delivery.pk),
-                using=using,
-            )
+        pks = insert_deliveries(event, new_rows, now, using=using)
+    for (alias, _due, _include), pk in zip(new_rows, pks, strict=True):
+        if alias in plan.windows and pk is not None:
+            transaction.on_commit(functools.partial(delivery_opened, alias, pk), using=using)
     if merged_into:
         through.objects.using(using).bulk_create(
             through(delivery_id=pk, event_id=event.pk) for pk in merged_into
         )
-    if new_deliveries:
+    if new_rows:
         deliveries_recorded.send(
             sender=Delivery,
             using=using,
-            due_now=any(delivery.next_attempt_at <= now for delivery in new_deliveries),
-            due_later=sorted(
-                {d.next_attempt_at for d in new_deliveries if d.next_attempt_at > now}
-            ),
+            due_now=any(due <= now for _alias, due, _include in new_rows),
+            due_later=sorted({due for _alias, due, _include in new_rows if due > now}),
         )
+
+
+def insert_deliveries(
+    event: Event, rows: list[tuple[str, datetime, list[str]]], now: datetime, *, using: str
+) -> list[int]:
+    """Insert a pending delivery of ``event`` per ``(alias, due, include)``; their pks.
+
+    One statement however many rows (:func:`~wagtail_publish_hooks.bulk_insert.insert_rows`:
+    no model instance per row), or Django's ``bulk_create`` where that cannot return the pks.
+    """
+    if not rows:
+        return []
+    if can_insert_rows(using):
+        template = Delivery(event=event, destination="", next_attempt_at=now, created_at=now)
+        return insert_rows(
+            template, ("destination", "next_attempt_at", "include"), rows, using=using
+        )
+    deliveries = [
+        Delivery(
+            event=event, destination=alias, next_attempt_at=due, created_at=now, include=include
+        )
+        for alias, due, include in rows
+    ]
+    Delivery.objects.using(using).bulk_create(deliveries)
+    return [delivery.pk for delivery in deliveries]
 
 
 #: What a delivery that could not be recorded says, in the admin and ``publish_hooks status``.

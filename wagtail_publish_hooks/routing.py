@@ -105,9 +105,9 @@ def routes_for(
     filters; without it, the filters are not applied.
     """
     routes = [
-        Route(alias, destination_includes(destination))
-        for alias, destination in get_destinations().items()
-        if destination_matches(destination, event_type, model, is_alias=is_alias, subject=subject)
+        route
+        for route, destination in candidate_routes(event_type, model, is_alias=is_alias)
+        if subject is None or event_type in OPERATIONAL_EVENT_TYPES or subject.matches(destination)
     ]
     routes += [
         Route(receiver.name, receiver.include)
@@ -118,6 +118,47 @@ def routes_for(
     if watched(event_type, is_alias=is_alias):
         routes.append(Route(WATCHERS_ALIAS))
     return routes
+
+
+def candidate_routes(
+    event_type: str, model: type[models.Model] | None, *, is_alias: bool = False
+) -> list[tuple[Route, Destination]]:
+    """The destinations whose ``EVENTS``, ``MODELS`` and ``EXCLUDE_ALIASES`` take the event,
+    with their routes: what routing decides before looking at the event's object.
+
+    Remembered per event type, model and alias flag for as long as :func:`get_destinations`
+    returns the same mapping (a change of the settings or of the admin-managed destinations
+    makes a new one), so that a publish does not match every destination's patterns again.
+    """
+    global _candidates
+    destinations = get_destinations()
+    cached = _candidates
+    if cached is None or cached[0] is not destinations:
+        cached = _candidates = (destinations, {})
+    key = (event_type, model, is_alias)
+    found = cached[1].get(key)
+    if found is None:
+        found = [
+            (Route(alias, destination_includes(destination)), destination)
+            for alias, destination in destinations.items()
+            if destination_matches(destination, event_type, model, is_alias=is_alias)
+        ]
+        if len(cached[1]) < CANDIDATES_KEPT:
+            cached[1][key] = found
+    return found
+
+
+#: At most this many (event type, model, alias flag) answers are kept per destinations mapping.
+CANDIDATES_KEPT = 1024
+
+#: (the destinations mapping, its answers by (event type, model, alias flag)).
+_candidates: (
+    tuple[
+        dict[str, Destination],
+        dict[tuple[str, type[models.Model] | None, bool], list[tuple[Route, Destination]]],
+    ]
+    | None
+) = None
 
 
 def watched(event_type: str, *, is_alias: bool = False) -> bool:
@@ -236,13 +277,25 @@ def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) ->
     (an exception, or a number outside the bounds of ``COALESCE_SECONDS``), is put in
     ``refused`` with the reason, and logged; the others are untouched. No query.
     """
+    global _windows
     plan = RoutePlan()
     destinations = get_destinations()
+    if _windows is None or _windows[0] is not destinations:
+        _windows = (destinations, {})
+    known = _windows[1]
     for route in routes:
         alias = route.alias
         plan.due[alias] = now
         if alias not in destinations:
             continue  # a Python receiver
+        if alias in known:
+            if not coalesce:
+                continue
+            window = known[alias]
+            if window > 0:
+                plan.windows[alias] = window
+                plan.due[alias] = now + timedelta(seconds=window)
+            continue
         try:
             backend = get_backend(alias)
         except Exception as exc:
@@ -262,10 +315,17 @@ def plan_routes(routes: list[Route], now: datetime, *, coalesce: bool = True) ->
             plan.refused[alias] = failure_text(exc, "its merging window is unusable ({})")
             logger.error("Publish hooks destination %r: %s", alias, plan.refused[alias])
             continue
+        known[alias] = float(window)
         if window > 0:
             plan.windows[alias] = float(window)
             plan.due[alias] = due
     return plan
+
+
+#: (the destinations mapping, the merging window of each of its destinations planned without
+#: a fault): a backend is built once per destination and mapping, and its window is kept with
+#: it. A destination that could not be planned is tried again at its next event.
+_windows: tuple[dict[str, Destination], dict[str, float]] | None = None
 
 
 def failure_text(exc: BaseException, template: str = "{}") -> str:

@@ -72,8 +72,13 @@ def revision_author(revision: Any) -> Any:
     return user if getattr(user, "is_active", False) else None
 
 
-def never_raises(event_type: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+def never_raises(
+    event_type: str, *, skip: Callable[[Any], bool] | None = None
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
     """Run a receiver only while capture is enabled, in a savepoint, and never raise.
+
+    ``skip(instance)``: a check that needs no query, for signals the receiver ignores (a page's
+    generic ``published``, which ``page_published`` handled): it costs them no savepoint.
 
     Everything the receiver does that can query (deciding what happened, building the payload,
     routing, the writes) runs inside the savepoint: a query that fails there (a statement or
@@ -84,7 +89,7 @@ def never_raises(event_type: str) -> Callable[[Callable[..., None]], Callable[..
     def decorate(receiver: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(receiver)
         def wrapper(sender: Any, instance: Any = None, **kwargs: Any) -> None:
-            if not capture_enabled():
+            if not capture_enabled() or (skip is not None and skip(instance)):
                 return
             try:
                 with capture_savepoint(router.db_for_write(Event)):
@@ -252,7 +257,7 @@ def snippet_event_data(
     return {"snippet": snippet, "actor": events.actor_payload(actor), "scheduled": scheduled}
 
 
-@never_raises(events.SNIPPET_PUBLISHED)
+@never_raises(events.SNIPPET_PUBLISHED, skip=is_page)
 def handle_published(sender: Any, instance: Any, revision: Any = None, **kwargs: Any) -> None:
     if is_page(instance) or not getattr(instance, "live", True):
         return  # pages were handled by page_published; a future go_live_at is not a publish
@@ -269,7 +274,7 @@ def handle_published(sender: Any, instance: Any, revision: Any = None, **kwargs:
     )
 
 
-@never_raises(events.SNIPPET_UNPUBLISHED)
+@never_raises(events.SNIPPET_UNPUBLISHED, skip=is_page)
 def handle_unpublished(sender: Any, instance: Any, **kwargs: Any) -> None:
     if is_page(instance):
         return
