@@ -27,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 
 #: (script, extra arguments) in the order they run.
 BENCHMARKS: list[tuple[str, list[str]]] = [
+    ("publish_overhead.py", ["--database", "sqlite"]),
+    ("publish_overhead.py", ["--database", "postgres"]),
     ("purge_set.py", []),
     ("admin_overview.py", []),
     ("prune_scale.py", []),
