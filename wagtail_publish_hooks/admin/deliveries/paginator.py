@@ -4,8 +4,10 @@ Wagtail's listings count every matching row (``SELECT COUNT(*)``) to number the 
 table of a million deliveries that count reads the whole table on every load. These listings
 count at most :data:`COUNT_LIMIT` rows (``SELECT COUNT(*) FROM (… LIMIT 10001)``): beyond that
 they say "more than 10,000" and number the pages that far. Older rows are reached by narrowing
-the filters or by sorting the other way. Bulk actions never use this count: they act on their
-own selection, row by row (:mod:`.actions`).
+the filters or by sorting the other way. Unfiltered, on PostgreSQL, the planner's estimate of the
+table's rows answers first: a table estimated at more than twice the limit is not counted at all.
+Bulk actions never use this count: they act on their own selection, row by row
+(:mod:`.actions`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.db import connections, router
 from django.utils.functional import cached_property
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -20,6 +23,21 @@ from wagtail.admin.paginator import WagtailPaginator
 
 #: The most rows a listing counts.
 COUNT_LIMIT = 10_000
+
+
+def estimated_rows(model: Any) -> int:
+    """PostgreSQL's estimate of the rows of ``model``'s table (as of its last ``ANALYZE``), or
+    -1 where there is none (another database, a table never analysed)."""
+    connection = connections[router.db_for_read(model)]
+    if connection.vendor != "postgresql":
+        return -1
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
+            [connection.ops.quote_name(model._meta.db_table)],
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None else -1
 
 
 class CappedPaginator(WagtailPaginator):
@@ -38,9 +56,11 @@ class CappedPaginator(WagtailPaginator):
         """How many rows match, up to ``count_limit + 1``: one query whatever the table's size.
         The rows' ordering and columns are dropped; the filters stay."""
         rows = self.object_list
-        if hasattr(rows, "values"):
-            return rows.order_by().values("pk")[: self.count_limit + 1].count()
-        return min(len(rows), self.count_limit + 1)
+        if not hasattr(rows, "values"):
+            return min(len(rows), self.count_limit + 1)
+        if not rows.query.where and estimated_rows(rows.model) > 2 * self.count_limit:
+            return self.count_limit + 1
+        return rows.order_by().values("pk")[: self.count_limit + 1].count()
 
     @cached_property
     def capped(self) -> bool:
