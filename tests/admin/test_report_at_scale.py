@@ -5,10 +5,13 @@ would be) every statement reads through an index, never a sequential scan of the
 from __future__ import annotations
 
 import html
+import importlib
+from types import SimpleNamespace
 from urllib.parse import urlencode
 
 import pytest
-from django.db import connection
+from django.core.management import call_command
+from django.db import DatabaseError, connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -230,3 +233,60 @@ def test_removed_and_watchers_destinations_are_found_by_name(admin_client, confi
     assert titles(f"?destination={REMOVED}") == {"Gone"}
     assert titles(f"?destination={WATCH_NOTIFICATIONS}") == {"Watcher"}
     assert titles("?destination=watchers") == {"Fan-out"}
+
+
+def test_the_migration_builds_and_drops_its_indexes_outside_a_transaction():
+    """Backwards and forwards again, as a live site would run it: on PostgreSQL every index
+    is built CONCURRENTLY, which PostgreSQL refuses inside a transaction."""
+
+    def names() -> set[str]:
+        found: set[str] = set()
+        with connection.cursor() as cursor:
+            for model in (Event, Delivery):
+                found |= set(connection.introspection.get_constraints(cursor, model._meta.db_table))
+        return found
+
+    ours = {"wph_event_object_id", "wph_delivery_attempts_created"}
+    if connection.vendor == "postgresql":
+        ours.add("wph_event_title_trgm")
+    assert ours <= names()
+    call_command("migrate", "wagtail_publish_hooks", "0015", verbosity=0)
+    try:
+        assert not ours & names()
+    finally:
+        call_command("migrate", "wagtail_publish_hooks", verbosity=0)
+    assert ours <= names()
+
+
+class RefusingCursor:
+    """A cursor of a database user who may not create extensions."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def execute(self, sql: str, params=None) -> None:
+        self.statements.append(sql)
+        if sql.startswith("CREATE EXTENSION"):
+            raise DatabaseError('permission denied to create extension "pg_trgm"')
+
+    def fetchone(self):
+        return None  # pg_trgm is not installed
+
+
+def test_the_migration_goes_on_without_the_trigram_index_when_it_may_not_create_pg_trgm(caplog):
+    migration = importlib.import_module("wagtail_publish_hooks.migrations.0016_report_indexes")
+    cursor = RefusingCursor()
+    fake_connection = SimpleNamespace(vendor="postgresql", alias="default", cursor=lambda: cursor)
+
+    migration.add_trigram_index(None, SimpleNamespace(connection=fake_connection))
+
+    assert any(sql.startswith("CREATE EXTENSION") for sql in cursor.statements)
+    assert not any("CREATE INDEX" in sql for sql in cursor.statements)
+    assert "pg_trgm extension could not be created" in caplog.text
+    assert "wph_event_title_trgm" in caplog.text
