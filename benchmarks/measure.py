@@ -66,6 +66,17 @@ def count_queries(fn: Callable[[], Any], using: str = "default") -> list[str]:
     return [query["sql"] for query in captured.captured_queries]
 
 
+def timed_queries(fn: Callable[[], Any], using: str = "default") -> list[tuple[str, float]]:
+    """The SQL statements ``fn()`` ran, each with its time in milliseconds (as Django's
+    connection measured it: from sending the statement to fetching its rows)."""
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connections[using]) as captured:
+        fn()
+    return [(query["sql"], float(query["time"]) * 1000) for query in captured.captured_queries]
+
+
 def capture_plans(
     fn: Callable[[], Any], using: str = "default", *, analyze: bool = False
 ) -> list[tuple[str, str]]:

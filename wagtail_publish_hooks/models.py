@@ -57,7 +57,14 @@ class Event(models.Model):
         verbose_name = _("event")
         verbose_name_plural = _("events")
         ordering = ["-created_at", "-pk"]
-        indexes = [models.Index(fields=["content_type", "object_id"], name="wph_event_object")]
+        indexes = [
+            models.Index(fields=["content_type", "object_id"], name="wph_event_object"),
+            # The deliveries report's "Object id" filter, given without an object type.
+            models.Index(fields=["object_id"], name="wph_event_object_id"),
+        ]
+        # On PostgreSQL, migration 0016 also adds wph_event_title_trgm, a trigram index on
+        # UPPER(object_repr) for the report's title search, when the pg_trgm extension can be
+        # had; it is not declared here, since other databases cannot build it.
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.object_repr}".strip()
@@ -184,6 +191,8 @@ class Delivery(models.Model):
             # The deliveries report: a status or a destination, newest first.
             models.Index(fields=["status", "created_at"], name="wph_delivery_status_created"),
             models.Index(fields=["destination", "created_at"], name="wph_delivery_dest_created"),
+            # The report sorted by attempts (ties: newest first).
+            models.Index(fields=["attempts", "created_at"], name="wph_delivery_attempts_created"),
         ]
 
     def __str__(self) -> str:

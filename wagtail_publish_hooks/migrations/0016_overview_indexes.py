@@ -7,26 +7,7 @@ other databases it is an ordinary ``CREATE INDEX``.
 
 from django.db import migrations, models
 
-
-class AddIndexConcurrentlyOnPostgreSQL(migrations.AddIndex):
-    """``AddIndex``, built without locking out writes on PostgreSQL."""
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return super().database_forwards(app_label, schema_editor, from_state, to_state)
-        # Imported here: it needs psycopg, which a site on SQLite may not have.
-        from django.contrib.postgres.operations import AddIndexConcurrently
-
-        operation = AddIndexConcurrently(self.model_name, self.index)
-        return operation.database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        if schema_editor.connection.vendor != "postgresql":
-            return super().database_backwards(app_label, schema_editor, from_state, to_state)
-        from django.contrib.postgres.operations import AddIndexConcurrently
-
-        operation = AddIndexConcurrently(self.model_name, self.index)
-        return operation.database_backwards(app_label, schema_editor, from_state, to_state)
+from wagtail_publish_hooks.migration_operations import AddIndexLive
 
 
 class Migration(migrations.Migration):
@@ -67,7 +48,7 @@ class Migration(migrations.Migration):
                 fields=("hour", "destination"), name="wph_attempt_hour_unique"
             ),
         ),
-        AddIndexConcurrentlyOnPostgreSQL(
+        AddIndexLive(
             model_name="attempt",
             index=models.Index(fields=["started_at"], name="wph_attempt_started"),
         ),

@@ -27,8 +27,8 @@ import django_filters.fields
 from django import forms
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
-from django.db.models import Q, QuerySet
+from django.db import connections, models, router
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import ContentTypeFilter, DateRangePickerWidget, WagtailFilterSet
@@ -127,6 +127,26 @@ def event_content_types(request: Any) -> QuerySet[ContentType]:
     return ContentType.objects.filter(pk__in=ids).order_by("app_label", "model")
 
 
+def recorded_destinations() -> list[str]:
+    """The distinct destination names of the deliveries table, read by hopping through the
+    ``(destination, created_at)`` index (one probe per name) rather than reading every row: the
+    "Removed destinations" and "Watchers' notifications" choices filter by these names, which
+    an index serves, where a ``NOT IN`` or a ``LIKE 'watch:%'`` would read the whole table."""
+    connection = connections[router.db_for_read(Delivery)]
+    name = connection.ops.quote_name(Delivery._meta.db_table)
+    column = connection.ops.quote_name("destination")
+    sql = (
+        f"WITH RECURSIVE names(value) AS ("  # noqa: S608 (the model's own table and column)
+        f"SELECT MIN({column}) FROM {name} "
+        f"UNION ALL SELECT (SELECT MIN({column}) FROM {name} WHERE {column} > names.value) "
+        f"FROM names WHERE names.value IS NOT NULL) "
+        f"SELECT value FROM names WHERE value IS NOT NULL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        return [row[0] for row in cursor.fetchall()]
+
+
 class OpenChoiceField(django_filters.fields.ChoiceField):
     """A choice among the configured values, or any other value of a safe shape."""
 
@@ -204,11 +224,16 @@ class DeliveryFilterSet(WagtailFilterSet):
 
     def filter_destination(self, queryset: QuerySet[Delivery], name: str, value: str):
         if value == REMOVED:
-            return queryset.exclude(destination__in=configured_aliases()).exclude(
-                Q(destination=WATCHERS_ALIAS) | Q(destination__startswith=WATCH_PREFIX)
-            )
+            configured = {*configured_aliases(), WATCHERS_ALIAS}
+            removed = [
+                name
+                for name in recorded_destinations()
+                if name not in configured and not name.startswith(WATCH_PREFIX)
+            ]
+            return queryset.filter(destination__in=removed)
         if value == WATCH_NOTIFICATIONS:
-            return queryset.filter(destination__startswith=WATCH_PREFIX)
+            watch = [name for name in recorded_destinations() if name.startswith(WATCH_PREFIX)]
+            return queryset.filter(destination__in=watch)
         return queryset.filter(destination=value)
 
     def filter_period(self, queryset: QuerySet[Delivery], name: str, value: str):

@@ -30,6 +30,7 @@ from ..permissions import (
 )
 from .display import NAMESPACE, StatusColumn, last_response, shown_title, url
 from .filters import DeliveryFilterSet, filterable_content_type_ids
+from .paginator import CappedPaginator
 from .selection import (
     deliveries_queryset,
     find_instance,
@@ -53,6 +54,9 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
     search_fields = ["event__object_repr"]
     default_ordering = "-created_at"
     paginate_by = 50
+    # Counts at most 10,000 rows: an exact count would read the whole table on every load.
+    paginator_class = CappedPaginator
+    results_template_name = "wagtail_publish_hooks/admin/deliveries/index_results.html"
 
     def setup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> None:
         super().setup(request, *args, **kwargs)
@@ -64,7 +68,21 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
         return ObjectAccess(self.request.user)
 
     def get_base_queryset(self) -> QuerySet[Delivery]:
-        return self.access.annotate(deliveries_queryset())
+        return deliveries_queryset()
+
+    def with_visibility(self, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        """``queryset`` annotated with ``object_visible``, whether the user may see the rows'
+        titles."""
+        return self.access.annotate(queryset)
+
+    def paginate_queryset(self, queryset: QuerySet[Delivery], page_size: int) -> Any:
+        paginator, page, rows, is_paginated = super().paginate_queryset(queryset, page_size)
+        # Only the page's rows carry the access condition: the count needs neither it nor the
+        # join to the events it brings.
+        shown = self.with_visibility(queryset)
+        shown.query.set_limits(rows.query.low_mark, rows.query.high_mark)
+        page.object_list = shown
+        return paginator, page, shown, is_paginated
 
     def search_queryset(self, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
         if not self.is_searching:
@@ -73,8 +91,21 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
 
     def order_queryset(self, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
         ordering = self.ordering or self.default_ordering
-        # The primary key breaks ties, so pages never overlap or skip rows.
-        return queryset.order_by(ordering, "-pk" if ordering.startswith("-") else "pk")
+        # The creation time, then the primary key, break ties, so pages never overlap or skip
+        # rows; in the column's direction, so that an index on (column, created_at) serves the
+        # order and a page reads 50 rows, not the table.
+        descending = ordering.startswith("-")
+        tie_breakers = ["-created_at", "-pk"] if descending else ["created_at", "pk"]
+        if ordering.lstrip("-") == "created_at":
+            tie_breakers = tie_breakers[1:]
+        return queryset.order_by(ordering, *tie_breakers)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        paginator = context.get("paginator")
+        if isinstance(paginator, CappedPaginator):
+            context["pages_label"] = paginator.pages_label(context["page_obj"].number)
+        return context
 
     @cached_property
     def columns(self) -> list[Any]:
@@ -181,15 +212,14 @@ class ObjectDeliveriesView(DeliveryIndexView):
         return super().get(request, *args, **kwargs)
 
     def get_base_queryset(self) -> QuerySet[Delivery]:
-        # The user may see the object (checked above): its title is shown on every row.
-        return (
-            deliveries_queryset()
-            .filter(
-                event__content_type_id__in=self.content_type_ids,
-                event__object_id=str(self.object.pk),
-            )
-            .annotate(object_visible=models.Value(True))
+        return deliveries_queryset().filter(
+            event__content_type_id__in=self.content_type_ids,
+            event__object_id=str(self.object.pk),
         )
+
+    def with_visibility(self, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
+        # The user may see the object (checked above): its title is shown on every row.
+        return queryset.annotate(object_visible=models.Value(True))
 
     def get_page_title(self) -> str:
         return _("Deliveries for “%(title)s”") % {"title": self.object_title()}
