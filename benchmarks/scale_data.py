@@ -100,8 +100,7 @@ def destination_settings(url: str) -> dict[str, dict[str, Any]]:
     return {
         alias: {
             "BACKEND": "wagtail_publish_hooks.backends.webhook.WebhookBackend",
-            "URL": url,
-            "SECRET": secret,
+            "OPTIONS": {"URL": url, "SECRET": secret},
             "EVENTS": ["page.*", "snippet.*"],
         }
         for alias in DESTINATIONS

@@ -75,3 +75,14 @@ def test_the_same_seed_gives_the_same_rows():
 
     first, second = rows(), rows()
     assert first.deliveries == second.deliveries and first.events == second.events
+
+
+def test_the_destinations_of_the_history_are_valid_settings():
+    from benchmarks.scale_data import destination_settings
+    from wagtail_publish_hooks.checks.destinations import check_destination
+
+    configured = destination_settings("http://127.0.0.1:9/")
+
+    assert sorted(configured) == DESTINATIONS
+    for alias, config in configured.items():
+        assert check_destination(alias, config) == []
