@@ -30,6 +30,7 @@ BENCHMARKS: list[tuple[str, list[str]]] = [
     ("publish_overhead.py", ["--database", "sqlite"]),
     ("publish_overhead.py", ["--database", "postgres"]),
     ("purge_set.py", []),
+    ("admin_report.py", []),
     ("admin_overview.py", []),
     ("prune_scale.py", []),
     ("worker_throughput.py", []),

@@ -12,6 +12,7 @@ import pytest
 from wagtail.models import Locale, Page, Site
 
 from tests.testapp.models import BlogIndexPage, BlogPage
+from wagtail_publish_hooks.registry import managed_destinations
 from wagtail_publish_hooks.subscribers import subscriptions_present
 from wagtail_publish_hooks.worker import run_due_deliveries
 
@@ -90,6 +91,13 @@ def fresh_subscriptions_answer():
     """Each test starts without this process's cached "is anyone watching?": a test whose
     subscriptions were rolled back (no signal says so) must not route the next one's events."""
     subscriptions_present.invalidate()
+
+
+@pytest.fixture(autouse=True)
+def fresh_managed_destinations():
+    """Each test reads the admin-managed destinations afresh: those of a test whose rows were
+    rolled back or flushed (no signal says so) must not take the next test's events."""
+    managed_destinations.invalidate()
 
 
 @pytest.fixture
