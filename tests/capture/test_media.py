@@ -27,6 +27,7 @@ from tests.support.media import (
 )
 from wagtail_publish_hooks import media_handlers
 from wagtail_publish_hooks.models import Delivery, Event
+from wagtail_publish_hooks.registry import get_destinations
 
 pytestmark = pytest.mark.django_db
 
@@ -190,6 +191,7 @@ def test_nothing_is_read_when_no_destination_takes_media_events(configure, setti
     configure(DESTINATIONS={"pages": {"BACKEND": WEBHOOK, "OPTIONS": {"URL": "http://a.test/"}}})
     image = make_image()
     image.title = "Renamed"
+    get_destinations()  # the admin-managed ones are read once per DESTINATIONS_REFRESH_SECONDS
     assert queries_of_ours(settings, image) == []
     assert recorded() == []
 
