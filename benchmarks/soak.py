@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import re
 import subprocess
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.scale_data import benchmark_database  # noqa: E402
 from tests.support.sink_log import BROKEN, STALLED, Faults, Record, Sink  # noqa: E402
 
 WEBHOOK = "wagtail_publish_hooks.backends.webhook.WebhookBackend"
@@ -350,18 +350,6 @@ def _without_port(error: str) -> str:
     return re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1", error)
 
 
-def database_version() -> str:
-    from django.db import connection
-
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW server_version")
-            return f"PostgreSQL {cursor.fetchone()[0].split()[0]}"
-    import sqlite3
-
-    return f"SQLite {sqlite3.sqlite_version}"
-
-
 def _outcomes(records: list) -> str:
     return ", ".join(record.outcome for record in records) or "nothing"
 
@@ -374,35 +362,15 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=1800, help="Give up after (seconds).")
     args = parser.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="wph-soak-"))
-    cluster = None
-    for name in ("TEST_SQLITE_PATH", "PUBLISH_HOOKS_TEST_DB", "PUBLISH_HOOKS_TEST_SETTINGS"):
-        os.environ.pop(name, None)
-    if args.database == "postgres":
-        if not os.environ.get("DATABASE_URL"):
-            from tests.support.pgcluster import start_cluster
-
-            cluster = start_cluster()
-            os.environ["DATABASE_URL"] = cluster.url("wph")
-        os.environ["PUBLISH_HOOKS_TEST_DB_IS_TEST"] = "1"  # use the URL's database as it is
-    else:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ["TEST_SQLITE_PATH"] = str(tmp / "soak.sqlite3")
-
-    with Sink(faults=FLAKY) as sink:
-        os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-        os.environ["PUBLISH_HOOKS_TEST_SETTINGS"] = json.dumps(soak_config(sink))
+    tmp = Path(tempfile.mkdtemp(prefix="wph-soak-"))  # the workers' logs
+    with (
+        Sink(faults=FLAKY) as sink,
+        benchmark_database(args.database, hooks=soak_config(sink)) as description,
+    ):
         os.environ["PYTHONPATH"] = str(ROOT)
-        import django
-        from django.core.management import call_command
-
-        django.setup()
-        from django.db import connection
-
-        call_command("migrate", verbosity=0, interactive=False)
         print(
             f"Soak: {args.events} events x {len(DESTINATIONS)} destinations, "
-            f"{args.workers} workers, {database_version()}; "
+            f"{args.workers} workers, {description}; "
             f"sink faults: 20% 503, 5% stall past a {TIMEOUT} s timeout, 5% 429",
             flush=True,
         )
@@ -415,13 +383,10 @@ def main() -> None:
             log_dir=tmp,
             progress=True,
         )
-        connection.close()
     print(result.summary())
     for error, count in result.unsent_errors.most_common():
         print(f"  not in the sink's log, {count}x: {error}")
     print(result.status_output)
-    if cluster is not None:
-        cluster.stop()
     sys.exit(1 if result.problems else 0)
 
 
