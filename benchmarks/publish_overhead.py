@@ -265,6 +265,48 @@ class Publisher:
         return (time.perf_counter() - start) * 1000.0
 
 
+class AdminPublisher(Publisher):
+    """Publishes a fresh revision the way an editor does: a POST of the page's edit form with
+    ``action-publish``, by a logged-in superuser, through Django's test client (the whole
+    request: middleware, form validation, the revision, the publish and its redirect)."""
+
+    def __init__(self, page: Any, *, atomic: bool = False) -> None:
+        from django.contrib.auth import get_user_model
+        from django.test import Client
+        from django.urls import reverse
+
+        super().__init__(page, atomic=atomic)
+        user = get_user_model().objects.create_superuser(
+            "bench-editor", "editor@example.com", "not-used"
+        )
+        self.client = Client()
+        self.client.force_login(user)
+        self.url = reverse("wagtailadmin_pages:edit", args=[page.pk])
+
+    def __call__(self) -> None:
+        from django.db import transaction
+        from wagtail.test.utils.form_data import inline_formset, nested_form_data, rich_text
+
+        self.count += 1
+        data = nested_form_data(
+            {
+                "title": self.page.title,
+                "slug": self.page.slug,
+                "intro": f"Revision {self.count}",
+                "body": rich_text(f"<p>Revision {self.count}</p>"),
+                "comments": inline_formset([]),
+                "action-publish": "action-publish",
+            }
+        )
+        if self.atomic:
+            with transaction.atomic():
+                response = self.client.post(self.url, data)
+        else:
+            response = self.client.post(self.url, data)
+        if response.status_code != 302:
+            raise RuntimeError(f"the edit view answered {response.status_code}, not a redirect")
+
+
 def split(total: int, parts: int) -> list[int]:
     """``total`` spread as evenly as possible over ``parts`` (``split(2, 4) == [0, 1, 0, 1]``)."""
     return [(n + 1) * total // parts - n * total // parts for n in range(parts)]
@@ -668,6 +710,13 @@ def main(argv: list[str] | None = None) -> int:
         help="wrap each publish in transaction.atomic(), as ATOMIC_REQUESTS would",
     )
     parser.add_argument(
+        "--via",
+        choices=["api", "admin"],
+        default="api",
+        help="api: page.save_revision().publish(); admin: a POST of the page's edit form with "
+        "action-publish, as an editor publishes",
+    )
+    parser.add_argument(
         "--journal-mode",
         choices=["delete", "wal"],
         default="delete",
@@ -705,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
             override_settings(TASKS={"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}})
         )
         page = build_pages()
-        publish = Publisher(page, atomic=args.atomic)
+        publisher = AdminPublisher if args.via == "admin" else Publisher
+        publish = publisher(page, atomic=args.atomic)
 
         allow = ["127.0.0.0/8"]
         hooks = {count: destinations(sink, refused_port, count) for count in counts}
@@ -762,8 +812,13 @@ def main(argv: list[str] | None = None) -> int:
             f"(Python {sys.version.split()[0]}, Django {django.get_version()}, "
             f"Wagtail {wagtail.__version__}, {database}, {os.cpu_count()} CPUs)"
         )
+        operation = (
+            "a POST of a BlogPage's edit form with action-publish (the admin's publish request)"
+            if args.via == "admin"
+            else "page.save_revision().publish() of a BlogPage"
+        )
         print(
-            "Operation: page.save_revision().publish() of a BlogPage, a fresh revision each time"
+            f"Operation: {operation}, a fresh revision each time"
             + (", inside transaction.atomic()." if args.atomic else " (autocommit, as the admin).")
         )
         for phase in phases:
