@@ -119,4 +119,7 @@ def describe_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA journal_mode")
         mode = cursor.fetchone()[0]
-    return {"vendor": vendor, "label": f"SQLite {sqlite3.sqlite_version} journal_mode={mode}"}
+        cursor.execute("PRAGMA synchronous")
+        sync = {0: "off", 1: "normal", 2: "full", 3: "extra"}.get(cursor.fetchone()[0], "?")
+    label = f"SQLite {sqlite3.sqlite_version} journal_mode={mode} synchronous={sync}"
+    return {"vendor": vendor, "label": label}

@@ -710,6 +710,13 @@ def main(argv: list[str] | None = None) -> int:
         help="wrap each publish in transaction.atomic(), as ATOMIC_REQUESTS would",
     )
     parser.add_argument(
+        "--synchronous",
+        choices=["full", "normal"],
+        default="full",
+        help="SQLite synchronous setting (full: the default; normal with wal: commits do not "
+        "wait for fsync)",
+    )
+    parser.add_argument(
         "--via",
         choices=["api", "admin"],
         default="api",
@@ -749,6 +756,7 @@ def main(argv: list[str] | None = None) -> int:
         if vendor == "sqlite":
             with connection.cursor() as cursor:
                 cursor.execute(f"PRAGMA journal_mode={args.journal_mode}")
+                cursor.execute(f"PRAGMA synchronous={args.synchronous}")
         database = describe_database()["label"]
         stack.enter_context(
             override_settings(TASKS={"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}})
