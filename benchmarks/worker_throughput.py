@@ -28,7 +28,9 @@ Latency
     One worker of each queue (``--queue``); a real publish (``page.save_revision().publish()``)
     is timed from the commit of the transaction that recorded its delivery to the sink receiving
     the request, over a number of publishes spaced at random intervals (after one warm-up
-    publish, not counted). db_worker is measured at each ``--intervals`` value.
+    publish, not counted). db_worker is measured at each ``--intervals`` value. The workers'
+    settings that decide most of it are options: ``--rq-worker-class`` and
+    ``--celery-db-reuse-max`` (docs/deployment.md, "Low latency").
 
 Statements (``--size quick`` checks them)
     An in-process worker run over ``CHECK_DELIVERIES`` deliveries, its SQL statements counted
@@ -82,9 +84,9 @@ SIZES = {
 
 #: Deliveries of the statement check, and the most statements and commits they may take
 #: (one destination, the default BATCH_SIZE 50 and FLUSH_SIZE 25). Measured on 2026-12-01:
-#: 40 statements and 7 commits on SQLite, 29 and 7 on PostgreSQL. Before a claim was
-#: confirmed in the database only when it could run out, every delivery added an UPDATE and
-#: its commit (146 and 108 on SQLite).
+#: 35 statements and 7 commits on SQLite, 27 and 7 on PostgreSQL (40 and 29 before a claim
+#: became one UPDATE). Before a claim was confirmed in the database only when it could run
+#: out, every delivery added an UPDATE and its commit (146 and 108 on SQLite).
 CHECK_DELIVERIES = 100
 STATEMENT_BOUNDS = {"statements": 60, "commits": 12}
 
@@ -697,6 +699,13 @@ def parse_args() -> argparse.Namespace:
         help="rqworker --worker-class (default RQ's own, which forks a process per task; "
         "rq.worker.SimpleWorker runs them in the worker's process)",
     )
+    parser.add_argument(
+        "--celery-db-reuse-max",
+        type=int,
+        default=0,
+        help="CELERY_DB_REUSE_MAX for the Celery workers (default unset: Celery's Django support "
+        "closes the database connection before and after every task, whatever CONN_MAX_AGE says)",
+    )
     parser.add_argument("--latency-child", help=argparse.SUPPRESS)
     parser.add_argument("--own-queue", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--template", default="", help=argparse.SUPPRESS)
@@ -704,6 +713,10 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.rq_worker_class:
         os.environ["WPH_BENCH_RQ_WORKER_CLASS"] = args.rq_worker_class
+    if args.celery_db_reuse_max:
+        os.environ["PUBLISH_HOOKS_TEST_CELERY_SETTINGS"] = json.dumps(
+            {"DB_REUSE_MAX": args.celery_db_reuse_max}
+        )
     args.queue_modes = [mode.strip() for mode in args.queue_modes.split(",") if mode.strip()]
     for key, value in SIZES[args.size].items():
         attribute = "queue" if key == "queues" else key

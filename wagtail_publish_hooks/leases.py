@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import BooleanField, F, Func
 from django.utils import timezone
 
 from .models import Delivery, DeliveryStatus
@@ -34,22 +35,46 @@ def claim_due_deliveries(limit: int, *, lease_seconds: int) -> tuple[uuid.UUID, 
 
     The conditional ``UPDATE`` re-checks due-ness row by row, so two workers that picked the
     same candidates cannot both win them; on databases with ``SKIP LOCKED`` they do not even
-    pick the same candidates.
+    pick the same candidates. On PostgreSQL and SQLite the ``UPDATE`` picks its candidates
+    itself, in a subquery: one statement instead of a ``SELECT`` and an ``UPDATE``, a round trip
+    less before the first send (and on SQLite the write lock taken at once).
     """
     now = timezone.now()
     token = uuid.uuid4()
-    with transaction.atomic():
-        candidates = Delivery.objects.due(now).order_by("next_attempt_at", "pk")
-        if connection.features.has_select_for_update_skip_locked:
-            candidates = candidates.select_for_update(skip_locked=True)
-        ids = list(candidates.values_list("pk", flat=True)[:limit])
-        if not ids:
-            return token, []
-        Delivery.objects.due(now).filter(pk__in=ids).update(
-            status=DeliveryStatus.SENDING,
-            lease_token=token,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-        )
+    due = Delivery.objects.due(now)
+    candidates = due.order_by("next_attempt_at", "pk")
+    changes = {
+        "status": DeliveryStatus.SENDING,
+        "lease_token": token,
+        "lease_expires_at": now + timedelta(seconds=lease_seconds),
+    }
+    features = connection.features
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.expressions import ArraySubquery
+
+        # ``= ANY(ARRAY(…))``: the subquery runs once. Under ``IN (…)`` PostgreSQL may run it
+        # again for each row, and with SKIP LOCKED each run skips the rows the last one took.
+        picked = ArraySubquery(candidates.select_for_update(skip_locked=True).values("pk")[:limit])
+        with transaction.atomic():
+            any_of = Func(
+                F("pk"),
+                picked,
+                template="%(expressions)s)",
+                arg_joiner=" = ANY(",
+                output_field=BooleanField(),
+            )
+            taken = due.filter(any_of).update(**changes)
+    elif not features.has_select_for_update:
+        # No row locks (SQLite): the statement is atomic on its own.
+        taken = due.filter(pk__in=candidates.values("pk")[:limit]).update(**changes)
+    else:
+        with transaction.atomic():
+            if features.has_select_for_update_skip_locked:
+                candidates = candidates.select_for_update(skip_locked=True)
+            ids = list(candidates.values_list("pk", flat=True)[:limit])
+            taken = due.filter(pk__in=ids).update(**changes) if ids else 0
+    if not taken:
+        return token, []
     claimed = list(
         Delivery.objects.filter(lease_token=token)
         .select_related("event")
@@ -61,10 +86,9 @@ def claim_due_deliveries(limit: int, *, lease_seconds: int) -> tuple[uuid.UUID, 
 def claim_with_retries(limit: int, lease_seconds: int) -> tuple[uuid.UUID, list[Delivery]]:
     """Claim, trying again a few times if SQLite reports the database locked.
 
-    SQLite cannot turn a read transaction into a write one while another connection has
-    written since it began: it fails at once instead of waiting. With several workers on one
-    SQLite file, a claim (a read, then a write) can meet that; another try a moment later
-    succeeds. (``"transaction_mode": "IMMEDIATE"`` in the database's ``OPTIONS`` avoids it.)
+    On SQLite the claim is one ``UPDATE``, which waits for the write lock (SQLite's busy
+    timeout) rather than failing at once as a read upgraded to a write could; a database still
+    locked after that timeout gets a few more tries, a moment apart.
     """
     for attempt in range(CLAIM_TRIES):
         try:

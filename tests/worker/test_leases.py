@@ -393,3 +393,51 @@ def test_a_run_to_a_webhook_confirms_no_claim_with_the_default_lease(configure):
         and not q["sql"][len(prefix) :].startswith('"wagtail_publish_hooks_delivery"')
     ]
     assert extensions == []
+
+
+# -- The claim: one statement before the first send ------------------------------------------------
+
+
+def _claim_statements(limit):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        token, batch = claim_due_deliveries(limit, lease_seconds=60)
+    transaction_control = ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")
+    sql = [q["sql"] for q in captured.captured_queries if q["sql"] not in transaction_control]
+    return token, batch, sql
+
+
+def test_a_claim_picks_and_takes_its_batch_in_one_update(deliveries):
+    """The candidates are chosen in a subquery of the UPDATE that takes them (with SKIP LOCKED
+    on PostgreSQL): one statement, then one to read the batch."""
+    from django.db import connection
+
+    token, batch, sql = _claim_statements(2)
+    assert [statement.split()[0] for statement in sql] == ["UPDATE", "SELECT"]
+    assert "LIMIT 2" in sql[0]
+    if connection.vendor == "postgresql":
+        # An array built once: under IN (...) PostgreSQL may run the subquery again per row,
+        # each run skipping the rows the previous one locked, and take more than the limit.
+        assert "= ANY(ARRAY(SELECT" in sql[0] and "FOR UPDATE SKIP LOCKED" in sql[0]
+    assert [d.pk for d in batch] == [deliveries[0].pk, deliveries[1].pk]
+    assert Delivery.objects.filter(lease_token=token).count() == 2
+    assert Delivery.objects.get(pk=deliveries[2].pk).lease_token is None
+
+
+def test_a_claim_takes_no_more_than_its_limit_of_many_due(deliveries):
+    more = [
+        Delivery.objects.create(event=deliveries[0].event, destination=f"e{i}") for i in range(20)
+    ]
+    for limit in (1, 5):
+        token, batch = claim_due_deliveries(limit, lease_seconds=60)
+        assert len(batch) == limit
+        assert Delivery.objects.filter(lease_token=token).count() == limit
+    assert Delivery.objects.filter(lease_token__isnull=True).count() == len(more) + 3 - 6
+
+
+def test_a_claim_with_nothing_due_is_one_statement(deliveries):
+    claim_due_deliveries(10, lease_seconds=60)
+    _, batch, sql = _claim_statements(10)
+    assert batch == [] and [statement.split()[0] for statement in sql] == ["UPDATE"]
