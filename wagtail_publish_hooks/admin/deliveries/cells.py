@@ -160,7 +160,7 @@ class HumanDateColumn(DateColumn):
             '<time class="w-human-readable-date__date" datetime="{}">{}</time></button></td>',
             classname,
             date_format(local, get_format("DATETIME_FORMAT") or "N j, Y, P"),
-            date_format(local, "c"),
+            local.isoformat(),  # the "c" format
             capfirst(timesince_simple(value)),
         )
 
