@@ -138,6 +138,8 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
         return can_redeliver(self.request.user)
 
     def get_list_more_buttons(self, instance: Delivery) -> list[MenuItem]:
+        # Rendered once per status for a listing (ActionsTitleColumn): what is shown may depend
+        # on the user and the delivery's status, nothing else of the delivery.
         buttons = [
             MenuItem(_("View"), url=url("delivery", instance.pk), icon_name="view", priority=10)
         ]
