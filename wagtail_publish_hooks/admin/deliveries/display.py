@@ -8,10 +8,10 @@ from typing import Any
 
 from django.urls import reverse
 from django.utils.translation import gettext_lazy
-from wagtail.admin.ui.tables import StatusTagColumn
 
 from ...models import Delivery, DeliveryStatus
 from .audit import delivery_label
+from .cells import LabelColumn
 
 NAMESPACE = "wagtail_publish_hooks"
 
@@ -54,15 +54,13 @@ def last_response(delivery: Delivery) -> str:
     return " · ".join(parts)
 
 
-class StatusColumn(StatusTagColumn):
+def status_column() -> LabelColumn:
     """A delivery's status as a Wagtail status tag; delivered ones are highlighted."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            "status",
-            accessor="get_status_display",
-            label=gettext_lazy("Status"),
-            sort_key="status",
-            primary=lambda delivery: delivery.status == DeliveryStatus.DELIVERED,
-            **kwargs,
-        )
+    return LabelColumn(
+        "status",
+        accessor="status",
+        labels=lambda: dict(DeliveryStatus.choices),
+        label=gettext_lazy("Status"),
+        sort_key="status",
+        primary=lambda delivery: delivery.status == DeliveryStatus.DELIVERED,
+    )

@@ -15,7 +15,6 @@ from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from wagtail.admin.ui.menus import MenuItem
-from wagtail.admin.ui.tables import Column, DateColumn, NumberColumn, TitleColumn
 from wagtail.admin.views.generic import IndexView
 from wagtail.admin.widgets.button import HeaderButton
 from wagtail.models import Page
@@ -28,7 +27,8 @@ from ..permissions import (
     is_page_model,
     is_snippet_model,
 )
-from .display import NAMESPACE, StatusColumn, last_response, shown_title, url
+from .cells import ActionsTitleColumn, CountColumn, HumanDateColumn, TextColumn
+from .display import NAMESPACE, last_response, shown_title, status_column, url
 from .filters import DeliveryFilterSet, filterable_content_type_ids
 from .paginator import CappedPaginator
 from .selection import (
@@ -109,21 +109,25 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
 
     @cached_property
     def columns(self) -> list[Any]:
-        title_column_class = self._get_title_column_class(TitleColumn)
+        # Each cell is rendered from a stamp made once per listing (cells.py): a template per
+        # cell was most of the request.
         return [
-            title_column_class(
+            ActionsTitleColumn(
                 "event_type",
                 label=gettext_lazy("Event"),
                 accessor="event.event_type",
                 get_url=lambda delivery: url("delivery", delivery.pk),
+                buttons=self.get_list_buttons,
             ),
-            Column("object", label=gettext_lazy("Page or object"), accessor=shown_title),
-            Column("destination", label=gettext_lazy("Destination"), sort_key="destination"),
-            StatusColumn(),
-            NumberColumn("attempts", label=gettext_lazy("Attempts"), sort_key="attempts"),
-            Column("last_response", label=gettext_lazy("Last response"), accessor=last_response),
-            DateColumn("created_at", label=gettext_lazy("Created"), sort_key="created_at"),
-            DateColumn("delivered_at", label=gettext_lazy("Delivered")),
+            TextColumn("object", label=gettext_lazy("Page or object"), accessor=shown_title),
+            TextColumn("destination", label=gettext_lazy("Destination"), sort_key="destination"),
+            status_column(),
+            CountColumn("attempts", label=gettext_lazy("Attempts"), sort_key="attempts"),
+            TextColumn(
+                "last_response", label=gettext_lazy("Last response"), accessor=last_response
+            ),
+            HumanDateColumn("created_at", label=gettext_lazy("Created"), sort_key="created_at"),
+            HumanDateColumn("delivered_at", label=gettext_lazy("Delivered")),
         ]
 
     def get_inspect_url(self, instance: Delivery) -> str:
@@ -134,6 +138,8 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
         return can_redeliver(self.request.user)
 
     def get_list_more_buttons(self, instance: Delivery) -> list[MenuItem]:
+        # Rendered once per status for a listing (ActionsTitleColumn): what is shown may depend
+        # on the user and the delivery's status, nothing else of the delivery.
         buttons = [
             MenuItem(_("View"), url=url("delivery", instance.pk), icon_name="view", priority=10)
         ]
