@@ -72,7 +72,7 @@ PRUNE_MIN_BATCH = 50
 
 #: The most event ids one selection walks: a range of the primary key that no plan reads
 #: otherwise than in order.
-PRUNE_WINDOW = 20_000
+PRUNE_WINDOW = 4000
 
 #: Seconds the prune waits between two batches, at least; and how many times as long as the
 #: batch took, at least: so that it takes a share of the database (a tenth of one connection's
@@ -329,7 +329,12 @@ def prune(
     began = time.monotonic()
     total = PruneResult()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT MIN(id), MAX(id) FROM {t.event}")  # noqa: S608
+        # The ids the old events lie between (the newest old one is looked for from the top of
+        # the primary key down, through the recent events only).
+        cursor.execute(
+            f"SELECT MIN(id), MAX(id) FROM {t.event} WHERE created_at < %s",  # noqa: S608
+            [cutoff],
+        )
         first, last = cursor.fetchone()
     if first is None:
         return total
@@ -344,29 +349,29 @@ def prune(
             candidates = _candidates(
                 cursor, t, after=after, until=until, cutoff=cutoff, limit=limit
             )
-        if not candidates:
-            after, span = until, min(span * 2, PRUNE_WINDOW)
-            continue
         batch = _fill(candidates, size)
         if len(batch) == len(candidates) < limit:
             after, span = until, min(span * 2, PRUNE_WINDOW)  # the window is done
         else:
             after = batch[-1].event
-        done = _prune_batch(connection, t, batch, size)
+        if batch:
+            done = _prune_batch(connection, t, batch, size)
+            for name in ("events", "deliveries", "attempts", "links", "batches"):
+                setattr(total, name, getattr(total, name) + getattr(done, name))
+            size = _next_size(size, done.rows, time.monotonic() - started, most=most)
+            # Ask next time for about as many events as fit in the next batch at this one's
+            # density.
+            rows = max(sum(len(c.deliveries) for c in batch), sum(c.attempts for c in batch), 1)
+            limit = max(1, min(size, len(batch) * size * 5 // (rows * 4) + 1))
+            if progress is not None:
+                progress(total)
         took = time.monotonic() - started
-        for name in ("events", "deliveries", "attempts", "links", "batches"):
-            setattr(total, name, getattr(total, name) + getattr(done, name))
-        size = _next_size(size, done.rows, took, most=most)
-        # Ask next time for about as many events as fit in the next batch at this one's density.
-        rows = max(sum(len(c.deliveries) for c in batch), sum(c.attempts for c in batch), 1)
-        limit = max(1, min(size, len(batch) * size * 5 // (rows * 4) + 1))
-        if progress is not None:
-            progress(total)
         if max_seconds is not None and time.monotonic() - began >= max_seconds:
             total.finished = after >= last
             return total
-        if pause > 0:
-            time.sleep(max(pause, took * PRUNE_REST))
+        if pause > 0 and after < last:
+            # A read of a window with nothing to delete rests as well, as long as it took.
+            time.sleep(max(pause, took * PRUNE_REST) if batch else took * PRUNE_REST)
     return total
 
 
