@@ -44,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,8 @@ def _scans(connection: Any, sql: str, params: Any) -> list[str]:
 
 def prune_child(days: int, pipe: Any, paused: Any, idle: Any) -> None:
     """Run the prune with its defaults, timing every statement and every batch. Between two
-    batches it holds still while ``paused`` is set (saying so with ``idle``), so that publishes
-    can be timed without it in the middle of its run."""
+    batches (in its rest, or past it) it holds still while ``paused`` is set (saying so with
+    ``idle``), so that publishes can be timed without it in the middle of its run."""
     from django.db import connection
 
     from wagtail_publish_hooks import upkeep
@@ -155,6 +156,18 @@ def prune_child(days: int, pipe: Any, paused: Any, idle: Any) -> None:
             transactions.append(time.perf_counter() - began)
 
     upkeep._prune_batch = timed_batch
+
+    def rest(seconds: float) -> None:
+        # The prune's rest between two batches: it runs nothing, so it counts as held when a
+        # hold is asked for meanwhile, and a hold asked for goes on past it until released.
+        idle.set()
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.005))
+        hold(paused, idle)
+        idle.clear()
+
+    upkeep.time = types.SimpleNamespace(monotonic=time.monotonic, sleep=rest)  # type: ignore[assignment]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_backend_pid()" if connection.vendor == "postgresql" else "SELECT 0"

@@ -354,18 +354,18 @@ def prune(
             after, span = until, min(span * 2, PRUNE_WINDOW)  # the window is done
         else:
             after = batch[-1].event
-        if batch:
-            done = _prune_batch(connection, t, batch, size)
+        done = _prune_batch(connection, t, batch, size) if batch else None
+        took = time.monotonic() - started  # the selection and the batch, not the progress
+        if done is not None:
             for name in ("events", "deliveries", "attempts", "links", "batches"):
                 setattr(total, name, getattr(total, name) + getattr(done, name))
-            size = _next_size(size, done.rows, time.monotonic() - started, most=most)
+            size = _next_size(size, done.rows, took, most=most)
             # Ask next time for about as many events as fit in the next batch at this one's
             # density.
             rows = max(sum(len(c.deliveries) for c in batch), sum(c.attempts for c in batch), 1)
             limit = max(1, min(size, len(batch) * size * 5 // (rows * 4) + 1))
             if progress is not None:
                 progress(total)
-        took = time.monotonic() - started
         if max_seconds is not None and time.monotonic() - began >= max_seconds:
             total.finished = after >= last
             return total
