@@ -154,39 +154,44 @@ def _marks(values: Sequence[Any]) -> str:
 
 def _candidates(
     cursor: Any, t: _Tables, *, after: int, until: int, cutoff: Any, limit: int
-) -> list[_Candidate]:
-    """The first ``limit`` prunable events with an id in (``after``, ``until``], each with its
-    deliveries. A range of the primary key, walked in order (whatever share of the table is
-    old, no plan sorts the old events first); the open-delivery checks use the event index of
-    the deliveries and of the links; each delivery's attempts are its counter, not a count."""
+) -> tuple[list[_Candidate], int, int]:
+    """The prunable events among the first ``limit`` old events with an id in (``after``,
+    ``until``], each with its deliveries; and how many old events were read, and the last one's
+    id. A range of the primary key, walked in order (whatever share of the table is old, no plan
+    sorts the old events first). What keeps an event is looked at per event through indexes:
+    its deliveries' statuses come with them (the event index of the deliveries), and whether it
+    was merged into a delivery still to be sent is a look-up by the event index of the links:
+    no plan reads every delivery still to be sent, however many there are. Each delivery's
+    attempts are its counter, not a count."""
     opened = [str(status) for status in OPEN_STATUSES]
     sql = f"""
-        SELECT c.id, d.id, d.attempts
+        SELECT c.id, c.merged, d.id, d.attempts, d.status
         FROM (
-            SELECT e.id FROM {t.event} e
-            WHERE e.id > %s AND e.id <= %s AND e.created_at < %s
-            AND NOT EXISTS (
-                SELECT 1 FROM {t.delivery} o
-                WHERE o.event_id = e.id AND o.status IN ({_marks(opened)}))
-            AND NOT EXISTS (
+            SELECT e.id, EXISTS (
                 SELECT 1 FROM {t.link} m INNER JOIN {t.delivery} o ON o.id = m.delivery_id
-                WHERE m.event_id = e.id AND o.status IN ({_marks(opened)}))
+                WHERE m.event_id = e.id AND o.status IN ({_marks(opened)})) AS merged
+            FROM {t.event} e
+            WHERE e.id > %s AND e.id <= %s AND e.created_at < %s
             ORDER BY e.id
             LIMIT %s
         ) c
         LEFT OUTER JOIN {t.delivery} d ON d.event_id = c.id
         ORDER BY c.id, d.id
     """  # noqa: S608 (the package's own table names; values are parameters)
-    cursor.execute(sql, [after, until, cutoff, *opened, *opened, limit])
+    cursor.execute(sql, [*opened, after, until, cutoff, limit])
     found: dict[int, _Candidate] = {}
-    for event, delivery, attempts in cursor.fetchall():
+    kept: set[int] = set()
+    for event, merged, delivery, attempts, status in cursor.fetchall():
         candidate = found.get(event)
         if candidate is None:
             candidate = found[event] = _Candidate(event)
+        if merged or status in opened:
+            kept.add(event)
         if delivery is not None:
             candidate.deliveries.append(delivery)
             candidate.attempts += attempts or 0
-    return list(found.values())
+    read = list(found)
+    return [c for c in found.values() if c.event not in kept], len(read), read[-1] if read else 0
 
 
 def _fill(candidates: list[_Candidate], size: int) -> list[_Candidate]:
@@ -346,14 +351,16 @@ def prune(
         started = time.monotonic()  # the rest is measured on the selection and the batch
         until = min(last, after + span)
         with connection.cursor() as cursor:
-            candidates = _candidates(
+            candidates, read, last_read = _candidates(
                 cursor, t, after=after, until=until, cutoff=cutoff, limit=limit
             )
         batch = _fill(candidates, size)
-        if len(batch) == len(candidates) < limit:
-            after, span = until, min(span * 2, PRUNE_WINDOW)  # the window is done
-        else:
+        if len(batch) < len(candidates):
             after = batch[-1].event
+        elif read == limit:
+            after = last_read
+        else:
+            after, span = until, min(span * 2, PRUNE_WINDOW)  # the window is done
         done = _prune_batch(connection, t, batch, size) if batch else None
         took = time.monotonic() - started  # the selection and the batch, not the progress
         if done is not None:

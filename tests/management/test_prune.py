@@ -220,7 +220,7 @@ def test_a_delivery_redelivered_after_the_selection_stays_with_its_event_and_att
     with connection.cursor() as cursor:
         tables = upkeep._Tables(connection)
         cutoff = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=30))
-        candidates = upkeep._candidates(
+        candidates, _, _ = upkeep._candidates(
             cursor, tables, after=0, until=old.pk, cutoff=cutoff, limit=10
         )
     assert [c.event for c in candidates] == [old.pk]
@@ -243,7 +243,7 @@ def test_an_event_merged_into_a_delivery_redelivered_after_the_selection_stays()
     with connection.cursor() as cursor:
         tables = upkeep._Tables(connection)
         cutoff = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=30))
-        candidates = upkeep._candidates(
+        candidates, _, _ = upkeep._candidates(
             cursor, tables, after=0, until=old.pk, cutoff=cutoff, limit=10
         )
     assert [c.event for c in candidates] == [old.pk]
