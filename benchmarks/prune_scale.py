@@ -18,7 +18,10 @@ Printed:
   longer than it), and on PostgreSQL the oldest transaction of the prune's backend seen by
   sampling ``pg_stat_activity``, and whether a publish was ever seen waiting for a lock;
 - the publishes' median and p95 while the prune runs, as ratios to those of the same run's
-  publishes with no prune running (before and after it).
+  publishes with no prune running: while it is held between two batches (it works ``--phase``
+  seconds, then is held, in turn), and before and after it; and the median, over the turns, of
+  each turn's ratio (publishes while it worked against those of the hold that followed), which
+  the machine's load drifting over the run does not skew.
 
 Checks (any size; the exit status is 1 when one fails, never because of a timing): no ``DELETE``
 of the prune removes more rows than the batch size, and the plans of the prune's statements
@@ -41,6 +44,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +111,8 @@ def _scans(connection: Any, sql: str, params: Any) -> list[str]:
 
 def prune_child(days: int, pipe: Any, paused: Any, idle: Any) -> None:
     """Run the prune with its defaults, timing every statement and every batch. Between two
-    batches it holds still while ``paused`` is set (saying so with ``idle``), so that publishes
-    can be timed without it in the middle of its run."""
+    batches (in its rest, or past it) it holds still while ``paused`` is set (saying so with
+    ``idle``), so that publishes can be timed without it in the middle of its run."""
     from django.db import connection
 
     from wagtail_publish_hooks import upkeep
@@ -152,6 +156,18 @@ def prune_child(days: int, pipe: Any, paused: Any, idle: Any) -> None:
             transactions.append(time.perf_counter() - began)
 
     upkeep._prune_batch = timed_batch
+
+    def rest(seconds: float) -> None:
+        # The prune's rest between two batches: it runs nothing, so it counts as held when a
+        # hold is asked for meanwhile, and a hold asked for goes on past it until released.
+        idle.set()
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.005))
+        hold(paused, idle)
+        idle.clear()
+
+    upkeep.time = types.SimpleNamespace(monotonic=time.monotonic, sleep=rest)  # type: ignore[assignment]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_backend_pid()" if connection.vendor == "postgresql" else "SELECT 0"
@@ -223,18 +239,22 @@ def publish_for(page: Any, seconds: float, gap: float) -> list[float]:
 
 def publish_alternating(
     page: Any, child: Any, paused: Any, idle: Any, gap: float, phase: tuple[float, float]
-) -> tuple[list[float], list[float]]:
+) -> tuple[list[float], list[float], list[float]]:
     """While the prune runs, let it work for ``phase[0]`` seconds, then hold it for
     ``phase[1]``, and so on, publishing all along: the times of the publishes made while it
-    worked (its pauses between batches included), and of those made while it was held."""
+    worked (its pauses between batches included), of those made while it was held, and for each
+    turn of work and hold that has at least two publishes in each, the ratio of the two medians
+    (a pairing that cancels the machine's load drifting over the run)."""
     during: list[float] = []
     held: list[float] = []
+    turns: list[tuple[list[float], list[float]]] = [([], [])]
     switch = time.monotonic() + phase[0]
     while child.is_alive():
         if time.monotonic() >= switch:
             if paused.is_set():
                 paused.clear()
                 switch = time.monotonic() + phase[0]
+                turns.append(([], []))
             else:
                 paused.set()
                 switch = time.monotonic() + phase[1]
@@ -245,11 +265,18 @@ def publish_alternating(
         after = "held" if paused.is_set() and idle.is_set() else "" if paused.is_set() else "on"
         if state == after == "on":
             during.append(took)
+            turns[-1][0].append(took)
         elif state == after == "held":
             held.append(took)
+            turns[-1][1].append(took)
         time.sleep(gap)
     paused.clear()
-    return during, held
+    paired = [
+        statistics.median(on) / statistics.median(off)
+        for on, off in turns
+        if len(on) >= 2 and len(off) >= 2
+    ]
+    return during, held, paired
 
 
 class Watch(threading.Thread):
@@ -319,7 +346,7 @@ def run_one(
         if connection.vendor == "postgresql":
             watch = Watch(pid)
             watch.start()
-        during, held = publish_alternating(page, child, paused, idle, gap, phase)
+        during, held, paired = publish_alternating(page, child, paused, idle, gap, phase)
         child.join()
         result = here.recv() if here.poll(5) else {}
         if watch is not None:
@@ -349,6 +376,9 @@ def run_one(
             "held": len(held),
             "held_median_ms": statistics.median(held) * 1000 if held else float("nan"),
             "held_p95_ms": percentile(held, 0.95) * 1000 if held else float("nan"),
+            "paired_turns": len(paired),
+            "paired_median_ratio": statistics.median(paired) if paired else float("nan"),
+            "paired_ratios": [round(r, 3) for r in paired],
         },
     }
 
@@ -408,6 +438,13 @@ def report(figures: dict[str, Any]) -> list[str]:
             f"{pubs['held_p95_ms']:.2f} → {pubs['during_p95_ms']:.2f} ms "
             f"({pubs['during_p95_ms'] / pubs['held_p95_ms']:.2f} x)"
         )
+    if pubs["paired_turns"]:
+        print(
+            f"  paired by turn ({pubs['paired_turns']} turns of work then hold): median of the "
+            f"turns' ratios **{pubs['paired_median_ratio']:.2f} x** (quartiles "
+            f"{percentile(pubs['paired_ratios'], 0.25):.2f} to "
+            f"{percentile(pubs['paired_ratios'], 0.75):.2f})"
+        )
     failed = []
     if prune["most_rows"] > prune["batch_size"]:
         failed.append(
@@ -449,9 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--phase",
-        default="4,2",
+        default="2,1",
         help="Seconds the prune works, then is held between two batches, in turn, while "
-        "publishes are timed (default 4,2).",
+        "publishes are timed (default 2,1).",
     )
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON too.")
     args = parser.parse_args(argv)

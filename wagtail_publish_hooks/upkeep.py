@@ -62,11 +62,23 @@ def sweep() -> SweepResult:
 #: within it, deleted in one short transaction.
 PRUNE_BATCH_SIZE = 2000
 
+#: Seconds one batch's transaction should take: the batch grows or shrinks (within
+#: ``PRUNE_BATCH_SIZE`` rows per table) to the rows the last batches deleted in that time, so
+#: that the locks a batch holds (SQLite's write lock, which a publish waits for) stay short on a
+#: slow or loaded database as well as on a fast one.
+PRUNE_BATCH_SECONDS = 0.05
+#: The fewest rows per table a batch is shrunk to.
+PRUNE_MIN_BATCH = 50
+
+#: The most event ids one selection walks: a range of the primary key that no plan reads
+#: otherwise than in order.
+PRUNE_WINDOW = 4000
+
 #: Seconds the prune waits between two batches, at least; and how many times as long as the
-#: batch took, at least: so that it takes a share of the database (a quarter of one
-#: connection's time) and leaves the rest to publishes and workers, however slow the machine.
+#: batch took, at least: so that it takes a share of the database (a tenth of one connection's
+#: time) and leaves the rest to publishes and workers, however slow the machine.
 PRUNE_PAUSE = 0.05
-PRUNE_REST = 3.0
+PRUNE_REST = 9.0
 
 #: Seconds between a prune task run that stopped at ``MAX_RUN_SECONDS`` with old events left
 #: and the run that goes on with them: a worker shared with deliveries is never held for long,
@@ -114,8 +126,9 @@ class PruneResult:
 class _Candidate:
     event: int
     deliveries: list[int] = field(default_factory=list)
+    #: The deliveries' ``attempts`` counters: what their attempts are expected to be (the
+    #: statements deleting them are bounded whatever the rows turn out to be).
     attempts: int = 0
-    links: int = 0
 
 
 class _Tables:
@@ -139,57 +152,72 @@ def _marks(values: Sequence[Any]) -> str:
     return ", ".join(["%s"] * len(values))
 
 
-def _candidates(cursor: Any, t: _Tables, *, after: int, cutoff: Any, limit: int) -> list:
-    """The next ``limit`` prunable events after id ``after``, each with its deliveries and the
-    number of rows hanging on them. The open-delivery checks use the event index of the
-    deliveries and of the links; the walk goes by primary key, never over the table."""
+def _candidates(
+    cursor: Any, t: _Tables, *, after: int, until: int, cutoff: Any, limit: int
+) -> tuple[list[_Candidate], int, int]:
+    """The prunable events among the first ``limit`` old events with an id in (``after``,
+    ``until``], each with its deliveries; and how many old events were read, and the last one's
+    id. A range of the primary key, walked in order (whatever share of the table is old, no plan
+    sorts the old events first). What keeps an event is looked at per event through indexes:
+    its deliveries' statuses come with them (the event index of the deliveries), and whether it
+    was merged into a delivery still to be sent is a look-up by the event index of the links:
+    no plan reads every delivery still to be sent, however many there are. Each delivery's
+    attempts are its counter, not a count."""
     opened = [str(status) for status in OPEN_STATUSES]
     sql = f"""
-        SELECT c.id, d.id,
-            (SELECT COUNT(*) FROM {t.attempt} a WHERE a.delivery_id = d.id),
-            (SELECT COUNT(*) FROM {t.link} l WHERE l.delivery_id = d.id),
-            (SELECT COUNT(*) FROM {t.link} l WHERE l.event_id = c.id)
+        SELECT c.id, c.merged, d.id, d.attempts, d.status
         FROM (
-            SELECT e.id FROM {t.event} e
-            WHERE e.id > %s AND e.created_at < %s
-            AND NOT EXISTS (
-                SELECT 1 FROM {t.delivery} o
-                WHERE o.event_id = e.id AND o.status IN ({_marks(opened)}))
-            AND NOT EXISTS (
+            SELECT e.id, EXISTS (
                 SELECT 1 FROM {t.link} m INNER JOIN {t.delivery} o ON o.id = m.delivery_id
-                WHERE m.event_id = e.id AND o.status IN ({_marks(opened)}))
+                WHERE m.event_id = e.id AND o.status IN ({_marks(opened)})) AS merged
+            FROM {t.event} e
+            WHERE e.id > %s AND e.id <= %s AND e.created_at < %s
             ORDER BY e.id
             LIMIT %s
         ) c
         LEFT OUTER JOIN {t.delivery} d ON d.event_id = c.id
         ORDER BY c.id, d.id
     """  # noqa: S608 (the package's own table names; values are parameters)
-    cursor.execute(sql, [after, cutoff, *opened, *opened, limit])
+    cursor.execute(sql, [*opened, after, until, cutoff, limit])
     found: dict[int, _Candidate] = {}
-    for event, delivery, attempts, delivery_links, event_links in cursor.fetchall():
+    kept: set[int] = set()
+    for event, merged, delivery, attempts, status in cursor.fetchall():
         candidate = found.get(event)
         if candidate is None:
-            candidate = found[event] = _Candidate(event, links=event_links)
+            candidate = found[event] = _Candidate(event)
+        if merged or status in opened:
+            kept.add(event)
         if delivery is not None:
             candidate.deliveries.append(delivery)
-            candidate.attempts += attempts
-            candidate.links += delivery_links
-    return list(found.values())
+            candidate.attempts += attempts or 0
+    read = list(found)
+    return [c for c in found.values() if c.event not in kept], len(read), read[-1] if read else 0
 
 
 def _fill(candidates: list[_Candidate], size: int) -> list[_Candidate]:
-    """The longest run of ``candidates`` whose rows stay within ``size`` in each table (at
-    least one: an event with more rows than that is deleted by several statements)."""
+    """The longest run of ``candidates`` whose deliveries and expected attempts stay within
+    ``size`` (at least one: an event with more rows than that is deleted by several
+    statements)."""
     taken: list[_Candidate] = []
-    deliveries = attempts = links = 0
+    deliveries = attempts = 0
     for candidate in candidates:
         deliveries += len(candidate.deliveries)
         attempts += candidate.attempts
-        links += candidate.links
-        if taken and (len(taken) >= size or max(deliveries, attempts, links) > size):
+        if taken and (len(taken) >= size or max(deliveries, attempts) > size):
             break
         taken.append(candidate)
     return taken
+
+
+def _next_size(size: int, rows: int, took: float, *, most: int) -> int:
+    """The rows per table of the next batch: as many as the last one's pace deletes in
+    ``PRUNE_BATCH_SECONDS`` (``rows`` deleted in ``took`` seconds, all tables), at most twice
+    ``size`` and at least half of it, within ``PRUNE_MIN_BATCH`` and ``most``."""
+    if took <= 0 or rows <= 0:
+        return min(most, size * 2)
+    # The batch's size counts the rows of its largest table, about half of all its rows.
+    fits = round(rows / 2 * PRUNE_BATCH_SECONDS / took)
+    return max(min(PRUNE_MIN_BATCH, most), min(most, size * 2, max(fits, size // 2)))
 
 
 def _delete(
@@ -198,17 +226,18 @@ def _delete(
     column: str,
     ids: list[int],
     *,
-    expected: int,
     size: int,
+    exact: bool = False,
     condition: str = "",
     params: Sequence[Any] = (),
 ) -> int:
     """Delete the rows of ``table`` whose ``column`` is in ``ids`` (and ``condition``): one
-    statement when at most ``size`` are expected, else statements of ``size`` rows each."""
+    statement when ``exact`` (``ids`` are the table's own, at most ``size``), else statements of
+    at most ``size`` rows each, until one deletes fewer."""
     if not ids:
         return 0
     where = f"{column} IN ({_ints(ids)}){condition}"
-    if expected <= size:
+    if exact:
         cursor.execute(f"DELETE FROM {table} WHERE {where}", params)  # noqa: S608
         return max(cursor.rowcount, 0)
     deleted = 0
@@ -240,8 +269,8 @@ def _prune_batch(connection: Any, t: _Tables, batch: list[_Candidate], size: int
             t.delivery,
             "id",
             deliveries,
-            expected=len(deliveries),
             size=size,
+            exact=len(deliveries) <= size,
             condition=f" AND status IN ({_marks(final)})",
             params=final,
         )
@@ -251,12 +280,8 @@ def _prune_batch(connection: Any, t: _Tables, batch: list[_Candidate], size: int
             kept = cursor.fetchall()
             deliveries = sorted(set(deliveries) - {pk for pk, _ in kept})
             events = sorted(set(events) - {event for _, event in kept})
-        attempts = sum(candidate.attempts for candidate in batch)
-        links = sum(candidate.links for candidate in batch)
-        done.attempts = _delete(
-            cursor, t.attempt, "delivery_id", deliveries, expected=attempts, size=size
-        )
-        done.links = _delete(cursor, t.link, "delivery_id", deliveries, expected=links, size=size)
+        done.attempts = _delete(cursor, t.attempt, "delivery_id", deliveries, size=size)
+        done.links = _delete(cursor, t.link, "delivery_id", deliveries, size=size)
         # An event that something still needs after all (a delivery recorded for it, or one it
         # was merged into redelivered, since the selection) stays, with its links.
         opened = [str(status) for status in OPEN_STATUSES]
@@ -273,8 +298,8 @@ def _prune_batch(connection: Any, t: _Tables, batch: list[_Candidate], size: int
                 table,
                 column,
                 events,
-                expected=links if table == t.link else len(events),
                 size=size,
+                exact=table == t.event and len(events) <= size,
                 condition=unneeded,
                 params=opened,
             )
@@ -296,44 +321,65 @@ def prune(
 ) -> PruneResult:
     """Delete finished events older than ``days`` days (:func:`old_finished_events`), with
     their deliveries, attempts and coalesced links, in batches of at most ``batch_size`` rows
-    per table, each in its own short transaction, ``pause`` seconds apart.
+    per table (fewer when that many take longer than ``PRUNE_BATCH_SECONDS``), each in its own
+    short transaction, ``pause`` seconds apart at least (``PRUNE_REST`` times the batch's time).
 
     Set-based ``DELETE``\\ s by primary key: no row is loaded into Python and no delete signal
     is sent. A link from a delivery that stays to an event that goes is removed, as Django's
     cascade would. ``max_seconds``: stop after that long (``finished`` is then ``False``)."""
-    size = max(1, int(batch_size))
+    most = max(1, int(batch_size))
     connection = connections[using or router.db_for_write(Event)]
     t = _Tables(connection)
     cutoff = connection.ops.adapt_datetimefield_value(retention_cutoff(days))
     began = time.monotonic()
     total = PruneResult()
-    after, limit = 0, min(size, 100)
-    while True:
+    with connection.cursor() as cursor:
+        # The ids the old events lie between (the newest old one is looked for from the top of
+        # the primary key down, through the recent events only).
+        cursor.execute(
+            f"SELECT MIN(id), MAX(id) FROM {t.event} WHERE created_at < %s",  # noqa: S608
+            [cutoff],
+        )
+        first, last = cursor.fetchone()
+    if first is None:
+        return total
+    # The walk: windows of ids, (after, after + span]; a window with fewer old events than
+    # asked for is done, and the next one is wider.
+    after, size = first - 1, min(most, 200)
+    limit, span = size, min(size * 2, PRUNE_WINDOW)
+    while after < last:
         started = time.monotonic()  # the rest is measured on the selection and the batch
+        until = min(last, after + span)
         with connection.cursor() as cursor:
-            candidates = _candidates(cursor, t, after=after, cutoff=cutoff, limit=limit)
-        if not candidates:
-            return total
-        batch, limit_asked = _fill(candidates, size), limit
-        done = _prune_batch(connection, t, batch, size)
-        rest = max(pause, (time.monotonic() - started) * PRUNE_REST) if pause > 0 else 0
-        for name in ("events", "deliveries", "attempts", "links", "batches"):
-            setattr(total, name, getattr(total, name) + getattr(done, name))
-        after = batch[-1].event
-        # Ask next time for about as many events as fit in a batch at this one's density.
-        if len(batch) == len(candidates):
-            limit = min(size, limit * 2)
+            candidates, read, last_read = _candidates(
+                cursor, t, after=after, until=until, cutoff=cutoff, limit=limit
+            )
+        batch = _fill(candidates, size)
+        if len(batch) < len(candidates):
+            after = batch[-1].event
+        elif read == limit:
+            after = last_read
         else:
-            limit = min(size, len(batch) * 5 // 4 + 1)
-        if progress is not None:
-            progress(total)
-        if len(batch) == len(candidates) < limit_asked:
-            return total  # the last of them
+            after, span = until, min(span * 2, PRUNE_WINDOW)  # the window is done
+        done = _prune_batch(connection, t, batch, size) if batch else None
+        took = time.monotonic() - started  # the selection and the batch, not the progress
+        if done is not None:
+            for name in ("events", "deliveries", "attempts", "links", "batches"):
+                setattr(total, name, getattr(total, name) + getattr(done, name))
+            size = _next_size(size, done.rows, took, most=most)
+            # Ask next time for about as many events as fit in the next batch at this one's
+            # density.
+            rows = max(sum(len(c.deliveries) for c in batch), sum(c.attempts for c in batch), 1)
+            limit = max(1, min(size, len(batch) * size * 5 // (rows * 4) + 1))
+            if progress is not None:
+                progress(total)
         if max_seconds is not None and time.monotonic() - began >= max_seconds:
-            total.finished = False
+            total.finished = after >= last
             return total
-        if rest:
-            time.sleep(rest)
+        if pause > 0 and after < last:
+            # A read of a window with nothing to delete rests as well, as long as it took.
+            time.sleep(max(pause, took * PRUNE_REST) if batch else took * PRUNE_REST)
+    return total
 
 
 def prune_now() -> PruneResult | str:

@@ -129,15 +129,19 @@ def test_batches_are_bounded_and_counted():
 
     assert done.batches == 3 and done.events == 30 and done.attempts == 30
     assert not Event.objects.exists() and not Attempt.objects.exists()
-    # Each batch: one selection, then five DELETEs (deliveries, attempts, the links from
-    # either side, events), each of at most 10 rows; and one selection finding nothing. The
-    # first statement of a batch's transaction is a write: SQLite takes its write lock there,
-    # and never has to turn a read lock into a write lock while a publish writes.
+    # The range of event ids, read once; then each batch: one selection, then the DELETEs
+    # (deliveries, attempts, the links from either side, events), each of at most 10 rows. The
+    # attempts, counted from the deliveries' counters, are deleted in statements of at most a
+    # batch until one deletes fewer: here the first deleted 10, so a second finds none. The walk
+    # ends at the last event id, with no selection finding nothing. The first statement of a
+    # batch's transaction is a write: SQLite takes its write lock there, and never has to turn
+    # a read lock into a write lock while a publish writes.
     statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
     work = [s for s in statements if s in ("SELECT", "DELETE")]
-    assert work == (["SELECT"] + ["DELETE"] * 5) * 3 + ["SELECT"]
-    assert len(counts.deletes) == 15
-    assert max(rows for _, rows in counts.deletes) == 10
+    assert work == ["SELECT"] + (["SELECT"] + ["DELETE"] * 6) * 3
+    tables = [table.rsplit("_", 1)[-1] for table, _ in counts.deletes]
+    assert tables == ["delivery", "attempt", "attempt", "events", "events", "event"] * 3
+    assert [rows for _, rows in counts.deletes] == [10, 10, 0, 0, 0, 10] * 3
 
 
 def test_an_event_with_more_rows_than_a_batch_goes_in_several_bounded_statements():
@@ -155,6 +159,60 @@ def test_an_event_with_more_rows_than_a_batch_goes_in_several_bounded_statements
     assert sum(rows for table, rows in counts.deletes if table.endswith("_attempt")) == 28
 
 
+def test_attempts_beyond_a_deliverys_counter_still_go_in_bounded_statements():
+    # The selection sizes a batch by the deliveries' attempts counters, an estimate: the
+    # statements deleting attempts are bounded whatever the rows turn out to be.
+    old = event()
+    made = delivery(old, attempts=0)
+    Attempt.objects.bulk_create(
+        Attempt(delivery=made, number=n, outcome="success") for n in range(1, 26)
+    )
+    counts = Rowcounts()
+    with connection.execute_wrapper(counts):
+        done = prune(30, batch_size=10, pause=0)
+
+    assert (done.events, done.deliveries, done.attempts) == (1, 1, 25)
+    assert not Attempt.objects.exists()
+    attempts = [rows for table, rows in counts.deletes if table.endswith("_attempt")]
+    assert attempts == [10, 10, 5]
+
+
+def test_the_walk_crosses_kept_events_and_gaps_in_the_ids(monkeypatch):
+    # Old events apart from each other, among recent ones and after a run of them longer than
+    # the widest window of ids one selection reads: each window is walked, none is skipped.
+    monkeypatch.setattr(upkeep, "PRUNE_WINDOW", 4)
+    old = []
+    for n in range(12):
+        old.append(event())
+        if n % 3 == 0:
+            event(age=timedelta(days=1))
+    recent = [event(age=timedelta(days=1)) for _ in range(15)]
+    old += [event() for _ in range(3)]
+    for made in old:
+        delivery(made)
+
+    done = prune(30, batch_size=2, pause=0)
+
+    assert (done.events, done.deliveries) == (15, 15)
+    assert not Event.objects.filter(pk__in=[e.pk for e in old]).exists()
+    assert pks(Event.objects.all()) >= {e.pk for e in recent}
+    assert Event.objects.count() == 4 + 15
+
+
+def test_a_batch_grows_when_quick_and_shrinks_when_slow_within_its_bounds():
+    size = upkeep._next_size
+    target = upkeep.PRUNE_BATCH_SECONDS
+    # Quick: at most twice as many rows, never more than the batch size asked for.
+    assert size(200, rows=400, took=target / 100, most=2000) == 400
+    assert size(1500, rows=3000, took=target / 100, most=2000) == 2000
+    # Slow: the rows that fit in the time aimed at, at most halved, never below the least.
+    assert size(1000, rows=2000, took=target * 2, most=2000) == 500
+    assert size(1000, rows=2000, took=target * 1.25, most=2000) == 800
+    assert size(60, rows=120, took=target * 100, most=2000) == upkeep.PRUNE_MIN_BATCH
+    assert size(5, rows=10, took=target * 100, most=5) == 5
+    assert size(200, rows=0, took=0.0, most=2000) == 400
+
+
 def test_a_delivery_redelivered_after_the_selection_stays_with_its_event_and_attempts():
     old = event()
     gone = delivery(old)
@@ -162,7 +220,9 @@ def test_a_delivery_redelivered_after_the_selection_stays_with_its_event_and_att
     with connection.cursor() as cursor:
         tables = upkeep._Tables(connection)
         cutoff = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=30))
-        candidates = upkeep._candidates(cursor, tables, after=0, cutoff=cutoff, limit=10)
+        candidates, _, _ = upkeep._candidates(
+            cursor, tables, after=0, until=old.pk, cutoff=cutoff, limit=10
+        )
     assert [c.event for c in candidates] == [old.pk]
     Delivery.objects.filter(pk=redelivered.pk).redeliver()  # between selection and delete
 
@@ -183,7 +243,9 @@ def test_an_event_merged_into_a_delivery_redelivered_after_the_selection_stays()
     with connection.cursor() as cursor:
         tables = upkeep._Tables(connection)
         cutoff = connection.ops.adapt_datetimefield_value(timezone.now() - timedelta(days=30))
-        candidates = upkeep._candidates(cursor, tables, after=0, cutoff=cutoff, limit=10)
+        candidates, _, _ = upkeep._candidates(
+            cursor, tables, after=0, until=old.pk, cutoff=cutoff, limit=10
+        )
     assert [c.event for c in candidates] == [old.pk]
     Delivery.objects.filter(pk=carrier.pk).redeliver()
 

@@ -32,6 +32,7 @@ from wagtail_publish_hooks.tasks import (
 )
 from wagtail_publish_hooks.upkeep import (
     INTERVALS,
+    PRUNE_BATCH_SECONDS,
     PRUNE_BATCH_SIZE,
     PRUNE_PAUSE,
     PruneResult,
@@ -99,7 +100,8 @@ class Command(BaseCommand):
             default=PRUNE_BATCH_SIZE,
             metavar="ROWS",
             help="The most rows one statement deletes from each table, in a transaction of "
-            f"its own (default: {PRUNE_BATCH_SIZE}).",
+            "its own; each batch is sized to take about "
+            f"{PRUNE_BATCH_SECONDS * 1000:.0f} ms within it (default: {PRUNE_BATCH_SIZE}).",
         )
         prune.add_argument(
             "--pause",
