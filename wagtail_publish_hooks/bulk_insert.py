@@ -92,4 +92,5 @@ def _hashable(value: Any) -> Any:
         return ("list", tuple(_hashable(item) for item in value))
     if isinstance(value, dict):
         return ("dict", tuple(sorted((k, _hashable(v)) for k, v in value.items())))
-    return value
+    # The type too: ``True == 1`` and ``1 == 1.0``, but they are not the same JSON.
+    return (type(value), value)

@@ -142,6 +142,10 @@ class PublishHooksSettings:
     def __init__(self, raw: Mapping[str, Any]) -> None:
         self.raw = raw
         self.numbers = _bounded_numbers(raw)
+        #: The parsed network settings (read at every request's address check).
+        self.networks: dict[
+            str, bool | tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+        ] = {}
 
     def __getattr__(self, name: str) -> Any:
         if name in DEFAULTS:
@@ -180,6 +184,13 @@ class PublishHooksSettings:
         return self._networks("MANAGED_ALLOW_PRIVATE_NETWORKS")
 
     def _networks(
+        self, name: str
+    ) -> bool | tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        if name not in self.networks:
+            self.networks[name] = self._parse_networks(name)
+        return self.networks[name]
+
+    def _parse_networks(
         self, name: str
     ) -> bool | tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         value = getattr(self, name)

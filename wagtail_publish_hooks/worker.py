@@ -26,12 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from django.db import connection, connections, transaction
+from django.db import connection, connections, router, transaction
 from django.db.models import F
 from django.utils import timezone
 
 import wagtail_publish_hooks.operational as operational
 
+from .bulk_insert import can_insert_rows, insert_rows
 from .conf import get_settings, is_builtin_alias
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
@@ -267,7 +268,7 @@ class OutcomeRecorder:
                     delivery.last_error,
                 )
                 kinds.setdefault(key, []).append(delivery.pk)
-            Attempt.objects.bulk_create([outcome.attempt for outcome in outcomes])
+            insert_attempts([outcome.attempt for outcome in outcomes])
             for (status, next_attempt_at, status_code, error_text), pks in kinds.items():
                 changes: dict[str, Any] = {}
                 if next_attempt_at is not None:
@@ -315,6 +316,46 @@ class OutcomeRecorder:
         # may refuse at once).
         rows.update(lease_expires_at=F("lease_expires_at"))
         return set(rows.values_list("pk", flat=True))
+
+
+#: The fields of an attempt the worker sets (the rest take their defaults).
+ATTEMPT_FIELDS = (
+    "delivery",
+    "number",
+    "started_at",
+    "duration_ms",
+    "outcome",
+    "status_code",
+    "error",
+    "request_headers",
+    "response_headers",
+    "response_body",
+    "detail",
+)
+
+
+def insert_attempts(attempts: list[Attempt]) -> None:
+    """Insert ``attempts`` in one statement, without Django preparing every field of every
+    instance again (:func:`~wagtail_publish_hooks.bulk_insert.insert_rows`); with
+    ``bulk_create`` where that cannot return the new rows' keys."""
+    if not attempts:
+        return
+    using = router.db_for_write(Attempt)
+    if not can_insert_rows(using):
+        Attempt.objects.using(using).bulk_create(attempts)
+        return
+    rows = [
+        [
+            attempt.delivery_id if name == "delivery" else getattr(attempt, name)
+            for name in ATTEMPT_FIELDS
+        ]
+        for attempt in attempts
+    ]
+    pks = insert_rows(Attempt(), ATTEMPT_FIELDS, rows, using=using)
+    for attempt, pk in zip(attempts, pks, strict=True):
+        attempt.pk = pk
+        attempt._state.adding = False
+        attempt._state.db = using
 
 
 def in_own_connection(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

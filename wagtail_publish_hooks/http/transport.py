@@ -6,6 +6,7 @@ or query (a Slack or build-hook URL *is* a secret) nor any header value.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -14,6 +15,8 @@ from typing import Any
 
 import requests
 import urllib3
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_auth_from_url
 
 from .._version import __version__
 from ..encoding import encode_json
@@ -139,15 +142,7 @@ def _exchange(
         return DeliveryError(message, request_headers=recorded_headers, **kwargs)
 
     try:
-        response = get_session().request(
-            method,
-            url,
-            data=body,
-            headers=request_headers,
-            timeout=(connect, timeout),
-            allow_redirects=False,
-            stream=True,
-        )
+        response = _send(method, url, body, request_headers, (connect, timeout))
     except requests.exceptions.ConnectTimeout:
         raise failure(f"connection to {describe_url(url)} timed out after {connect:g} s") from None
     except requests.exceptions.ReadTimeout:
@@ -196,6 +191,53 @@ def _exchange(
     )
     raise_for_status(result)
     return result
+
+
+def _send(
+    method: str,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: tuple[float, float],
+) -> requests.Response:
+    """Send one request through this thread's session's (pinning) adapter, never following a
+    redirect, the response left unread.
+
+    This is what ``Session.request(..., allow_redirects=False, stream=True)`` does, without
+    what a delivery never uses: environment settings (``trust_env`` is off), response hooks,
+    the redirect that is not followed, and the session's cookie jar (a cookie one receiver
+    sets is not sent to the next). The URL is prepared once per URL (:func:`_prepared_url`);
+    the headers are validated at every request, as ``requests`` does.
+    """
+    session = get_session()
+    prepared_url, has_credentials = _prepared_url(url)
+    request = requests.PreparedRequest()
+    request.prepare_method(method)
+    request.url = prepared_url
+    merged = CaseInsensitiveDict(session.headers)
+    merged.update(headers)
+    request.prepare_headers(merged)
+    request.prepare_body(body or None, None)
+    if has_credentials:
+        request.prepare_auth(None)  # the URL's user and password, as Basic credentials
+    adapter = session.get_adapter(prepared_url)
+    return adapter.send(
+        request,
+        stream=True,
+        timeout=timeout,
+        verify=True if session.verify is None else session.verify,
+        cert=session.cert,
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared_url(url: str) -> tuple[str, bool]:
+    """``url`` as ``requests`` prepares it (checked, IDNA-encoded, quoted), and whether it
+    holds credentials. A pure function of the text: cached for the few URLs a worker sends to."""
+    request = requests.PreparedRequest()
+    request.prepare_url(url, None)
+    prepared = request.url or ""
+    return prepared, any(get_auth_from_url(prepared))
 
 
 def post_json(
