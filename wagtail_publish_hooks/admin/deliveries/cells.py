@@ -13,6 +13,7 @@ writes it.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,16 +37,19 @@ from wagtail.admin.ui.tables import (
     TitleColumn,
 )
 
+#: Drawn afresh by each process, so that no request can guess them: a stamp may repeat text
+#: the request chose (a ``next`` URL with its query string), which must never become a hole.
+_TOKEN = secrets.token_hex(12)
 #: A stand-in primary key for the rows' URLs in a stamp: reversed like a real one, then made a
-#: hole. Matched only as a whole path segment, never inside an (encoded) query string.
-STAND_IN_PK = 8913402775160244419
-_HOLES = re.compile(r"!hole(\d)!")
+#: hole. Matched only as a whole path segment.
+STAND_IN_PK = 2**62 + secrets.randbelow(2**61)
+_HOLES = re.compile(rf"!hole-{_TOKEN}-(\d)!")
 
 
 def hole(number: int) -> str:
-    """A place in a stamp for a row's value. ``!`` survives HTML escaping but not URL encoding:
-    a hole never comes from a query string a stamp repeats (such as a ``next`` URL)."""
-    return f"!hole{number}!"
+    """A place in a stamp for a row's value: survives HTML escaping, and holds this process's
+    unguessable token."""
+    return f"!hole-{_TOKEN}-{number}!"
 
 
 class Stamp:
