@@ -118,6 +118,14 @@ class PruneResult:
     def rows(self) -> int:
         return self.events + self.deliveries + self.attempts + self.links
 
+    def add(self, other: PruneResult) -> None:
+        """Count ``other``'s rows and batches in this one's."""
+        self.events += other.events
+        self.deliveries += other.deliveries
+        self.attempts += other.attempts
+        self.links += other.links
+        self.batches += other.batches
+
     def __str__(self) -> str:
         return f"{self.events} event(s) deleted" + ("" if self.finished else ", more to delete")
 
@@ -364,8 +372,7 @@ def prune(
         done = _prune_batch(connection, t, batch, size) if batch else None
         took = time.monotonic() - started  # the selection and the batch, not the progress
         if done is not None:
-            for name in ("events", "deliveries", "attempts", "links", "batches"):
-                setattr(total, name, getattr(total, name) + getattr(done, name))
+            total.add(done)
             size = _next_size(size, done.rows, took, most=most)
             # Ask next time for about as many events as fit in the next batch at this one's
             # density.
