@@ -115,11 +115,90 @@ def test_insert_rows_returns_the_keys_in_order_across_batches(monkeypatch):
         pks = insert_rows(
             template, ("destination", "next_attempt_at", "include"), rows, using="default"
         )
-    assert len(captured.captured_queries) == 3  # batches of 2, 2 and 1
+    # SQLite: batches of 2, 2 and 1. PostgreSQL: one statement of arrays, whatever the rows.
+    assert len(captured.captured_queries) == (1 if connection.vendor == "postgresql" else 3)
     written = Delivery.objects.in_bulk(pks)
     assert [
         (written[pk].destination, written[pk].next_attempt_at, written[pk].include) for pk in pks
     ] == rows
+
+
+#: Values that an array literal must quote: separators, quotes, braces, backslashes, NULL-like
+#: text, the empty string, other scripts, and JSON of every shape.
+AWKWARD = [
+    ("plain", {"a": 1}, "{}", 200),
+    ('quote " and \\ backslash', {"text": 'say "hi", {x}'}, "", None),
+    ("comma, {brace} (paren)", [1, "two", None, {"three": [3]}], "NULL", 0),
+    ("NULL", "just a string", "null", 599),
+    ("", 0, "ünïcødé ✓ 中文", 1),
+    ("x" * 90, True, "line\nbreak\ttab", 2**31 - 1),
+]
+
+
+@pytest.mark.skipif(
+    not can_insert_rows("default"), reason="the database cannot return the rows' keys in order"
+)
+def test_insert_rows_keeps_awkward_values_as_they_were(monkeypatch):
+    from wagtail_publish_hooks.models import Attempt
+
+    now = timezone.now()
+    event = Event.objects.create(event_id="evt_z", event_type="page.published", payload={})
+    delivery = Delivery.objects.create(event=event, destination="d")
+    template = Attempt(delivery=delivery, number=1, started_at=now, outcome="success")
+    rows = [
+        (n, error, detail, body, status_code)
+        for n, (error, detail, body, status_code) in enumerate(AWKWARD, start=1)
+    ]
+    with CaptureQueriesContext(connection) as captured:
+        pks = insert_rows(
+            template,
+            ("number", "error", "detail", "response_body", "status_code"),
+            rows,
+            using="default",
+        )
+    assert len(captured.captured_queries) == 1
+    written = Attempt.objects.in_bulk(pks)
+    assert [
+        (
+            written[pk].number,
+            written[pk].error,
+            written[pk].detail,
+            written[pk].response_body,
+            written[pk].status_code,
+        )
+        for pk in pks
+    ] == rows
+    for pk in pks:  # the shared values, each sent once
+        assert (written[pk].delivery_id, written[pk].started_at) == (delivery.pk, now)
+        assert written[pk].outcome == "success" and written[pk].request_headers == {}
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="the arrays' insert is PostgreSQL's (a PostgreSQL run)",
+)
+def test_postgresql_sends_one_parameter_per_field_however_many_rows():
+    """The statement's parameters: one per shared field, one array per varying field, so that
+    the client (which quotes each parameter into the text) does work per field, not per value."""
+    now = timezone.now()
+    event = Event.objects.create(event_id="evt_w", event_type="page.published", payload={})
+    template = Delivery(event=event, destination="", next_attempt_at=now, created_at=now)
+    fields = [f for f in Delivery._meta.concrete_fields if not f.primary_key]
+    seen: list[tuple[str, int]] = []
+
+    def count_parameters(execute, sql, params, many, context):
+        seen.append((sql, len(params)))
+        return execute(sql, params, many, context)
+
+    rows = [(f"dest-{n}", []) for n in range(300)]
+    with connection.execute_wrapper(count_parameters):
+        pks = insert_rows(template, ("destination", "include"), rows, using="default")
+    [(sql, parameters)] = seen
+    assert "unnest(" in sql
+    assert parameters == len(fields)
+    assert list(
+        Delivery.objects.filter(pk__in=pks).order_by("pk").values_list("destination", flat=True)
+    ) == [f"dest-{n}" for n in range(300)]
 
 
 def test_insert_deliveries_falls_back_to_bulk_create(monkeypatch):
