@@ -305,3 +305,29 @@ def test_the_migration_goes_on_without_the_trigram_index_when_it_may_not_create_
     assert not any("CREATE INDEX" in sql for sql in cursor.statements)
     assert "pg_trgm extension could not be created" in caplog.text
     assert "wph_event_title_trgm" in caplog.text
+
+
+@postgres_only
+def test_the_capped_count_starts_no_parallel_workers(admin_client):
+    """Starting parallel workers costs more than counting 10,001 rows without them: the count
+    runs with them off, and the setting ends with its transaction."""
+    make_delivery("One", status=DeliveryStatus.FAILED)
+    during: list[str] = []
+
+    def setting() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW max_parallel_workers_per_gather")
+            return cursor.fetchone()[0]
+
+    def spy(execute, sql, params, many, context):
+        if sql.upper().startswith("SELECT COUNT("):
+            raw = context["connection"].connection  # the driver's: no wrapper runs again
+            during.append(raw.execute("SHOW max_parallel_workers_per_gather").fetchone()[0])
+        return execute(sql, params, many, context)
+
+    before = setting()
+    with connection.execute_wrapper(spy):
+        response = admin_client.get(reverse("wagtail_publish_hooks:deliveries") + "?status=failed")
+    assert response.status_code == 200 and "One" in " ".join(rows(response))
+    assert during == ["0"]
+    assert before != "0" and setting() == before
