@@ -27,8 +27,9 @@ from benchmarks.scale_data import (
 from tests.support.admin import admin_url, make_delivery, rows
 from tests.support.admin_users import admin_user
 from tests.testapp.models import BlogPage
+from wagtail_publish_hooks.admin.deliveries import views as deliveries_views
 from wagtail_publish_hooks.admin.deliveries.filters import REMOVED, WATCH_NOTIFICATIONS
-from wagtail_publish_hooks.admin.deliveries.paginator import CappedPaginator
+from wagtail_publish_hooks.admin.deliveries.paginator import SEARCH_COUNT_LIMIT, CappedPaginator
 from wagtail_publish_hooks.models import Delivery, DeliveryStatus, Event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,6 +53,7 @@ def client_for(user) -> Client:
 @pytest.fixture
 def small_cap(monkeypatch):
     monkeypatch.setattr(CappedPaginator, "count_limit", 60)
+    monkeypatch.setattr(deliveries_views, "SEARCH_COUNT_LIMIT", 60)
 
 
 @pytest.fixture
@@ -182,6 +184,24 @@ def test_the_count_is_capped_and_says_so(admin_client, small_cap):
     assert "Page 1 of 1" in text and "Page 1 of 1+" not in text
 
 
+def test_a_search_counts_fewer_than_a_listing(admin_client, small_cap, monkeypatch):
+    assert SEARCH_COUNT_LIMIT == 1_000
+    monkeypatch.setattr(deliveries_views, "SEARCH_COUNT_LIMIT", 10)
+    for n in range(30):
+        make_delivery(f"Row {n}", status=DeliveryStatus.FAILED)
+    report = reverse("wagtail_publish_hooks:deliveries")
+    with CaptureQueriesContext(connection) as captured:
+        searched = html.unescape(admin_client.get(report + "?q=Row").content.decode())
+    assert "There are more than 10 matches" in searched and "Page 1 of 1+" in searched
+    counts = [q["sql"] for q in captured.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert len(counts) == 1 and "LIMIT 11" in counts[0]
+    # The rows of the first page are the newest matches, as many as the page holds.
+    assert len(rows(admin_client.get(report + "?q=Row"))) == 10
+    # Filters count up to the listing's limit.
+    filtered = html.unescape(admin_client.get(report + "?status=failed").content.decode())
+    assert "There are 30 matches" in filtered
+
+
 def test_the_last_counted_page_is_reachable(admin_client, small_cap):
     for n in range(75):
         make_delivery(f"Row {n}")
@@ -307,7 +327,10 @@ def test_the_migration_goes_on_without_the_trigram_index_when_it_may_not_create_
     assert "wph_event_title_trgm" in caplog.text
 
 
-@postgres_only
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="parallel workers are PostgreSQL's: needs PostgreSQL (PUBLISH_HOOKS_TEST_DB=postgres)",
+)
 def test_the_capped_count_starts_no_parallel_workers(admin_client):
     """Starting parallel workers costs more than counting 10,001 rows without them: the count
     runs with them off, and the setting ends with its transaction."""

@@ -23,6 +23,8 @@ from wagtail.admin.paginator import WagtailPaginator
 
 #: The most rows a listing counts.
 COUNT_LIMIT = 10_000
+#: The most rows a title search counts.
+SEARCH_COUNT_LIMIT = 1_000
 
 
 def estimated_rows(model: Any) -> int:

@@ -30,7 +30,7 @@ from ..permissions import (
 from .cells import ActionsTitleColumn, CountColumn, HumanDateColumn, TextColumn
 from .display import NAMESPACE, last_response, shown_title, status_column, url
 from .filters import DeliveryFilterSet, filterable_content_type_ids
-from .paginator import CappedPaginator
+from .paginator import SEARCH_COUNT_LIMIT, CappedPaginator
 from .selection import (
     deliveries_queryset,
     find_instance,
@@ -74,6 +74,13 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
         """``queryset`` annotated with ``object_visible``, whether the user may see the rows'
         titles."""
         return self.access.annotate(queryset)
+
+    def get_paginator(self, *args: Any, **kwargs: Any) -> Any:
+        if self.is_searching:
+            # A title search counts fewer: for a user who may see only some titles, nothing
+            # narrows the count but reading events until enough visible titles match.
+            kwargs.setdefault("count_limit", SEARCH_COUNT_LIMIT)
+        return super().get_paginator(*args, **kwargs)
 
     def paginate_queryset(self, queryset: QuerySet[Delivery], page_size: int) -> Any:
         paginator, page, rows, is_paginated = super().paginate_queryset(queryset, page_size)
