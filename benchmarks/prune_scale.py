@@ -371,6 +371,12 @@ def run_one(
             "during": len(during),
             "quiet_median_ms": statistics.median(quiet) * 1000,
             "quiet_p95_ms": percentile(quiet, 0.95) * 1000,
+            # Apart: a drift of the publish's own cost over the run (its page's revisions grow
+            # by one per publish) shows as "after" differing from "before".
+            "before": len(before),
+            "before_median_ms": statistics.median(before) * 1000,
+            "after": len(after),
+            "after_median_ms": statistics.median(after) * 1000,
             "during_median_ms": statistics.median(during) * 1000,
             "during_p95_ms": percentile(during, 0.95) * 1000,
             "held": len(held),
@@ -428,6 +434,11 @@ def report(figures: dict[str, Any]) -> list[str]:
         f"(**{pubs['during_median_ms'] / pubs['quiet_median_ms']:.2f} x**), "
         f"p95 {pubs['quiet_p95_ms']:.2f} → {pubs['during_p95_ms']:.2f} ms "
         f"({pubs['during_p95_ms'] / pubs['quiet_p95_ms']:.2f} x)"
+    )
+    print(
+        f"  before the prune: {pubs['before']} publishes, median "
+        f"{pubs['before_median_ms']:.2f} ms; after it: {pubs['after']}, median "
+        f"{pubs['after_median_ms']:.2f} ms"
     )
     if pubs["held"]:
         print(
