@@ -66,14 +66,14 @@ def insert_rows(
             prepared[key] = fields[position].get_db_prep_save(value, connection)
         return prepared[key]
 
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(field.column)) for field in fields)
     if connection.vendor == "postgresql" and positions and _can_unnest(fields, connection):
         arrays = [
             [prepare(position, row[index]) for row in rows]
             for index, position in enumerate(positions)
         ]
         return _insert_unnest(template, fields, positions, shared, arrays, connection)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(field.column)) for field in fields)
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
     pk_column = quote(str(meta.pk.column))
     batch = max(1, connection.ops.bulk_batch_size(fields, rows))

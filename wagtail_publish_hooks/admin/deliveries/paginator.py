@@ -52,8 +52,8 @@ def bounded_count(rows: Any) -> int:
     if connection.vendor != "postgresql":
         return int(rows.count())
     with transaction.atomic(using=rows.db), connection.cursor() as cursor:
-        # Until the end of this transaction (a savepoint's, if a request's transaction is
-        # open: then until the request's end, which reads nothing bigger).
+        # SET LOCAL lasts to the end of the transaction: this one's, or, inside a request's
+        # own transaction (ATOMIC_REQUESTS), to the end of the request.
         cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
         return int(rows.count())
 
