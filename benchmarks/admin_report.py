@@ -233,15 +233,24 @@ def measure(scenario: Scenario, user: str, client: Any, requests: int, warmup: i
     )
 
 
+#: Requests run under the profiler per scenario and user (``--profile``).
+PROFILED_REQUESTS = 10
+
+
 def profile(client: Any, url: str) -> None:
     import cProfile
     import pstats
 
     profiler = cProfile.Profile()
     profiler.enable()
-    client.get(url)
+    for _ in range(PROFILED_REQUESTS):
+        client.get(url)
     profiler.disable()
-    pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
+    print(f"\n{url}: {PROFILED_REQUESTS} requests")
+    stats = pstats.Stats(profiler)
+    stats.sort_stats("cumulative").print_stats(40)
+    # Where the time is spent, not only what it is spent under.
+    stats.sort_stats("tottime").print_stats(25)
 
 
 def print_results(results: list[Result]) -> None:
@@ -278,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
         help="with DATABASE_URL: use the site and history a previous run left there",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="print a profile of one request per scenario"
+        "--profile",
+        action="store_true",
+        help=f"print a profile of {PROFILED_REQUESTS} requests per scenario and user",
     )
     args = parser.parse_args(argv)
     requests = args.requests or REQUESTS[args.size]

@@ -73,7 +73,37 @@ def test_snippet_listing_links_to_its_deliveries(admin_client, configure):
     response = admin_client.get(url)
     assert response.status_code == 200
     [row] = rows(response)
-    assert "snippet.published" in row and "Summer sale" in row
+    assert "snippet.published" in row and "consumer" in row
+    assert "Deliveries for “Summer sale”" in response.content.decode()
     assert (
         admin_client.get(admin_url("snippet_deliveries", "testapp", "nope", 1)).status_code == 404
     )
+
+
+def test_an_objects_deliveries_are_its_history_20_to_a_page(admin_client, blog_index):
+    # As Wagtail's history views: 20 rows to a page, and no column repeating the object.
+    for number in range(21):
+        make_delivery(destination=f"dest-{number:02}", instance=blog_index)
+    url = admin_url("page_deliveries", blog_index.pk)
+    first = admin_client.get(url)
+    assert len(rows(first)) == 20
+    assert "Page 1 of 2" in first.content.decode()
+    assert len(rows(admin_client.get(url + "?p=2"))) == 1
+    assert "Page or object" not in first.content.decode()
+    report = admin_client.get(admin_url("deliveries"))
+    assert len(rows(report)) == 21
+    assert "Page or object" in report.content.decode()
+
+
+def test_an_objects_deliveries_offer_no_object_filters(admin_client, blog_index):
+    make_delivery(instance=blog_index)
+    url = admin_url("page_deliveries", blog_index.pk)
+    content = admin_client.get(url).content.decode()
+    assert 'name="status"' in content
+    assert 'name="content_type"' not in content and 'name="object_id"' not in content
+    # The view fixes the object: parameters naming another one neither narrow it nor fail.
+    other = ContentType.objects.get_for_model(Advert).pk
+    response = admin_client.get(url + f"?content_type={other}&object_id=999")
+    assert response.status_code == 200
+    assert len(rows(response)) == 1
+    assert 'name="content_type"' in admin_client.get(admin_url("deliveries")).content.decode()

@@ -261,3 +261,11 @@ class DeliveryFilterSet(WagtailFilterSet):
             if key not in known or len(values) > 1:
                 problems.append(key)
         return sorted(problems)
+
+
+class ObjectDeliveryFilterSet(DeliveryFilterSet):
+    """An object's deliveries' filters: the report's, but for the object's type and id, which
+    the view fixes (and which would only hide its rows)."""
+
+    content_type = None  # type: ignore[assignment]
+    object_id = None  # type: ignore[assignment]

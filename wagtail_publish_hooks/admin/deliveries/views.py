@@ -29,7 +29,7 @@ from ..permissions import (
 )
 from .cells import ActionsTitleColumn, CountColumn, HumanDateColumn, TextColumn
 from .display import NAMESPACE, last_response, shown_title, status_column, url
-from .filters import DeliveryFilterSet, filterable_content_type_ids
+from .filters import DeliveryFilterSet, ObjectDeliveryFilterSet, filterable_content_type_ids
 from .paginator import SEARCH_COUNT_LIMIT, CappedPaginator
 from .selection import (
     deliveries_queryset,
@@ -201,6 +201,10 @@ class DeliveryIndexView(ForbiddenMixin, IndexView):
 class ObjectDeliveriesView(DeliveryIndexView):
     """The deliveries of the events about one page or snippet: its publishing history."""
 
+    # As Wagtail's history views: 20 to a page.
+    paginate_by = 20
+    filterset_class = ObjectDeliveryFilterSet
+
     # Looked up when first used, after the permission check: a user without the permission
     # learns nothing, not even whether the object exists.
     @cached_property
@@ -233,6 +237,11 @@ class ObjectDeliveriesView(DeliveryIndexView):
     def with_visibility(self, queryset: QuerySet[Delivery]) -> QuerySet[Delivery]:
         # The user may see the object (checked above): its title is shown on every row.
         return queryset.annotate(object_visible=models.Value(True))
+
+    @cached_property
+    def columns(self) -> list[Any]:
+        # Every row is about the object the page is titled with.
+        return [column for column in super().columns if column.name != "object"]
 
     def get_page_title(self) -> str:
         return _("Deliveries for “%(title)s”") % {"title": self.object_title()}
