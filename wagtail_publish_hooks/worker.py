@@ -64,7 +64,7 @@ T = TypeVar("T")
 MAX_ERROR_LENGTH = 2000
 
 #: Outcomes committed together at most, and the longest an outcome waits for its commit.
-FLUSH_SIZE = 25
+FLUSH_SIZE = 50
 FLUSH_SECONDS = 0.25
 
 
@@ -186,7 +186,8 @@ def send_in_order(
                 recorder.flush()
                 release_deliveries(deliveries[index:], lease.token)
                 return True
-            pending = [outcome.delivery for outcome in recorder.pending]
+            # (Read only when the claims must be confirmed in the database.)
+            pending = (outcome.delivery for outcome in recorder.pending)
             if not lease.confirm(delivery, pending, send_seconds=send_seconds):
                 logger.info(
                     "Publish hooks: the claim on event %s to %r ran out and was taken over; "

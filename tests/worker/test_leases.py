@@ -339,11 +339,16 @@ def test_a_pending_outcome_whose_claim_is_short_makes_the_confirm_ask(deliveries
     """The claims of outcomes waiting for their commit count too: one close to its end is
     extended with the delivery's."""
     token, batch = claim_due_deliveries(10, lease_seconds=60)
-    lease = Lease(token, 60, claimed_at=time.monotonic())
-    lease.expires[batch[0].pk] = time.monotonic() + 5  # confirmed long ago
+    # Claimed 50 s ago: the claims run out in 10 s, before a send of 15 s would be recorded.
+    lease = Lease(token, 60, claimed_at=time.monotonic() - 50)
+    lease.expires[batch[1].pk] = time.monotonic() + 60  # confirmed a moment ago
     held, statements = _statements(lease.confirm, batch[1], [batch[0]], send_seconds=15)
     assert held is True and statements >= 1
     assert lease.expires_at(batch[0]) > time.monotonic() + 50
+    # While the batch's claim outlasts the send, nothing is asked, however many are pending.
+    fresh = Lease(token, 60, claimed_at=time.monotonic())
+    held, statements = _statements(fresh.confirm, batch[-1], batch[:-1], send_seconds=15)
+    assert held is True and statements == 0
 
 
 def test_a_backend_that_cannot_say_how_long_it_sends_is_confirmed_every_time(deliveries):
