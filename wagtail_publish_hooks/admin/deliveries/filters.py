@@ -264,8 +264,8 @@ class DeliveryFilterSet(WagtailFilterSet):
 
 
 class ObjectDeliveryFilterSet(DeliveryFilterSet):
-    """An object's deliveries' filters: the report's, but for the object's type and id, which
-    the view fixes (and which would only hide its rows)."""
+    """An object's deliveries' filters: all of the report's but the object type and the object
+    id, which the view fixes (another value would only hide its rows)."""
 
     content_type = None  # type: ignore[assignment]
     object_id = None  # type: ignore[assignment]
