@@ -160,6 +160,21 @@ def test_page_view_requires_access_to_the_page(client, tree):
     assert client.get(admin_url("page_deliveries", tree["home"].pk)).status_code == 403
 
 
+def test_an_objects_page_cannot_be_turned_to_another_object(client, tree):
+    """The report's object filters, put in the URL of a page's deliveries, change nothing."""
+    secret = deliver_about(tree["secret"])
+    deliver_about(tree["public"])
+    client.force_login(news_viewer(tree))
+    query = f"?content_type={tree['secret'].content_type_id}&object_id={tree['secret'].pk}"
+    for name in ("page_deliveries", "page_deliveries_results"):
+        response = client.get(admin_url(name, tree["public"].pk) + query)
+        assert response.status_code == 200
+        assert len(rows(response)) == 1
+        content = response.content.decode()
+        assert SECRET_TITLE not in text(response)
+        assert admin_url("delivery", secret.pk) not in content
+
+
 def test_snippet_view_requires_a_permission_on_the_snippet(client, tree):
     advert = Advert.objects.create(text="Unannounced campaign")
     make_delivery(instance=advert, event_type="snippet.published")
