@@ -47,6 +47,7 @@ import sys
 import threading
 import time
 import types
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,9 @@ class Watch(threading.Thread):
         self.waiting = 0
         self.samples = 0
         self.vacuuming = 0
+        #: What the prune's backend was waiting for when sampled in a statement, with counts:
+        #: a statement much slower than the others shows here as I/O, a lock or the CPU.
+        self.waits: Counter[str] = Counter()
 
     def run(self) -> None:
         from django.db import connection
@@ -333,13 +337,15 @@ class Watch(threading.Thread):
         with connection.cursor() as cursor:
             while not self.stop.wait(0.01):
                 cursor.execute(
-                    "SELECT EXTRACT(EPOCH FROM now() - xact_start) FROM pg_stat_activity "
-                    "WHERE pid = %s AND xact_start IS NOT NULL",
+                    "SELECT EXTRACT(EPOCH FROM now() - xact_start), state, wait_event_type, "
+                    "wait_event FROM pg_stat_activity WHERE pid = %s AND xact_start IS NOT NULL",
                     [self.pid],
                 )
                 row = cursor.fetchone()
                 if row and row[0] is not None:
                     self.oldest = max(self.oldest, float(row[0]))
+                    if row[1] == "active":
+                        self.waits[f"{row[2]}:{row[3]}" if row[2] else "CPU"] += 1
                 cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
                 self.waiting = max(self.waiting, cursor.fetchone()[0])
                 cursor.execute(
@@ -403,6 +409,7 @@ def run_one(
         "oldest_transaction_seen": watch.oldest if watch else None,
         "lock_waits_seen": watch.waiting if watch else None,
         "autovacuum_share": watch.vacuuming / max(watch.samples, 1) if watch else None,
+        "prune_waits": dict(watch.waits.most_common(6)) if watch else None,
         "publishes": {
             "quiet": len(quiet),
             "during": len(during),
@@ -464,6 +471,8 @@ def report(figures: dict[str, Any]) -> list[str]:
             f"{figures['oldest_transaction_seen'] * 1000:.1f} ms; "
             f"most backends seen waiting for a lock: {figures['lock_waits_seen']}; "
             f"autovacuum at work on the tables in {figures['autovacuum_share']:.0%} of the samples"
+            f"; the prune's statements, sampled: "
+            + ", ".join(f"{name} {count}" for name, count in figures["prune_waits"].items())
         )
     print(
         f"  publishes: {pubs['quiet']} before and after the prune, {pubs['during']} during it; "
