@@ -18,8 +18,10 @@ Throughput
     run enqueued per worker, while W ``db_worker`` processes are already running (``--interval
     0.1``). The clock runs from the commit until the sink has received all N requests. The
     baseline is a ``requests.Session`` loop in this process posting the same N bodies to the
-    same sink, one after the other, measured right after in the same run: the ratio says what
-    the worker's bookkeeping costs on top of the HTTP requests themselves. The baseline is also
+    same sink, one after the other, measured right after: the ratio says what the worker's
+    bookkeeping costs on top of the HTTP requests themselves. Both are measured in rounds
+    (``--rounds``), a worker run and its loop each, and the medians printed: a machine's speed
+    drifts more between two runs a minute apart than the worker costs. The baseline is also
     run with W threads, to show where the sink saturates. The CPU time of the worker processes
     per delivery, and of the bare loop per request, is printed too: it varies less than wall
     time on a shared machine.
@@ -68,6 +70,7 @@ LATENCY_GOAL_MS = {"p50": 25, "p95": 100}
 SIZES = {
     "quick": {
         "deliveries": 300,
+        "rounds": 3,
         "workers": "1",
         "latency_samples": 10,
         "queues": "db",
@@ -75,6 +78,7 @@ SIZES = {
     },
     "full": {
         "deliveries": 2000,
+        "rounds": 5,
         "workers": "1,2,4",
         "latency_samples": 50,
         "queues": "db,rq,celery",
@@ -382,15 +386,25 @@ def clear_outbox() -> None:
     DBTaskResult.objects.all().delete()
 
 
-def throughput(env: dict[str, str], sink: Sink, page: Any, count: int, workers: int) -> dict:
-    """W running ``db_worker`` processes, warmed up by a few deliveries; then ``count``
-    deliveries recorded at once, timed at the sink from the first request's first byte to the
-    last request (the wait for the next poll is the latency's business, not this)."""
+def throughput(
+    env: dict[str, str], sink: Sink, page: Any, count: int, workers: int, rounds: int = 1
+) -> dict:
+    """W running ``db_worker`` processes, warmed up by a few deliveries; then ``rounds`` rounds
+    of ``count`` deliveries recorded at once, each timed at the sink from the first request's
+    first byte to the last request (the wait for the next poll is the latency's business, not
+    this) and followed at once by the bare loop over the same bodies. Each round's ratio compares
+    a worker and a loop measured seconds apart, so that a machine whose speed drifts during the
+    run moves both; the ratio reported is the median of the rounds'."""
     from wagtail_publish_hooks.models import Delivery, DeliveryStatus
 
     clear_outbox()
     command = [*worker_command("db", 0.1), "--no-startup-delay"]
     pool = Workers(env, workers, command)
+    worker_rates: list[float] = []
+    bare_rates: list[float] = []
+    ratios: list[float] = []
+    cpu = bare_cpu = 0.0
+    finished = True
     try:
         # Until every worker has sent something: imports, first connections, caches.
         warm_up = 20 * workers
@@ -399,27 +413,37 @@ def throughput(env: dict[str, str], sink: Sink, page: Any, count: int, workers: 
         if not sink.done.wait(timeout=120):
             raise SystemExit("the workers did not start")
         time.sleep(0.5)
-        sink.reset(count)
-        cpu_before = pool.cpu_seconds()
-        ids = record_deliveries(page, count, workers)
-        finished = sink.done.wait(timeout=max(120, count / 5))
-        worker_rate = sink.rate()
-        cpu = pool.cpu_seconds() - cpu_before
+        for _ in range(rounds):
+            sink.reset(count)
+            cpu_before = pool.cpu_seconds()
+            ids = record_deliveries(page, count, workers)
+            done = sink.done.wait(timeout=max(120, count / 5))
+            finished = finished and done
+            worker_rate = sink.rate()
+            cpu += pool.cpu_seconds() - cpu_before
+            if not done:
+                break
+            bare_rate, seconds = bare_loop(sink, bodies_for(ids), 1)
+            bare_cpu += seconds
+            worker_rates.append(worker_rate)
+            bare_rates.append(bare_rate)
+            ratios.append(worker_rate / bare_rate)
     finally:
         pool.stop()
     delivered = Delivery.objects.filter(status=DeliveryStatus.DELIVERED).count() - warm_up
-    bodies = bodies_for(ids)
-    bare_1, bare_cpu = bare_loop(sink, bodies, 1)
-    bare_w = bare_loop(sink, bodies, workers)[0] if workers > 1 else bare_1
+    bare_w = bare_loop(sink, bodies_for(ids), workers)[0] if workers > 1 else None
+    measured = max(len(ratios), 1)
     return {
         "workers": workers,
         "finished": finished,
         "delivered": delivered,
-        "worker_rate": worker_rate,
-        "bare_rate": bare_1,
-        "bare_rate_w": bare_w,
-        "worker_cpu_ms": cpu / count * 1000,
-        "bare_cpu_ms": bare_cpu / count * 1000,
+        "worker_rate": statistics.median(worker_rates) if worker_rates else 0.0,
+        "bare_rate": statistics.median(bare_rates) if bare_rates else 0.0,
+        "bare_rate_w": bare_w or (statistics.median(bare_rates) if bare_rates else 0.0),
+        "ratio": statistics.median(ratios) if ratios else 0.0,
+        "ratios": ratios,
+        "worker_cpu_ms": cpu / (count * measured) * 1000,
+        "bare_cpu_ms": bare_cpu / (count * measured) * 1000,
     }
 
 
@@ -681,7 +705,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", choices=SIZES, default="quick")
     parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--deliveries", type=int, help="per throughput run (0 skips them)")
+    parser.add_argument("--deliveries", type=int, help="per throughput round (0 skips them)")
+    parser.add_argument(
+        "--rounds", type=int, help="throughput rounds per worker count, each with its bare loop"
+    )
     parser.add_argument("--workers", help="comma-separated db_worker process counts")
     parser.add_argument("--latency-samples", type=int, help="per queue (0 skips them)")
     parser.add_argument("--queue", help="comma-separated: db, rq, celery")
@@ -762,19 +789,25 @@ def main() -> None:
                     )
         if args.deliveries:
             print(
+                f"\n{args.rounds} rounds per line; per second and the ratio: the rounds' medians"
                 f"\n{'workers':>7}  {'deliveries':>10}  {'worker/s':>9}  {'bare/s':>8}  "
-                f"{'ratio':>6}  {'bare x W/s':>10}  {'vs 1 worker':>11}  "
+                f"{'ratio':>6}  {'rounds':>11}  {'bare x W/s':>10}  {'vs 1 worker':>11}  "
                 f"{'worker CPU ms':>13}  {'bare CPU ms':>11}"
             )
             first_rate = None
             for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
-                result = throughput(env, sink, page, args.deliveries, workers)
-                first_rate = first_rate or result["worker_rate"]
+                result = throughput(env, sink, page, args.deliveries, workers, args.rounds)
+                first_rate = first_rate or result["worker_rate"] or 1.0
                 note = "" if result["finished"] else f"  (only {result['delivered']} delivered)"
+                spread = (
+                    f"{min(result['ratios']):.2f}-{max(result['ratios']):.2f}"
+                    if result["ratios"]
+                    else "-"
+                )
                 print(
                     f"{workers:>7}  {args.deliveries:>10}  {result['worker_rate']:>9.0f}  "
                     f"{result['bare_rate']:>8.0f}  "
-                    f"{result['worker_rate'] / result['bare_rate']:>6.2f}  "
+                    f"{result['ratio']:>6.2f}  {spread:>11}  "
                     f"{result['bare_rate_w']:>10.0f}  "
                     f"{result['worker_rate'] / first_rate:>10.2f}x  "
                     f"{result['worker_cpu_ms']:>13.2f}  {result['bare_cpu_ms']:>11.2f}{note}",
