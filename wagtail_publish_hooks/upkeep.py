@@ -264,9 +264,10 @@ def _warm(connection: Any, t: _Tables, batch: list[_Candidate]) -> None:
     the table's own pages that their ``DELETE`` goes through, so that it finds them in memory
     instead of reading them from disk with its row locks held. (The deliveries and events were
     read by the selection.) The read locks no row. Not on SQLite, where a read holds the lock a
-    publish's commit waits for."""
+    publish's commit waits for; nor inside a transaction of the caller's, where the batches'
+    locks are held until its end anyway."""
     deliveries = [pk for candidate in batch for pk in candidate.deliveries]
-    if connection.vendor != "postgresql" or not deliveries:
+    if connection.vendor != "postgresql" or connection.in_atomic_block or not deliveries:
         return
     with connection.cursor() as cursor:
         # A column no index holds: every row's page is read, not only the index.
