@@ -405,6 +405,7 @@ def throughput(
     ratios: list[float] = []
     cpu = bare_cpu = 0.0
     finished = True
+    bodies: list[bytes] = []
     try:
         # Until every worker has sent something: imports, first connections, caches.
         warm_up = 20 * workers
@@ -413,7 +414,7 @@ def throughput(
         if not sink.done.wait(timeout=120):
             raise SystemExit("the workers did not start")
         time.sleep(0.5)
-        for _ in range(rounds):
+        for _ in range(max(1, rounds)):
             sink.reset(count)
             cpu_before = pool.cpu_seconds()
             ids = record_deliveries(page, count, workers)
@@ -423,7 +424,8 @@ def throughput(
             cpu += pool.cpu_seconds() - cpu_before
             if not done:
                 break
-            bare_rate, seconds = bare_loop(sink, bodies_for(ids), 1)
+            bodies = bodies_for(ids)
+            bare_rate, seconds = bare_loop(sink, bodies, 1)
             bare_cpu += seconds
             worker_rates.append(worker_rate)
             bare_rates.append(bare_rate)
@@ -431,16 +433,17 @@ def throughput(
     finally:
         pool.stop()
     delivered = Delivery.objects.filter(status=DeliveryStatus.DELIVERED).count() - warm_up
-    bare_w = bare_loop(sink, bodies_for(ids), workers)[0] if workers > 1 else None
+    bare_rate = median(bare_rates)
+    bare_w = bare_loop(sink, bodies, workers)[0] if workers > 1 and bodies else bare_rate
     measured = max(len(ratios), 1)
     return {
         "workers": workers,
         "finished": finished,
         "delivered": delivered,
-        "worker_rate": statistics.median(worker_rates) if worker_rates else 0.0,
-        "bare_rate": statistics.median(bare_rates) if bare_rates else 0.0,
-        "bare_rate_w": bare_w or (statistics.median(bare_rates) if bare_rates else 0.0),
-        "ratio": statistics.median(ratios) if ratios else 0.0,
+        "worker_rate": median(worker_rates),
+        "bare_rate": bare_rate,
+        "bare_rate_w": bare_w,
+        "ratio": median(ratios),
         "ratios": ratios,
         "worker_cpu_ms": cpu / (count * measured) * 1000,
         "bare_cpu_ms": bare_cpu / (count * measured) * 1000,
@@ -690,6 +693,10 @@ def template_database() -> str:
         name = str(connection.settings_dict["NAME"])
     connection.close()  # a template database must have no other connection
     return name
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -388,9 +388,10 @@ def prune(
             after = last_read
         else:
             after, span = until, min(span * 2, PRUNE_WINDOW)  # the window is done
+        done = None
         if batch:
             _warm(connection, t, batch)
-        done = _prune_batch(connection, t, batch, size) if batch else None
+            done = _prune_batch(connection, t, batch, size)
         took = time.monotonic() - started  # the selection and the batch, not the progress
         if done is not None:
             total.add(done)
