@@ -24,6 +24,12 @@ Scenarios:
 ``naive receiver, 10 POSTs``
     The plugin off and a ``page_published`` receiver that POSTs the page as JSON with
     ``requests`` to the same ten endpoints inside the signal, as in Wagtail's documentation.
+``floor, N destinations`` (``--floor``)
+    The plugin off and a ``page_published`` receiver that does only what the pipeline's
+    contract requires of a publish, written plainly: read what changed (the previous publish's
+    revision), and in one transaction write the ``Event``, one ``Delivery`` per destination
+    (one statement) and the one task row. No routing, no merging window, no
+    savepoints, no failure handling: the least any implementation of the contract can add.
 
 Every endpoint is on 127.0.0.1: a ``ThreadingHTTPServer`` started here (HTTP/1.1 keep-alive,
 ``TCP_NODELAY`` on every accepted socket) and a loopback port with nothing listening.
@@ -214,6 +220,46 @@ def naive_receiver(urls: list[str]) -> Callable[..., None]:
                 requests.post(url, json=data, timeout=NAIVE_TIMEOUT)
 
     return post_page
+
+
+def floor_receiver(aliases: list[str]) -> Callable[..., None]:
+    """The least a publish can cost under the pipeline's contract (see ``--floor``): the
+    "what changed" read that the payload's ``changes`` needs, the ``Event`` row and the
+    ``Delivery`` rows in one transaction (the transactional outbox), and in it the one task row
+    (django-tasks-db's queue, in the same database, as the plugin's scenarios use)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from wagtail_publish_hooks.changes import publish_changes
+    from wagtail_publish_hooks.events import build_body, new_event_id
+    from wagtail_publish_hooks.models import Event
+    from wagtail_publish_hooks.outbox import insert_deliveries
+    from wagtail_publish_hooks.tasks import deliver_due_deliveries
+
+    def record(sender: Any, instance: Any, revision: Any = None, **kwargs: Any) -> None:
+        now = timezone.now()
+        event_id = new_event_id()
+        data = {"id": instance.pk, "title": instance.title, **publish_changes(instance, revision)}
+        with transaction.atomic():
+            event = Event(
+                event_id=event_id,
+                event_type="page.published",
+                created_at=now,
+                payload=build_body(
+                    event_id=event_id, event_type="page.published", timestamp=now, data=data
+                ),
+                included_data={},
+            )
+            event.save(force_insert=True)
+            insert_deliveries(event, [(alias, now, []) for alias in aliases], now, using="default")
+            # In the same transaction: the queue is in the same database (as the plugin does).
+            deliver_due_deliveries.using(priority=50).enqueue()
+
+    return record
+
+
+def floor_name(count: int) -> str:
+    return f"floor, {count} destinations"
 
 
 @dataclass
@@ -521,7 +567,7 @@ def run_phase(
     run_rounds(scenarios, publish, rounds)
     phase.samples = {scenario.name: list(scenario.samples) for scenario in scenarios}
     for scenario in scenarios:
-        if scenario.receiver is None:
+        if scenario.name != NAIVE:
             phase.queries[scenario.name] = count_queries(scenario, publish, query_samples)
     # Plans: on PostgreSQL with tables too small for an index to pay, the planner scans them
     # anyway; with no history, ask it with sequential scans disabled, which shows whether an
@@ -724,6 +770,12 @@ def main(argv: list[str] | None = None) -> int:
         "action-publish, as an editor publishes",
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also time the floor: a receiver that does only what the contract requires of a "
+        "publish, for each destination count",
+    )
+    parser.add_argument(
         "--journal-mode",
         choices=["delete", "wal"],
         default="delete",
@@ -796,6 +848,17 @@ def main(argv: list[str] | None = None) -> int:
             receiver=naive_receiver(urls),
         )
         scenarios = [baseline, off_empty, *plugins]
+        if args.floor:
+            scenarios.extend(
+                Scenario(
+                    floor_name(count),
+                    off,
+                    args.iterations,
+                    args.warmup,
+                    receiver=floor_receiver(list(hooks[count])),
+                )
+                for count in counts
+            )
         if args.naive_iterations > 0:
             scenarios.append(naive)
             estimate = (SLOW_SECONDS + 0.1) * (args.naive_iterations + 1)

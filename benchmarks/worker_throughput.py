@@ -55,7 +55,9 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -377,6 +379,143 @@ def bare_loop(sink: Sink, bodies: list[bytes], threads: int) -> tuple[float, flo
     return sink.rate(), sum(cpu)
 
 
+#: Deliveries the floor loop claims at a time (the plugin's default ``BATCH_SIZE``).
+FLOOR_BATCH = 50
+
+
+def floor_loop(sink: Sink, ids: list[str]) -> tuple[float, float, int]:
+    """The least a worker can do under the pipeline's contract, written plainly, over the
+    deliveries of the events ``ids`` (set due again, with no run enqueued, so that no worker
+    takes them): claim ``FLOOR_BATCH`` with a lease in one ``UPDATE``, read their payloads in
+    one ``SELECT``, sign each (Standard Webhooks) and POST it with one ``requests.Session``,
+    then commit the batch's attempts (one ``INSERT``: status, duration, the response's headers
+    and its truncated body) and outcomes (one ``UPDATE``) in one transaction.
+
+    No address policy, no claim confirmed before a send, no health, no retry decision, no
+    failure handling: what any implementation of the contract must add to the bare loop.
+    Returns the requests per second at the sink, the CPU seconds of the loop, and how many
+    deliveries it recorded."""
+    import requests
+    from django.db import connection, transaction
+    from django.utils import timezone
+    from standardwebhooks.webhooks import Webhook
+
+    from wagtail_publish_hooks.models import (
+        Attempt,
+        AttemptOutcome,
+        Delivery,
+        DeliveryStatus,
+        Event,
+    )
+
+    deliveries = connection.ops.quote_name(Delivery._meta.db_table)
+    events = connection.ops.quote_name(Event._meta.db_table)
+    attempts_table = connection.ops.quote_name(Attempt._meta.db_table)
+    token_field = Delivery._meta.get_field("lease_token")
+    moment = connection.ops.adapt_datetimefield_value
+    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    signer = Webhook(SECRET)
+    url = sink.url()
+
+    now = timezone.now()
+    Delivery.objects.filter(event__event_id__in=ids).update(
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=now,
+        lease_token=None,
+        lease_expires_at=None,
+        delivered_at=None,
+    )
+    recorded = 0
+    sink.reset(len(ids))
+    started = time.thread_time()
+    with requests.Session() as session, connection.cursor() as cursor:
+        while True:
+            now = timezone.now()
+            token = uuid.uuid4()
+            # Only table names and placeholders are formatted in.
+            cursor.execute(
+                f"UPDATE {deliveries} SET status = %s, lease_token = %s, lease_expires_at = %s "  # noqa: S608
+                f"WHERE id IN (SELECT id FROM {deliveries} WHERE status = %s "
+                f"AND next_attempt_at <= %s AND lease_token IS NULL "
+                f"ORDER BY next_attempt_at, id LIMIT {FLOOR_BATCH}{lock}) "
+                f"RETURNING id, event_id, attempts",
+                [
+                    DeliveryStatus.SENDING,
+                    token_field.get_db_prep_value(token, connection),
+                    moment(now + timedelta(seconds=300)),
+                    DeliveryStatus.PENDING,
+                    moment(now),
+                ],
+            )
+            claimed = sorted(cursor.fetchall())
+            if not claimed:
+                break
+            marks = ", ".join(["%s"] * len(claimed))
+            cursor.execute(
+                f"SELECT id, event_id, payload FROM {events} WHERE id IN ({marks})",  # noqa: S608
+                [event for _pk, event, _n in claimed],
+            )
+            payloads = {pk: (event_id, payload) for pk, event_id, payload in cursor.fetchall()}
+            rows: list[Any] = []
+            for pk, event, number in claimed:
+                event_id, payload = payloads[event]
+                text = payload if isinstance(payload, str) else json.dumps(payload)
+                sent_at = timezone.now()
+                headers = {
+                    "content-type": "application/json",
+                    "webhook-id": event_id,
+                    "webhook-timestamp": str(int(sent_at.timestamp())),
+                    "webhook-signature": signer.sign(event_id, sent_at, text),
+                }
+                clock = time.perf_counter()
+                response = session.post(url, data=text.encode(), headers=headers, timeout=10)
+                response.raise_for_status()
+                duration = int((time.perf_counter() - clock) * 1000)
+                rows.extend(
+                    [
+                        pk,
+                        number + 1,
+                        moment(sent_at),
+                        duration,
+                        AttemptOutcome.SUCCESS,
+                        response.status_code,
+                        "",
+                        json.dumps({**headers, "webhook-signature": "[redacted]"}),
+                        json.dumps(dict(response.headers)),
+                        response.text[:4096],
+                        "{}",
+                    ]
+                )
+            done = timezone.now()
+            pks = [pk for pk, _event, _n in claimed]
+            with transaction.atomic():
+                values = ", ".join(["(" + ", ".join(["%s"] * 11) + ")"] * len(claimed))
+                cursor.execute(
+                    f"INSERT INTO {attempts_table} (delivery_id, number, started_at, "  # noqa: S608
+                    f"duration_ms, outcome, status_code, error, request_headers, "
+                    f"response_headers, response_body, detail) VALUES {values}",
+                    rows,
+                )
+                cursor.execute(
+                    f"UPDATE {deliveries} SET status = %s, attempts = attempts + 1, "  # noqa: S608
+                    f"lease_token = NULL, lease_expires_at = NULL, last_status_code = %s, "
+                    f"last_error = '', delivered_at = %s, updated_at = %s "
+                    f"WHERE id IN ({', '.join(['%s'] * len(pks))}) AND lease_token = %s",
+                    [
+                        DeliveryStatus.DELIVERED,
+                        200,
+                        moment(done),
+                        moment(done),
+                        *pks,
+                        token_field.get_db_prep_value(token, connection),
+                    ],
+                )
+                recorded += cursor.rowcount
+    seconds = time.thread_time() - started
+    sink.done.wait(timeout=10)
+    return sink.rate(), seconds, recorded
+
+
 def clear_outbox() -> None:
     from django_tasks_db.models import DBTaskResult
 
@@ -387,14 +526,24 @@ def clear_outbox() -> None:
 
 
 def throughput(
-    env: dict[str, str], sink: Sink, page: Any, count: int, workers: int, rounds: int = 1
+    env: dict[str, str],
+    sink: Sink,
+    page: Any,
+    count: int,
+    workers: int,
+    rounds: int = 1,
+    *,
+    floor: bool = False,
 ) -> dict:
     """W running ``db_worker`` processes, warmed up by a few deliveries; then ``rounds`` rounds
     of ``count`` deliveries recorded at once, each timed at the sink from the first request's
     first byte to the last request (the wait for the next poll is the latency's business, not
     this) and followed at once by the bare loop over the same bodies. Each round's ratio compares
     a worker and a loop measured seconds apart, so that a machine whose speed drifts during the
-    run moves both; the ratio reported is the median of the rounds'."""
+    run moves both; the ratio reported is the median of the rounds'.
+
+    ``floor``: each round then also runs :func:`floor_loop` over the same deliveries, right
+    after the bare loop, with its own ratio to that loop."""
     from wagtail_publish_hooks.models import Delivery, DeliveryStatus
 
     clear_outbox()
@@ -403,7 +552,10 @@ def throughput(
     worker_rates: list[float] = []
     bare_rates: list[float] = []
     ratios: list[float] = []
-    cpu = bare_cpu = 0.0
+    floor_rates: list[float] = []
+    floor_ratios: list[float] = []
+    floor_recorded = 0
+    cpu = bare_cpu = floor_cpu = 0.0
     finished = True
     bodies: list[bytes] = []
     try:
@@ -430,6 +582,12 @@ def throughput(
             worker_rates.append(worker_rate)
             bare_rates.append(bare_rate)
             ratios.append(worker_rate / bare_rate)
+            if floor:
+                floor_rate, seconds, recorded = floor_loop(sink, ids)
+                floor_cpu += seconds
+                floor_recorded += recorded
+                floor_rates.append(floor_rate)
+                floor_ratios.append(floor_rate / bare_rate)
     finally:
         pool.stop()
     delivered = Delivery.objects.filter(status=DeliveryStatus.DELIVERED).count() - warm_up
@@ -447,6 +605,11 @@ def throughput(
         "ratios": ratios,
         "worker_cpu_ms": cpu / (count * measured) * 1000,
         "bare_cpu_ms": bare_cpu / (count * measured) * 1000,
+        "floor_rate": median(floor_rates),
+        "floor_ratios": floor_ratios,
+        "floor_ratio": median(floor_ratios),
+        "floor_cpu_ms": floor_cpu / (count * measured) * 1000,
+        "floor_complete": floor_recorded == count * len(floor_ratios),
     }
 
 
@@ -721,6 +884,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--queue", help="comma-separated: db, rq, celery")
     parser.add_argument("--intervals", help="db_worker --interval values for the latency")
     parser.add_argument("--no-check", action="store_true", help="skip the statement check")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="each throughput round also runs the floor: the least a worker must do under the "
+        "contract (claim, sign, send, record), written plainly, against the same bare loop",
+    )
     parser.add_argument("--journal-mode", choices=("delete", "wal"), default="wal")
     parser.add_argument(
         "--queue-modes",
@@ -802,8 +971,11 @@ def main() -> None:
                 f"{'worker CPU ms':>13}  {'bare CPU ms':>11}"
             )
             first_rate = None
+            floors: list[dict] = []
             for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
-                result = throughput(env, sink, page, args.deliveries, workers, args.rounds)
+                result = throughput(
+                    env, sink, page, args.deliveries, workers, args.rounds, floor=args.floor
+                )
                 first_rate = first_rate or result["worker_rate"] or 1.0
                 note = "" if result["finished"] else f"  (only {result['delivered']} delivered)"
                 spread = (
@@ -820,7 +992,18 @@ def main() -> None:
                     f"{result['worker_cpu_ms']:>13.2f}  {result['bare_cpu_ms']:>11.2f}{note}",
                     flush=True,
                 )
+                if args.floor and result["floor_ratios"]:
+                    floors.append(result)
             print(f"Goal: ratio >= {GOAL_RATIO} with 1 worker (CPU: per delivery / per request).")
+            for result in floors:
+                complete = "" if result["floor_complete"] else " (some deliveries not its own)"
+                print(
+                    f"Floor (the contract's least work, plainly, in this process), rounds of "
+                    f"W={result['workers']}: {result['floor_rate']:.0f}/s, ratio "
+                    f"{result['floor_ratio']:.2f} ({min(result['floor_ratios']):.2f}-"
+                    f"{max(result['floor_ratios']):.2f}), CPU {result['floor_cpu_ms']:.2f} ms "
+                    f"per delivery{complete}"
+                )
         if args.latency_samples:
             queues = [q.strip() for q in args.queue.split(",") if q.strip()]
             intervals = [i.strip() for i in args.intervals.split(",") if i.strip()]
