@@ -34,6 +34,7 @@ import wagtail_publish_hooks.operational as operational
 
 from .bulk_insert import can_insert_rows, insert_rows
 from .conf import get_settings, is_builtin_alias
+from .encoding import storable
 from .events import json_safe
 from .exceptions import DeliveryError, DestinationGone
 from .http.addresses import address_policy
@@ -452,7 +453,9 @@ def attempt_delivery(
         status = DeliveryStatus.FAILED
         next_attempt_at = delivery.next_attempt_at
 
-    error_text = error.message[:MAX_ERROR_LENGTH] if error is not None else ""
+    # What the destination answered is recorded as every database can store it (a NUL in a
+    # body would otherwise fail the commit of every outcome recorded with this one).
+    error_text = storable(error.message[:MAX_ERROR_LENGTH]) if error is not None else ""
     status_code = result.status_code if result is not None else getattr(error, "status_code", None)
     source = result if result is not None else error
 
@@ -464,11 +467,13 @@ def attempt_delivery(
         outcome=outcome,
         status_code=status_code,
         error=error_text,
-        request_headers=getattr(source, "request_headers", {}) or {},
-        response_headers=getattr(source, "response_headers", {}) or {},
-        response_body=getattr(source, "response_body", "") or "",
-        detail=_recordable_detail(
-            result.extra if result is not None else getattr(error, "detail", None)
+        request_headers=storable(getattr(source, "request_headers", {}) or {}),
+        response_headers=storable(getattr(source, "response_headers", {}) or {}),
+        response_body=storable(getattr(source, "response_body", "") or ""),
+        detail=storable(
+            _recordable_detail(
+                result.extra if result is not None else getattr(error, "detail", None)
+            )
         ),
     )
     delivery.status = status
