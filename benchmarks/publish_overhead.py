@@ -234,7 +234,7 @@ def floor_receiver(aliases: list[str]) -> Callable[..., None]:
     from wagtail_publish_hooks.events import build_body, new_event_id
     from wagtail_publish_hooks.models import Event
     from wagtail_publish_hooks.outbox import insert_deliveries
-    from wagtail_publish_hooks.tasks import deliver_due_deliveries
+    from wagtail_publish_hooks.tasks import DATABASE_QUEUE_PRIORITY, deliver_due_deliveries
 
     def record(sender: Any, instance: Any, revision: Any = None, **kwargs: Any) -> None:
         now = timezone.now()
@@ -253,7 +253,7 @@ def floor_receiver(aliases: list[str]) -> Callable[..., None]:
             event.save(force_insert=True)
             insert_deliveries(event, [(alias, now, []) for alias in aliases], now, using="default")
             # In the same transaction: the queue is in the same database (as the plugin does).
-            deliver_due_deliveries.using(priority=50).enqueue()
+            deliver_due_deliveries.using(priority=DATABASE_QUEUE_PRIORITY).enqueue()
 
     return record
 

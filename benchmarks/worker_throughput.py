@@ -379,14 +379,10 @@ def bare_loop(sink: Sink, bodies: list[bytes], threads: int) -> tuple[float, flo
     return sink.rate(), sum(cpu)
 
 
-#: Deliveries the floor loop claims at a time (the plugin's default ``BATCH_SIZE``).
-FLOOR_BATCH = 50
-
-
 def floor_loop(sink: Sink, ids: list[str]) -> tuple[float, float, int]:
     """The least a worker can do under the pipeline's contract, written plainly, over the
     deliveries of the events ``ids`` (set due again, with no run enqueued, so that no worker
-    takes them): claim ``FLOOR_BATCH`` with a lease in one ``UPDATE``, read their payloads in
+    takes them): claim ``BATCH_SIZE`` of them with a lease in one ``UPDATE``, read their payloads in
     one ``SELECT``, sign each (Standard Webhooks) and POST it with one ``requests.Session``,
     then commit the batch's attempts (one ``INSERT``: status, duration, the response's headers
     and its truncated body) and outcomes (one ``UPDATE``) in one transaction.
@@ -400,6 +396,8 @@ def floor_loop(sink: Sink, ids: list[str]) -> tuple[float, float, int]:
     from django.utils import timezone
     from standardwebhooks.webhooks import Webhook
 
+    from wagtail_publish_hooks.conf import get_settings
+    from wagtail_publish_hooks.http.responses import RESPONSE_EXCERPT_BYTES
     from wagtail_publish_hooks.models import (
         Attempt,
         AttemptOutcome,
@@ -407,6 +405,7 @@ def floor_loop(sink: Sink, ids: list[str]) -> tuple[float, float, int]:
         DeliveryStatus,
         Event,
     )
+    from wagtail_publish_hooks.redaction import redact_headers
 
     deliveries = connection.ops.quote_name(Delivery._meta.db_table)
     events = connection.ops.quote_name(Event._meta.db_table)
@@ -414,6 +413,7 @@ def floor_loop(sink: Sink, ids: list[str]) -> tuple[float, float, int]:
     token_field = Delivery._meta.get_field("lease_token")
     moment = connection.ops.adapt_datetimefield_value
     lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
+    batch = int(get_settings().BATCH_SIZE)
     signer = Webhook(SECRET)
     url = sink.url()
 
@@ -437,7 +437,7 @@ def floor_loop(sink: Sink, ids: list[str]) -> tuple[float, float, int]:
                 f"UPDATE {deliveries} SET status = %s, lease_token = %s, lease_expires_at = %s "  # noqa: S608
                 f"WHERE id IN (SELECT id FROM {deliveries} WHERE status = %s "
                 f"AND next_attempt_at <= %s AND lease_token IS NULL "
-                f"ORDER BY next_attempt_at, id LIMIT {FLOOR_BATCH}{lock}) "
+                f"ORDER BY next_attempt_at, id LIMIT {batch}{lock}) "
                 f"RETURNING id, event_id, attempts",
                 [
                     DeliveryStatus.SENDING,
@@ -480,9 +480,9 @@ def floor_loop(sink: Sink, ids: list[str]) -> tuple[float, float, int]:
                         AttemptOutcome.SUCCESS,
                         response.status_code,
                         "",
-                        json.dumps({**headers, "webhook-signature": "[redacted]"}),
+                        json.dumps(redact_headers(headers)),
                         json.dumps(dict(response.headers)),
-                        response.text[:4096],
+                        response.text[:RESPONSE_EXCERPT_BYTES],
                         "{}",
                     ]
                 )
@@ -862,6 +862,11 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
 
+def spread(ratios: list[float]) -> str:
+    """The lowest and highest of the rounds' ratios."""
+    return f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
@@ -978,15 +983,10 @@ def main() -> None:
                 )
                 first_rate = first_rate or result["worker_rate"] or 1.0
                 note = "" if result["finished"] else f"  (only {result['delivered']} delivered)"
-                spread = (
-                    f"{min(result['ratios']):.2f}-{max(result['ratios']):.2f}"
-                    if result["ratios"]
-                    else "-"
-                )
                 print(
                     f"{workers:>7}  {args.deliveries:>10}  {result['worker_rate']:>9.0f}  "
                     f"{result['bare_rate']:>8.0f}  "
-                    f"{result['ratio']:>6.2f}  {spread:>11}  "
+                    f"{result['ratio']:>6.2f}  {spread(result['ratios']):>11}  "
                     f"{result['bare_rate_w']:>10.0f}  "
                     f"{result['worker_rate'] / first_rate:>10.2f}x  "
                     f"{result['worker_cpu_ms']:>13.2f}  {result['bare_cpu_ms']:>11.2f}{note}",
@@ -1000,9 +1000,8 @@ def main() -> None:
                 print(
                     f"Floor (the contract's least work, plainly, in this process), rounds of "
                     f"W={result['workers']}: {result['floor_rate']:.0f}/s, ratio "
-                    f"{result['floor_ratio']:.2f} ({min(result['floor_ratios']):.2f}-"
-                    f"{max(result['floor_ratios']):.2f}), CPU {result['floor_cpu_ms']:.2f} ms "
-                    f"per delivery{complete}"
+                    f"{result['floor_ratio']:.2f} ({spread(result['floor_ratios'])}), "
+                    f"CPU {result['floor_cpu_ms']:.2f} ms per delivery{complete}"
                 )
         if args.latency_samples:
             queues = [q.strip() for q in args.queue.split(",") if q.strip()]
